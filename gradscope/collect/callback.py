@@ -1,0 +1,227 @@
+"""``GradScope``: the Keras callback that records gradient, weight and activation statistics."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from gradscope.collect.engine import Recorder, validate_frequencies
+from gradscope.collect.hooks import Hooks, base_optimizer
+from gradscope.collect.layers import plan_watch
+from gradscope.collect.session import RecordingSession, log_float, owned_by_other_run
+
+#: Examples of ``probe_data`` used for activation statistics.
+PROBE_EXAMPLES = 256
+
+
+def _probe_inputs(probe_data: Any) -> Any:
+    if probe_data is None:
+        return None
+    x = probe_data[0] if isinstance(probe_data, tuple) else probe_data
+    if isinstance(x, tf.data.Dataset):
+        x = next(iter(x.unbatch().batch(PROBE_EXAMPLES)))
+        x = x[0] if isinstance(x, tuple) else x
+    return tf.nest.map_structure(lambda a: tf.convert_to_tensor(np.asarray(a)[:PROBE_EXAMPLES]), x)
+
+
+class GradScope(keras.callbacks.Callback):
+    """Records per-layer gradient, weight, update and activation statistics during ``fit``.
+
+    Statistics are computed inside the compiled train step from the gradients the optimizer
+    already receives (no second backward pass), reduced to a few numbers per layer and kept in a
+    small ring buffer of variables; the host reads that buffer only on recorded steps. The run
+    directory (``meta.json``, ``stats.jsonl``, ``epochs.jsonl``, ``hist.npz`` and TensorBoard
+    events) is readable with :func:`gradscope.load_run` at any time, even after a crash.
+
+    Args:
+        log_dir: the run directory.
+        freq: record every ``freq`` optimizer steps (gradients, weights, updates, loss, lr).
+        histogram_freq: also record gradient (log10|g|) and activation histograms every
+            ``histogram_freq`` steps; 0 disables. Must be a multiple of ``freq``.
+        activation_freq: record activation statistics every ``activation_freq`` steps; None
+            means ``freq``, 0 disables. Must be a multiple of ``freq``.
+        layers: names of the layers to watch; None watches every layer with trainable weights
+            and every layer with an activation, nested models included.
+        probe_data: optional fixed inputs (array, tuple ``(x, y)`` or dataset); if given,
+            activation statistics come from a forward pass on its first 256 examples in inference
+            mode, so they are comparable from step to step. If None, they come from the training
+            batch inside the train step, at no extra forward pass.
+        tensorboard: also write TensorBoard scalars/histograms into ``log_dir``.
+        max_records: keep at most this many step records on disk (evenly thinned); None keeps
+            all.
+
+    Example:
+        >>> model.fit(x, y, epochs=3, callbacks=[GradScope("runs/mlp")])  # doctest: +SKIP
+        >>> gradscope.load_run("runs/mlp").series("grad_norm", "dense")  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        log_dir: str | Path,
+        freq: int = 10,
+        histogram_freq: int = 0,
+        activation_freq: int | None = None,
+        layers: Sequence[str] | None = None,
+        probe_data: Any = None,
+        tensorboard: bool = True,
+        max_records: int | None = None,
+    ):
+        super().__init__()
+        if not isinstance(log_dir, str | Path) or not str(log_dir):
+            raise ValueError(f"`log_dir` must be a non-empty path. Received: log_dir={log_dir!r}")
+        self.freqs = validate_frequencies(freq, activation_freq, histogram_freq)
+        if max_records is not None and (
+            isinstance(max_records, bool) or not isinstance(max_records, int) or max_records < 2
+        ):
+            raise ValueError(f"`max_records` must be None or an integer >= 2. Received: max_records={max_records!r}")
+        if isinstance(layers, str):
+            raise ValueError(f"`layers` must be a list of layer names. Received: layers={layers!r}")
+        self.log_dir = Path(log_dir)
+        self.layers = None if layers is None else list(layers)
+        self.probe_inputs = _probe_inputs(probe_data)
+        self.tensorboard = bool(tensorboard)
+        self.max_records = max_records
+        self.session: RecordingSession | None = None
+        self._hooks: Hooks | None = None
+        self._recorder: Recorder | None = None
+        self._recorder_key: tuple[int, int] | None = None
+        self._probe_fn: Any = None
+        self._created: str | None = None
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
+        """Installs the in-graph hooks and opens (or continues) the run."""
+        model = self.model
+        if model.optimizer is None:
+            raise ValueError("GradScope needs a compiled model: call model.compile(...) before fit.")
+        if owned_by_other_run(self.log_dir, self._created):
+            raise ValueError(
+                f"log_dir '{self.log_dir}' already holds another gradscope run; records of two "
+                "runs are never mixed. Pass a new directory (e.g. runs/<name>-2) or delete the "
+                f"old run. Received: log_dir={str(self.log_dir)!r}"
+            )
+        optimizer = base_optimizer(model.optimizer)
+        if not optimizer.built:
+            # Built here, outside the train step, so that optimizer slots are created eagerly.
+            optimizer.build(model.trainable_variables)
+        plan = plan_watch(model, self.layers)
+        spe = max(1, int(getattr(model, "steps_per_execution", 1) or 1))
+        slots = math.ceil(spe / self.freqs.freq) + 2
+        key = (id(model), slots)
+        if self._recorder is None or self._recorder_key != key:
+            self._recorder = Recorder(plan, self.freqs, slots, model.distribute_strategy)
+            self._recorder_key = key
+        else:
+            self._recorder.reset()
+        recorder = self._recorder
+        iterations = optimizer.iterations
+        hooks = Hooks(model, recorder, step_fn=lambda: iterations.value)
+        hooks.install_optimizer(optimizer)
+        hooks.install_model(model, activations_in_step=self.probe_inputs is None)
+        if self.freqs.activation:
+            hooks.install_layers()
+        self._hooks = hooks
+        self._probe_fn = self._make_probe(model, hooks) if self.probe_inputs is not None else None
+        # Retrace so the hooks are part of the compiled step (also after an earlier fit).
+        model.make_train_function(force=True)
+        if self.session is None or self.session.closed:
+            self.session = RecordingSession(
+                self.log_dir,
+                model,
+                plan,
+                recorder,
+                config=self.get_config(),
+                optimizer=model.optimizer,
+                tensorboard=self.tensorboard,
+                max_records=self.max_records,
+            )
+            self._created = self.session.writer.meta.created
+        self._step = int(optimizer.iterations.numpy())
+        self._epoch = 0
+        self._epoch_seen = 0
+        self._last_loss: float | None = None
+
+    def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        """Tracks the epoch for records."""
+        self._epoch = epoch
+        self._epoch_seen = 0
+
+    def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
+        """Reads the ring buffer when a recorded step happened since the last read."""
+        before = self._step
+        # With steps_per_execution > 1, Keras reports the last step of the execution.
+        self._step += batch + 1 - self._epoch_seen
+        self._epoch_seen = batch + 1
+        freq = self.freqs.freq
+        if -(-self._step // freq) <= -(-before // freq):
+            return
+        self._last_loss = log_float((logs or {}).get("loss"))
+        self._collect(before)
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        """Saves the epoch's logs (with validation metrics) into the run."""
+        if self.session is not None:
+            self.session.epoch_end(epoch, self._step, logs)
+
+    def on_train_end(self, logs: dict[str, Any] | None = None) -> None:
+        """Reads the last records, closes the run and removes every hook from the model."""
+        try:
+            if self.session is not None:
+                self._collect(self._step)
+                self.session.close("completed")
+        finally:
+            self._unhook()
+
+    def _unhook(self) -> None:
+        if self._hooks is not None:
+            self._hooks.remove()
+            self._hooks = None
+            # The compiled step still contains the hooks; drop it so the next fit retraces.
+            self.model.train_function = None
+
+    # ------------------------------------------------------------------ helpers
+
+    def _collect(self, before: int) -> None:
+        session = self.session
+        if session is None:
+            return
+        act = self.freqs.activation
+        if self._probe_fn is not None and act:
+            last_due = ((self._step - 1) // act) * act
+            if last_due >= before:
+                self._probe_fn(self.probe_inputs, tf.constant(last_due, tf.int64))
+        session.poll(self._epoch, loss_fallback=self._last_loss)
+
+    def _make_probe(self, model: keras.Model, hooks: Hooks) -> Any:
+        @tf.function
+        def probe(x: Any, step: tf.Tensor) -> tf.Tensor:
+            hooks.activations_on = True
+            hooks.step_override = step
+            try:
+                model(x, training=False)
+            finally:
+                hooks.activations_on = False
+                hooks.step_override = None
+            return step
+
+        return probe
+
+    def get_config(self) -> dict[str, Any]:
+        """Returns the callback's options (stored in the run's ``meta.json``)."""
+        return {
+            "log_dir": str(self.log_dir),
+            "freq": self.freqs.freq,
+            "histogram_freq": self.freqs.histogram,
+            "activation_freq": self.freqs.activation,
+            "layers": self.layers,
+            "probe_data": self.probe_inputs is not None,
+            "tensorboard": self.tensorboard,
+            "max_records": self.max_records,
+        }

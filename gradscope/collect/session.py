@@ -1,0 +1,274 @@
+"""Host side of one recording: recorder + run files + TensorBoard, shared by GradScope and Scope."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+
+from gradscope._version import __version__
+from gradscope.collect.engine import Frequencies, Recorder
+from gradscope.collect.layers import WatchPlan
+from gradscope.collect.stats import act_range
+from gradscope.config import HISTOGRAM_BINS
+from gradscope.data.schema import EpochRecord, RunMeta, StepRecord
+from gradscope.data.store import META_FILE, RunWriter
+from gradscope.render.tensorboard import TensorBoardWriter
+
+#: Histogram snapshots kept per run; older ones are thinned evenly (every other dropped).
+MAX_HISTOGRAM_SNAPSHOTS = 64
+
+
+@dataclass
+class HistogramLog:
+    """Bounded, evenly thinned history of histogram snapshots.
+
+    Attributes:
+        limit: maximum number of snapshots kept.
+        steps: steps of kept snapshots.
+        snapshots: kept snapshots, name -> counts.
+    """
+
+    limit: int = MAX_HISTOGRAM_SNAPSHOTS
+    steps: list[int] = field(default_factory=list)
+    snapshots: list[dict[str, np.ndarray]] = field(default_factory=list)
+    _stride: int = 1
+    _offered: int = 0
+
+    def add(self, step: int, histograms: dict[str, np.ndarray]) -> None:
+        """Offers one snapshot; keeps every ``stride``-th, halving the history when full.
+
+        Args:
+            step: the step of the snapshot.
+            histograms: name -> counts.
+        """
+        offered = self._offered
+        self._offered += 1
+        if offered % self._stride:
+            return
+        self.steps.append(step)
+        self.snapshots.append(histograms)
+        if len(self.steps) > self.limit:
+            self.steps = self.steps[::2]
+            self.snapshots = self.snapshots[::2]
+            self._stride *= 2
+
+    def to_arrays(self, edges: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Returns the npz payload: ``<name>`` -> counts [snapshots × bins], ``<name>/steps``.
+
+        Args:
+            edges: bin edges to store alongside (``"grad"`` and ``"act/<layer>"``).
+
+        Returns:
+            name -> array.
+        """
+        out: dict[str, np.ndarray] = {f"edges/{k}": v for k, v in edges.items()}
+        names = sorted({n for snap in self.snapshots for n in snap})
+        for name in names:
+            rows = [(s, snap[name]) for s, snap in zip(self.steps, self.snapshots) if name in snap]
+            out[name] = np.stack([r[1] for r in rows]).astype(np.float32)
+            out[f"{name}/steps"] = np.array([r[0] for r in rows], dtype=np.int64)
+        return out
+
+
+def _json_safe(value: Any) -> Any:
+    return json.loads(json.dumps(value, default=str))
+
+
+def optimizer_description(optimizer: keras.optimizers.Optimizer | None) -> dict[str, Any]:
+    """JSON-safe class name and config of an optimizer.
+
+    Args:
+        optimizer: a Keras optimizer or None.
+
+    Returns:
+        ``{"class": ..., "config": {...}}`` (empty dict for None).
+
+    Example:
+        >>> optimizer_description(keras.optimizers.SGD(0.1))["class"]
+        'SGD'
+    """
+    if optimizer is None:
+        return {}
+    try:
+        config = optimizer.get_config()
+    except (NotImplementedError, TypeError, ValueError):
+        config = {}
+    return {"class": type(optimizer).__name__, "config": _json_safe(config)}
+
+
+def check_writable(log_dir: Path) -> None:
+    """Fails early, with a clear message, if ``log_dir`` cannot be written.
+
+    Args:
+        log_dir: the run directory.
+
+    Raises:
+        OSError: the same kind as the underlying error, saying which directory and what to do.
+    """
+    try:
+        log_dir.mkdir(parents=True, exist_ok=True)
+        probe = log_dir / ".gradscope-write-test"
+        probe.write_bytes(b"ok")
+        probe.unlink()
+    except OSError as err:
+        raise type(err)(
+            f"GradScope cannot write its run to log_dir '{log_dir}' ({err.strerror or err}). "
+            "Pass a writable directory with free space."
+        ) from err
+
+
+class RecordingSession:
+    """Writes what a :class:`Recorder` collects into a run directory (and TensorBoard).
+
+    Args:
+        log_dir: the run directory.
+        model: the model being recorded.
+        plan: what is watched.
+        recorder: the in-graph recorder.
+        config: collection options to store in ``meta.json``.
+        optimizer: the optimizer, described in ``meta.json``.
+        tensorboard: also write TensorBoard event files.
+        max_records: bound on step records kept on disk.
+    """
+
+    def __init__(
+        self,
+        log_dir: Path,
+        model: keras.Model,
+        plan: WatchPlan,
+        recorder: Recorder,
+        config: dict[str, Any],
+        optimizer: keras.optimizers.Optimizer | None,
+        tensorboard: bool,
+        max_records: int | None,
+    ):
+        check_writable(log_dir)
+        self.log_dir = log_dir
+        self.recorder = recorder
+        meta = RunMeta(
+            layers=plan.infos,
+            model_name=model.name,
+            optimizer=optimizer_description(optimizer),
+            config=config,
+            created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+            gradscope_version=__version__,
+        )
+        self.writer = RunWriter(log_dir, meta, max_records=max_records)
+        self.tb = TensorBoardWriter(log_dir) if tensorboard else None
+        self.hist = HistogramLog()
+        lo, hi = HISTOGRAM_BINS.grad_log10_range
+        self.edges: dict[str, np.ndarray] = {"grad": np.linspace(lo, hi, HISTOGRAM_BINS.grad_bins + 1)}
+        for name, _, kind in plan.act_layers:
+            a, b = act_range(kind)
+            self.edges[f"act/{name}"] = np.linspace(a, b, HISTOGRAM_BINS.act_bins + 1)
+        self.last_record: StepRecord | None = None
+        self.closed = False
+
+    def poll(self, epoch: int | None, loss_fallback: float | None = None) -> list[StepRecord]:
+        """Reads new records from the recorder and writes them.
+
+        Args:
+            epoch: the current epoch, or None.
+            loss_fallback: loss to record when the step's loss was not captured in-graph.
+
+        Returns:
+            The records written.
+        """
+        records, hists = self.recorder.read(epoch=epoch, loss_fallback=loss_fallback)
+        for record in records:
+            self.writer.append(record)
+            if self.tb is not None:
+                self.tb.write_record(record)
+        for step, snapshot in hists:
+            self.hist.add(step, snapshot)
+            if self.tb is not None:
+                self.tb.write_histograms(step, snapshot, self.edges)
+        if records:
+            self.last_record = records[-1]
+        return records
+
+    def epoch_end(self, epoch: int, step: int, logs: dict[str, Any] | None) -> None:
+        """Appends the epoch's Keras logs and saves histograms and TensorBoard events.
+
+        Args:
+            epoch: the epoch index.
+            step: optimizer steps so far.
+            logs: Keras epoch logs.
+        """
+        clean = {}
+        for key, value in (logs or {}).items():
+            try:
+                clean[str(key)] = float(value)
+            except (TypeError, ValueError):
+                continue
+        self.writer.append_epoch(EpochRecord(epoch=epoch, step=step, logs=clean))
+        self.save_histograms()
+        if self.tb is not None:
+            self.tb.flush()
+
+    def save_histograms(self) -> None:
+        """Atomically rewrites ``hist.npz`` when histograms were recorded."""
+        if self.hist.steps:
+            self.writer.write_histograms(self.hist.to_arrays(self.edges))
+
+    def close(self, status: str = "completed") -> None:
+        """Saves everything and marks the run's status (idempotent).
+
+        Args:
+            status: ``"completed"`` or ``"interrupted"``.
+        """
+        if self.closed:
+            return
+        self.closed = True
+        self.save_histograms()
+        self.writer.set_status(status)
+        self.writer.close()
+        if self.tb is not None:
+            self.tb.close()
+
+
+def owned_by_other_run(log_dir: Path, created: str | None) -> bool:
+    """True if ``log_dir`` already holds a run other than the one created at ``created``.
+
+    Args:
+        log_dir: the run directory.
+        created: creation stamp of this recorder's run, or None if it has none yet.
+
+    Returns:
+        Whether writing would mix two runs' records.
+    """
+    meta = log_dir / META_FILE
+    if not meta.exists():
+        return False
+    try:
+        stamp = json.loads(meta.read_text(encoding="utf-8")).get("created")
+    except (OSError, ValueError):
+        return True
+    return created is None or stamp != created
+
+
+def log_float(value: Any) -> float | None:
+    """Converts a Keras log value to float; None if missing or not a number.
+
+    Args:
+        value: a Python/NumPy/TF scalar or None.
+
+    Returns:
+        The float value (NaN and Inf kept: they are evidence), or None.
+
+    Example:
+        >>> log_float(np.float32(2.5))
+        2.5
+    """
+    if value is None:
+        return None
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None

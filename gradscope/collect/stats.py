@@ -1,0 +1,199 @@
+"""In-graph reducers: a few scalars from gradient, weight and activation tensors.
+
+Each function takes TensorFlow tensors and returns a small float32 tensor; all of them trace into a
+``tf.function`` (and XLA) and never copy a full tensor to the host.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import tensorflow as tf
+
+from gradscope.config import ACTIVATION_THRESHOLDS, HISTOGRAM_BINS, ActivationThresholds
+
+#: Order of the values returned by :func:`grad_stats`.
+GRAD_STAT_ORDER: tuple[str, ...] = ("grad_norm", "grad_mean", "grad_std", "grad_max_abs", "nonfinite")
+#: Order of the values returned by :func:`act_stats`.
+ACT_STAT_ORDER: tuple[str, ...] = ("act_mean", "act_std", "dead_frac", "sat_frac")
+
+
+def _flat32(tensors: Sequence[tf.Tensor]) -> tf.Tensor:
+    parts = []
+    for t in tensors:
+        if isinstance(t, tf.IndexedSlices):
+            t = tf.convert_to_tensor(t)
+        parts.append(tf.reshape(tf.cast(t, tf.float32), [-1]))
+    return tf.concat(parts, axis=0) if len(parts) > 1 else parts[0]
+
+
+def grad_stats(grads: Sequence[tf.Tensor]) -> tf.Tensor:
+    """Reduces the gradients of one layer to ``GRAD_STAT_ORDER`` scalars.
+
+    The L2 norm is taken over all the layer's gradient entries together (kernel and bias), the
+    moments over all entries; NaN/Inf propagate into them (they are evidence) and are counted.
+
+    Args:
+        grads: gradient tensors of one layer's variables.
+
+    Returns:
+        float32 tensor of shape [5]: norm, mean, std, max |g|, count of non-finite entries.
+
+    Example:
+        >>> grad_stats([tf.constant([3.0, 4.0])]).numpy()[0]
+        5.0
+    """
+    g = _flat32(grads)
+    norm = tf.norm(g)
+    mean = tf.reduce_mean(g)
+    std = tf.sqrt(tf.reduce_mean(tf.square(g - mean)))
+    max_abs = tf.reduce_max(tf.abs(g))
+    nonfinite = tf.reduce_sum(tf.cast(tf.logical_not(tf.math.is_finite(g)), tf.float32))
+    return tf.stack([norm, mean, std, max_abs, nonfinite])
+
+
+def l2_norm(tensor: tf.Tensor) -> tf.Tensor:
+    """L2 norm of any tensor, in float32.
+
+    Args:
+        tensor: a tensor or variable value.
+
+    Returns:
+        float32 scalar.
+
+    Example:
+        >>> float(l2_norm(tf.constant([[3.0], [4.0]])))
+        5.0
+    """
+    if isinstance(tensor, tf.IndexedSlices):
+        tensor = tf.convert_to_tensor(tensor)
+    return tf.norm(tf.reshape(tf.cast(tensor, tf.float32), [-1]))
+
+
+def act_stats(
+    outputs: tf.Tensor, kind: str, thresholds: ActivationThresholds = ACTIVATION_THRESHOLDS
+) -> tf.Tensor:
+    """Reduces a layer's activation output to ``ACT_STAT_ORDER`` scalars.
+
+    ``dead_frac`` is the fraction of units (last axis: Dense units or Conv channels) whose output
+    is ``<= thresholds.dead_output`` for every example and position of the batch; it is NaN for
+    kinds other than "relu" and "leaky". ``sat_frac`` is the fraction of output entries in the flat
+    tails (beyond ``±saturation_preactivation`` before the nonlinearity); NaN unless the kind is
+    "sigmoid" or "tanh".
+
+    Args:
+        outputs: the layer's output tensor, batch first.
+        kind: activation kind from :func:`gradscope.collect.layers.activation_kind`.
+        thresholds: dead/saturation thresholds.
+
+    Returns:
+        float32 tensor of shape [4]: mean, std, dead fraction, saturated fraction.
+
+    Example:
+        >>> act_stats(tf.constant([[-1.0, 2.0], [-3.0, 0.5]]), "relu").numpy()[2]
+        0.5
+    """
+    x = tf.cast(outputs, tf.float32)
+    mean = tf.reduce_mean(x)
+    std = tf.math.reduce_std(x)
+    nan = tf.constant(float("nan"), tf.float32)
+    if kind in ("relu", "leaky"):
+        units = tf.reshape(x, [-1, tf.shape(x)[-1]])
+        alive = tf.reduce_any(units > thresholds.dead_output, axis=0)
+        dead = 1.0 - tf.reduce_mean(tf.cast(alive, tf.float32))
+    else:
+        dead = nan
+    if kind == "sigmoid":
+        tail = tf.logical_or(x < thresholds.sigmoid_low, x > thresholds.sigmoid_high)
+        sat = tf.reduce_mean(tf.cast(tail, tf.float32))
+    elif kind == "tanh":
+        sat = tf.reduce_mean(tf.cast(tf.abs(x) > thresholds.tanh_abs, tf.float32))
+    else:
+        sat = nan
+    return tf.stack([mean, std, dead, sat])
+
+
+def fixed_histogram(values: tf.Tensor, low: float, high: float, bins: int) -> tf.Tensor:
+    """Counts of ``values`` in ``bins`` equal bins over [low, high]; outside values go to the ends.
+
+    Written with ``unsorted_segment_sum`` because ``tf.histogram_fixed_width`` has no XLA kernel.
+
+    Args:
+        values: a float32 tensor of any shape.
+        low: lower edge of the first bin.
+        high: upper edge of the last bin.
+        bins: number of bins.
+
+    Returns:
+        float32 counts of shape [bins].
+
+    Example:
+        >>> fixed_histogram(tf.constant([0.1, 0.9, 5.0]), 0.0, 1.0, 2).numpy().tolist()
+        [1.0, 2.0]
+    """
+    x = tf.reshape(values, [-1])
+    scaled = tf.floor((x - low) / (high - low) * bins)
+    scaled = tf.where(tf.math.is_nan(scaled), float(bins - 1), scaled)
+    idx = tf.cast(tf.clip_by_value(scaled, 0.0, float(bins - 1)), tf.int32)
+    return tf.math.unsorted_segment_sum(tf.ones_like(x), idx, bins)
+
+
+def grad_histogram(grads: Sequence[tf.Tensor]) -> tf.Tensor:
+    """Histogram of log10|g| over the fixed range of :data:`gradscope.config.HISTOGRAM_BINS`.
+
+    Exact zeros fall into the first bin (log10 0 = -inf is clamped), as do values below the range.
+
+    Args:
+        grads: gradient tensors of one layer.
+
+    Returns:
+        float32 counts of shape [HISTOGRAM_BINS.grad_bins].
+
+    Example:
+        >>> int(tf.reduce_sum(grad_histogram([tf.ones([7])])))
+        7
+    """
+    g = tf.abs(_flat32(grads))
+    logs = tf.math.log(tf.maximum(g, 1e-38)) / tf.math.log(10.0)
+    lo, hi = HISTOGRAM_BINS.grad_log10_range
+    logs = tf.where(tf.math.is_finite(g), logs, hi)
+    return fixed_histogram(logs, lo, hi, HISTOGRAM_BINS.grad_bins)
+
+
+def act_range(kind: str) -> tuple[float, float]:
+    """The fixed histogram range used for an activation kind.
+
+    Args:
+        kind: activation kind.
+
+    Returns:
+        ``(low, high)``: (0, 1) for sigmoid-like, (-1, 1) for tanh-like, else the unbounded range.
+
+    Example:
+        >>> act_range("tanh")
+        (-1.0, 1.0)
+    """
+    if kind == "sigmoid":
+        return (0.0, 1.0)
+    if kind == "tanh":
+        return (-1.0, 1.0)
+    return HISTOGRAM_BINS.act_unbounded_range
+
+
+def act_histogram(outputs: tf.Tensor, kind: str) -> tf.Tensor:
+    """Histogram of activation values over the fixed range of their kind.
+
+    Args:
+        outputs: the layer's output tensor.
+        kind: activation kind.
+
+    Returns:
+        float32 counts of shape [HISTOGRAM_BINS.act_bins].
+
+    Example:
+        >>> int(tf.reduce_sum(act_histogram(tf.zeros([2, 3]), "relu")))
+        6
+    """
+    x = tf.reshape(tf.cast(outputs, tf.float32), [-1])
+    lo, hi = act_range(kind)
+    return fixed_histogram(x, lo, hi, HISTOGRAM_BINS.act_bins)

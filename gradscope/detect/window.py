@@ -1,0 +1,192 @@
+"""Windows of records and robust per-layer summaries shared by the run detectors.
+
+Detectors judge medians over a window of records (the last part of the run), never one batch.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+
+from gradscope.config import WindowThresholds
+from gradscope.data.schema import LayerInfo, StepRecord
+from gradscope.data.store import Run
+
+#: Variable names that mark a "weight layer" (a layer whose gradient flow is compared).
+_KERNEL_VARIABLES = frozenset({"kernel", "depthwise_kernel", "pointwise_kernel", "embeddings"})
+
+
+def last_window(records: Sequence[StepRecord], thresholds: WindowThresholds) -> list[StepRecord]:
+    """Returns the last ``thresholds.fraction`` of the records (at least ``min_records`` of them).
+
+    Args:
+        records: step records in order.
+        thresholds: window fraction and minimum size.
+
+    Returns:
+        The records of the window; all records when there are fewer than ``min_records``.
+
+    Example:
+        >>> len(last_window([StepRecord(i, 0, 1.0, 0.1, {}) for i in range(10)], WindowThresholds()))
+        5
+    """
+    n = len(records)
+    size = max(thresholds.min_records, math.ceil(n * thresholds.fraction))
+    return list(records[max(0, n - size) :])
+
+
+def first_window(records: Sequence[StepRecord], thresholds: WindowThresholds) -> list[StepRecord]:
+    """Returns the first ``thresholds.early_fraction`` of the records (at least ``min_records``).
+
+    Args:
+        records: step records in order.
+        thresholds: early fraction and minimum size.
+
+    Returns:
+        The records at the start of training.
+
+    Example:
+        >>> len(first_window([StepRecord(i, 0, 1.0, 0.1, {}) for i in range(30)], WindowThresholds()))
+        6
+    """
+    size = max(thresholds.min_records, math.ceil(len(records) * thresholds.early_fraction))
+    return list(records[:size])
+
+
+def finite_values(records: Sequence[StepRecord], layer: str, stat: str) -> np.ndarray:
+    """Returns the finite values of one layer statistic over some records.
+
+    Args:
+        records: step records.
+        layer: layer name.
+        stat: statistic name, e.g. ``"grad_norm"``.
+
+    Returns:
+        float64 array (records lacking the statistic, NaN and ±Inf are left out).
+
+    Example:
+        >>> finite_values([StepRecord(0, 0, 1.0, 0.1, {"d": {"grad_norm": 2.0}})], "d", "grad_norm")
+        array([2.])
+    """
+    values = [r.layers.get(layer, {}).get(stat) for r in records]
+    arr = np.array([v for v in values if v is not None], dtype=np.float64)
+    return arr[np.isfinite(arr)]
+
+
+def median_stat(records: Sequence[StepRecord], layer: str, stat: str) -> float | None:
+    """Median of a layer statistic over records, ignoring missing and non-finite values.
+
+    Args:
+        records: step records.
+        layer: layer name.
+        stat: statistic name.
+
+    Returns:
+        The median, or None when no record has a finite value.
+
+    Example:
+        >>> recs = [StepRecord(i, 0, 1.0, 0.1, {"d": {"dead_frac": v}}) for i, v in enumerate([0, 1, 1])]
+        >>> median_stat(recs, "d", "dead_frac")
+        1.0
+    """
+    values = finite_values(records, layer, stat)
+    return float(np.median(values)) if values.size else None
+
+
+def median_loss(records: Sequence[StepRecord]) -> float | None:
+    """Median of the finite losses of some records.
+
+    Args:
+        records: step records.
+
+    Returns:
+        The median loss, or None if no record has a finite loss.
+
+    Example:
+        >>> median_loss([StepRecord(0, 0, 1.0, 0.1, {}), StepRecord(1, 0, 3.0, 0.1, {})])
+        2.0
+    """
+    losses = np.array([r.loss for r in records if r.loss is not None], dtype=np.float64)
+    losses = losses[np.isfinite(losses)]
+    return float(np.median(losses)) if losses.size else None
+
+
+def weight_layers(run: Run) -> list[LayerInfo]:
+    """Layers whose gradient flow is compared: trainable, watched layers with a kernel.
+
+    Frozen layers (``trainable=False``) are left out, so they are never "vanishing"; so are
+    normalization layers (gamma/beta gradients are a different quantity from a kernel's).
+
+    Args:
+        run: a loaded run.
+
+    Returns:
+        The layers in forward order.
+
+    Example:
+        >>> [x.name for x in weight_layers(run)]  # doctest: +SKIP
+        ['dense', 'dense_1']
+    """
+    out = []
+    for info in run.layers:
+        if not (info.trainable and info.watched and info.params > 0):
+            continue
+        has_kernel = bool(_KERNEL_VARIABLES.intersection(info.variables)) or (
+            not info.variables and info.kernel_initializer is not None
+        )
+        if has_kernel:
+            out.append(info)
+    return out
+
+
+def gradient_rms(records: Sequence[StepRecord], info: LayerInfo) -> float | None:
+    """Median gradient RMS of a layer: grad_norm / sqrt(params), median over records.
+
+    Normalizing by sqrt(parameter count) makes layers of different sizes comparable: a layer
+    with 10x more weights has a ~sqrt(10)x larger norm for the same per-weight gradient.
+
+    Args:
+        records: step records of the window.
+        info: the layer.
+
+    Returns:
+        The median RMS, or None without finite values.
+
+    Example:
+        >>> gradient_rms(records, run.layer("dense"))  # doctest: +SKIP
+    """
+    norm = median_stat(records, info.name, "grad_norm")
+    if norm is None or info.params <= 0:
+        return None
+    return norm / math.sqrt(info.params)
+
+
+def sample_series(
+    records: Sequence[StepRecord], layer: str, stat: str, points: int = 20
+) -> list[list[float]]:
+    """A short ``[[step, value], ...]`` series of a statistic for evidence, evenly subsampled.
+
+    Args:
+        records: step records.
+        layer: layer name.
+        stat: statistic name.
+        points: at most this many points.
+
+    Returns:
+        Pairs of step and value (non-finite values kept; JSON turns them into null).
+
+    Example:
+        >>> sample_series([StepRecord(3, 0, 1.0, 0.1, {"d": {"dead_frac": 0.5}})], "d", "dead_frac")
+        [[3, 0.5]]
+    """
+    pairs = [
+        [r.step, r.layers[layer][stat]]
+        for r in records
+        if layer in r.layers and stat in r.layers[layer]
+    ]
+    if len(pairs) <= points:
+        return pairs
+    idx = np.unique(np.linspace(0, len(pairs) - 1, points).round().astype(int))
+    return [pairs[i] for i in idx]
