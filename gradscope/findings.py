@@ -240,7 +240,9 @@ def findings_from_json(document: Mapping[str, Any]) -> list[Finding]:
         version = int(document["schema_version"])
         items = list(document["findings"])
     except (KeyError, TypeError, ValueError) as err:
-        raise ValueError(f"Not a gradscope findings document. Received keys: {list(document)}") from err
+        raise ValueError(
+            f"Not a gradscope findings document. Received keys: {list(document)}"
+        ) from err
     if version > FINDINGS_SCHEMA_VERSION:
         raise ValueError(
             f"Findings schema version {version} is newer than this gradscope understands "

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from gradscope.config import ProgressThresholds, WindowThresholds
+from gradscope.config import DETECT_THRESHOLDS, ProgressThresholds, WindowThresholds
 from gradscope.data.store import Run
 from gradscope.detect.window import first_window, last_window, median_loss
 from gradscope.findings import Severity
@@ -56,7 +56,11 @@ def _accuracies(run: Run) -> list[float]:
     # "sparse_categorical_accuracy", ...); validation metrics judge generalization, not training.
     out: list[float] = []
     for epoch in run.epochs:
-        keys = [k for k in epoch.logs if not k.startswith("val_") and (k == "acc" or k.endswith("accuracy"))]
+        keys = [
+            k
+            for k in epoch.logs
+            if not k.startswith("val_") and (k == "acc" or k.endswith("accuracy"))
+        ]
         values = [epoch.logs[k] for k in keys if epoch.logs[k] == epoch.logs[k]]
         if values:
             out.append(max(values))
@@ -65,8 +69,8 @@ def _accuracies(run: Run) -> list[float]:
 
 def assess_progress(
     run: Run,
-    thresholds: ProgressThresholds = ProgressThresholds(),
-    window: WindowThresholds = WindowThresholds(),
+    thresholds: ProgressThresholds = DETECT_THRESHOLDS.progress,
+    window: WindowThresholds = DETECT_THRESHOLDS.window,
 ) -> Progress:
     """Judges whether a run is learning.
 

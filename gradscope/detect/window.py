@@ -29,7 +29,8 @@ def last_window(records: Sequence[StepRecord], thresholds: WindowThresholds) -> 
         The records of the window; all records when there are fewer than ``min_records``.
 
     Example:
-        >>> len(last_window([StepRecord(i, 0, 1.0, 0.1, {}) for i in range(10)], WindowThresholds()))
+        >>> records = [StepRecord(i, 0, 1.0, 0.1, {}) for i in range(10)]
+        >>> len(last_window(records, WindowThresholds()))
         5
     """
     n = len(records)
@@ -48,7 +49,8 @@ def first_window(records: Sequence[StepRecord], thresholds: WindowThresholds) ->
         The records at the start of training.
 
     Example:
-        >>> len(first_window([StepRecord(i, 0, 1.0, 0.1, {}) for i in range(30)], WindowThresholds()))
+        >>> records = [StepRecord(i, 0, 1.0, 0.1, {}) for i in range(30)]
+        >>> len(first_window(records, WindowThresholds()))
         6
     """
     size = max(thresholds.min_records, math.ceil(len(records) * thresholds.early_fraction))
@@ -87,7 +89,8 @@ def median_stat(records: Sequence[StepRecord], layer: str, stat: str) -> float |
         The median, or None when no record has a finite value.
 
     Example:
-        >>> recs = [StepRecord(i, 0, 1.0, 0.1, {"d": {"dead_frac": v}}) for i, v in enumerate([0, 1, 1])]
+        >>> recs = [StepRecord(i, 0, 1.0, 0.1, {"d": {"dead_frac": v}})
+        ...         for i, v in enumerate([0, 1, 1])]
         >>> median_stat(recs, "d", "dead_frac")
         1.0
     """

@@ -50,7 +50,8 @@ _FIXES: tuple[Fix, ...] = (
         "glorot_init",
         "Use Glorot initialization",
         "Initialize sigmoid/tanh/softmax layers with glorot_uniform/glorot_normal (variance "
-        "2/(fan_in+fan_out)), which keeps activations out of the flat tails (Glorot & Bengio 2010).",
+        "2/(fan_in+fan_out)), which keeps activations out of the flat tails "
+        "(Glorot & Bengio 2010).",
         _GRADIENT_FLOW | {"saturation", "init_activation_mismatch", "deep_saturating_stack"},
     ),
     Fix(

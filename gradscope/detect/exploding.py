@@ -1,0 +1,137 @@
+"""Exploding gradients: growth toward the input, growth over steps, a bound, loss divergence.
+
+Signals, each on medians over windows of records:
+
+* toward the input: first/last gradient RMS ratio above ``toward_input_ratio`` (AutoTrainer: 70);
+* over steps: total gradient norm of the last window over the first above ``growth_over_steps``;
+* bound: a layer's median gradient norm in the last window above ``max_grad_norm``;
+* loss: the loss of the last window ``loss_rise_factor`` times that of the first, or above
+  ``loss_bound``.
+
+One gradient signal is a warning; two signals, or one with the loss diverging, an error.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+
+from gradscope.config import DetectThresholds
+from gradscope.data.schema import StepRecord
+from gradscope.data.store import Run
+from gradscope.detect.base import register
+from gradscope.detect.progress import assess_progress, gate
+from gradscope.detect.window import (
+    first_window,
+    gradient_rms,
+    last_window,
+    median_stat,
+    weight_layers,
+)
+from gradscope.findings import CODES, Finding, Severity
+
+KIND = "exploding_gradients"
+FIXES = ("clip_norm", "lower_learning_rate", "batch_norm", "he_init", "clip_value")
+
+
+def _total_norm(records: Sequence[StepRecord], names: Sequence[str]) -> float | None:
+    # Global gradient norm per record = sqrt(sum of squared layer norms); median over records.
+    totals = []
+    for r in records:
+        norms = [r.layers.get(n, {}).get("grad_norm") for n in names]
+        finite = [v for v in norms if v is not None and math.isfinite(v)]
+        if finite:
+            totals.append(math.sqrt(sum(v * v for v in finite)))
+    return float(np.median(totals)) if totals else None
+
+
+@register(KIND)
+def detect_exploding(run: Run, thresholds: DetectThresholds) -> list[Finding]:
+    """Finds exploding gradients in a run.
+
+    Args:
+        run: a loaded run.
+        thresholds: detector thresholds (uses ``exploding``, ``window``, ``progress``).
+
+    Returns:
+        Zero or one finding.
+
+    Example:
+        >>> detect_exploding(load_run("runs/huge_lr"), DETECT_THRESHOLDS)  # doctest: +SKIP
+        [Finding(code='GS102', kind='exploding_gradients', ...)]
+    """
+    th = thresholds.exploding
+    late = last_window(run.records, thresholds.window)
+    early = first_window(run.records, thresholds.window)
+    layers = weight_layers(run)
+    if len(late) < thresholds.window.min_records or not layers:
+        return []
+    names = [x.name for x in layers]
+    rms = {x.name: gradient_rms(late, x) for x in layers}
+    norms = {n: median_stat(late, n, "grad_norm") for n in names}
+    signals: list[str] = []
+    ratio = None
+    if len(layers) >= 2:
+        first, last = rms[names[0]], rms[names[-1]]
+        if first is not None and last is not None and last > 0:
+            ratio = first / last
+            if ratio > th.toward_input_ratio:
+                signals.append("toward_input")
+    total_early, total_late = _total_norm(early, names), _total_norm(late, names)
+    growth = None
+    # Only compare when the windows are distinct; otherwise "growth" compares a window to itself.
+    if total_early and total_late is not None and len(run.records) >= 2 * len(early):
+        growth = total_late / total_early
+        if growth > th.growth_over_steps:
+            signals.append("growth_over_steps")
+    above = [n for n in names if norms[n] is not None and norms[n] > th.max_grad_norm]
+    if above:
+        signals.append("above_bound")
+    progress = assess_progress(run, thresholds.progress, thresholds.window)
+    loss_diverging = _loss_diverging(
+        progress.loss_start, progress.loss_end, th.loss_rise_factor, th.loss_bound
+    )
+    if not signals:
+        return []
+    severity = Severity.ERROR if loss_diverging or len(signals) >= 2 else Severity.WARNING
+    severity = gate(severity, progress)
+    affected = tuple(above) if above else (names[0],) if "toward_input" in signals else tuple(names)
+    message = (
+        "Exploding gradients: "
+        + "; ".join(_describe(s, ratio, growth, above, th.max_grad_norm) for s in signals)
+        + (" and the loss is diverging." if loss_diverging else ".")
+        + (" The model still learns, so this is informational." if progress.learning else "")
+    )
+    evidence = {
+        "signals": signals,
+        "ratio_first_last": ratio,
+        "growth_over_steps": growth,
+        "total_grad_norm_start": total_early,
+        "total_grad_norm_end": total_late,
+        "grad_norm": norms,
+        "grad_rms": rms,
+        "loss_diverging": loss_diverging,
+        "window_records": len(late),
+        "progress": progress.to_evidence(),
+    }
+    return [Finding(CODES[KIND], KIND, severity, affected, message, evidence, FIXES)]
+
+
+def _loss_diverging(start: float | None, end: float | None, factor: float, bound: float) -> bool:
+    if end is None:
+        return False
+    if end >= bound and (start is None or end > start):
+        return True
+    return start is not None and start > 0 and end > factor * start
+
+
+def _describe(
+    signal: str, ratio: float | None, growth: float | None, above: list[str], bound: float
+) -> str:
+    if signal == "toward_input":
+        return f"gradients per weight are {ratio:.0f}x larger at the first layer than at the last"
+    if signal == "growth_over_steps":
+        return f"the total gradient norm grew {growth:.0f}x during training"
+    return f"gradient norms above {bound:g} in {', '.join(above)}"

@@ -1,0 +1,112 @@
+"""Vanishing gradients: gradients shrink by orders of magnitude from the output to the input.
+
+Two signals, each judged on medians over the last window of records:
+
+* gradient RMS (grad_norm / sqrt(params)) of the first weight layer over that of the last one
+  below ``warning_ratio`` (AutoTrainer's ``gra_rate < 1e-3``);
+* the first layer's update ratio ‖ΔW‖/‖W‖ below ``stalled_update_ratio`` while the last layer's
+  is at least ``training_update_ratio`` (early layers frozen in place, late layers training).
+"""
+
+from __future__ import annotations
+
+import math
+
+from gradscope.config import DetectThresholds
+from gradscope.data.store import Run
+from gradscope.detect.base import register
+from gradscope.detect.progress import assess_progress, gate
+from gradscope.detect.window import gradient_rms, last_window, median_stat, weight_layers
+from gradscope.findings import CODES, Finding, Severity
+
+KIND = "vanishing_gradients"
+FIXES = ("he_init", "relu_activation", "batch_norm", "selu_activation", "glorot_init")
+
+
+@register(KIND)
+def detect_vanishing(run: Run, thresholds: DetectThresholds) -> list[Finding]:
+    """Finds vanishing gradients in a run.
+
+    Args:
+        run: a loaded run.
+        thresholds: detector thresholds (uses ``vanishing``, ``window``, ``progress``).
+
+    Returns:
+        Zero or one finding listing the layers whose gradients vanished.
+
+    Example:
+        >>> detect_vanishing(load_run("runs/deep_sigmoid"), DETECT_THRESHOLDS)  # doctest: +SKIP
+        [Finding(code='GS101', kind='vanishing_gradients', ...)]
+    """
+    th = thresholds.vanishing
+    window = last_window(run.records, thresholds.window)
+    layers = weight_layers(run)
+    if len(window) < thresholds.window.min_records or len(layers) < 2:
+        return []
+    rms = {x.name: gradient_rms(window, x) for x in layers}
+    ratios = {x.name: median_stat(window, x.name, "update_ratio") for x in layers}
+    first, last = layers[0].name, layers[-1].name
+    rms_first, rms_last = rms[first], rms[last]
+    ratio = None
+    if rms_first is not None and rms_last is not None and rms_last > 0:
+        ratio = rms_first / rms_last
+    upd_first, upd_last = ratios[first], ratios[last]
+    stalled = (
+        upd_first is not None
+        and upd_last is not None
+        and upd_first < th.stalled_update_ratio
+        and upd_last >= th.training_update_ratio
+    )
+    by_ratio = ratio is not None and ratio < th.warning_ratio
+    if not (by_ratio or stalled):
+        return []
+    severity = Severity.ERROR if ratio is not None and ratio < th.error_ratio else Severity.WARNING
+    progress = assess_progress(run, thresholds.progress, thresholds.window)
+    severity = gate(severity, progress)
+    affected = _affected(rms, ratios, rms_last, th.warning_ratio, th.stalled_update_ratio)
+    orders = None if not ratio else -math.log10(ratio)
+    if by_ratio:
+        what = (
+            f"the gradient reaching '{first}' is {orders:.1f} orders of magnitude smaller "
+            f"(per weight) than at '{last}'"
+        )
+    else:
+        what = (
+            f"'{first}' barely moves (update ratio {upd_first:.1e} per step) while "
+            f"'{last}' trains ({upd_last:.1e})"
+        )
+    message = f"Vanishing gradients: {what}, so the early layers learn little or nothing." + (
+        " The model still learns, so this is informational." if progress.learning else ""
+    )
+    evidence = {
+        "ratio_first_last": ratio,
+        "orders_of_magnitude": orders,
+        "first_layer": first,
+        "last_layer": last,
+        "grad_rms": rms,
+        "update_ratio": ratios,
+        "stalled_updates": stalled,
+        "window_records": len(window),
+        "window_steps": [window[0].step, window[-1].step],
+        "progress": progress.to_evidence(),
+    }
+    return [Finding(CODES[KIND], KIND, severity, affected, message, evidence, FIXES)]
+
+
+def _affected(
+    rms: dict[str, float | None],
+    ratios: dict[str, float | None],
+    rms_last: float | None,
+    warning_ratio: float,
+    stalled_ratio: float,
+) -> tuple[str, ...]:
+    # Every layer whose gradient is below the threshold relative to the last layer, or whose
+    # updates stalled; the first layer is always listed (it carried the signal).
+    out = []
+    for name, value in rms.items():
+        small = value is not None and rms_last and value / rms_last < warning_ratio
+        upd = ratios.get(name)
+        if small or (upd is not None and upd < stalled_ratio):
+            out.append(name)
+    first = next(iter(rms))
+    return tuple(out) if out else (first,)
