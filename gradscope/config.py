@@ -130,6 +130,10 @@ class VanishingThresholds:
             for unit-scale last-layer gradients).
         stalled_update_ratio: an early layer whose median ‖ΔW‖/‖W‖ is below this does not train;
             the lower bound of DeepDiagnosis's healthy range [1e-5, 1e-1] (CS231n: ≈1e-3 healthy).
+        stalled_relative_update: an early layer whose update ratio is below this fraction of the
+            last layer's learns two orders of magnitude slower (CS231n reads update ratios in
+            orders of magnitude around 1e-3; 1e-2 = two decades apart; gradscope choice). This
+            makes the rule independent of the learning rate's absolute value.
         training_update_ratio: the last layer counts as training when its ratio is at least this,
             one decade below CS231n's healthy 1e-3 (gradscope choice).
     """
@@ -137,6 +141,7 @@ class VanishingThresholds:
     warning_ratio: float = 1e-3
     error_ratio: float = 1e-5
     stalled_update_ratio: float = 1e-5
+    stalled_relative_update: float = 1e-2
     training_update_ratio: float = 1e-4
 
 

@@ -10,7 +10,7 @@ from gradscope.config import DetectThresholds
 from gradscope.data.store import Run
 from gradscope.detect.base import register
 from gradscope.detect.progress import assess_progress, gate
-from gradscope.detect.window import last_window, median_stat, sample_series
+from gradscope.detect.window import last_window, median_stat, sample_series, usable_records
 from gradscope.findings import CODES, Finding, Severity
 
 KIND = "dying_relu"
@@ -42,7 +42,7 @@ def detect_dying_relu(run: Run, thresholds: DetectThresholds) -> list[Finding]:
         [Finding(code='GS103', kind='dying_relu', ...)]
     """
     th = thresholds.dying_relu
-    window = last_window(run.records, thresholds.window)
+    window = last_window(usable_records(run.records), thresholds.window)
     if len(window) < thresholds.window.min_records:
         return []
     dead: dict[str, float] = {}

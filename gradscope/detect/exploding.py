@@ -28,6 +28,7 @@ from gradscope.detect.window import (
     gradient_rms,
     last_window,
     median_stat,
+    usable_records,
     weight_layers,
 )
 from gradscope.findings import CODES, Finding, Severity
@@ -63,8 +64,9 @@ def detect_exploding(run: Run, thresholds: DetectThresholds) -> list[Finding]:
         [Finding(code='GS102', kind='exploding_gradients', ...)]
     """
     th = thresholds.exploding
-    late = last_window(run.records, thresholds.window)
-    early = first_window(run.records, thresholds.window)
+    records = usable_records(run.records)
+    late = last_window(records, thresholds.window)
+    early = first_window(records, thresholds.window)
     layers = weight_layers(run)
     if len(late) < thresholds.window.min_records or not layers:
         return []
@@ -82,7 +84,7 @@ def detect_exploding(run: Run, thresholds: DetectThresholds) -> list[Finding]:
     total_early, total_late = _total_norm(early, names), _total_norm(late, names)
     growth = None
     # Only compare when the windows are distinct; otherwise "growth" compares a window to itself.
-    if total_early and total_late is not None and len(run.records) >= 2 * len(early):
+    if total_early and total_late is not None and len(records) >= 2 * len(early):
         growth = total_late / total_early
         if growth > th.growth_over_steps:
             signals.append("growth_over_steps")

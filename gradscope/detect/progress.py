@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from gradscope.config import DETECT_THRESHOLDS, ProgressThresholds, WindowThresholds
 from gradscope.data.store import Run
-from gradscope.detect.window import first_window, last_window, median_loss
+from gradscope.detect.window import first_window, last_window, median_loss, usable_records
 from gradscope.findings import Severity
 
 
@@ -91,8 +91,9 @@ def assess_progress(
         >>> assess_progress(run).learning  # doctest: +SKIP
         True
     """
-    start = median_loss(first_window(run.records, window))
-    end = median_loss(last_window(run.records, window))
+    records = usable_records(run.records)
+    start = median_loss(first_window(records, window))
+    end = median_loss(last_window(records, window))
     drop = None
     if start is not None and end is not None and start > 0:
         drop = 1.0 - end / start

@@ -10,7 +10,7 @@ from gradscope.config import DetectThresholds
 from gradscope.data.store import Run
 from gradscope.detect.base import register
 from gradscope.detect.progress import assess_progress, gate
-from gradscope.detect.window import last_window, median_stat, sample_series
+from gradscope.detect.window import last_window, median_stat, sample_series, usable_records
 from gradscope.findings import CODES, Finding, Severity
 
 KIND = "saturation"
@@ -34,7 +34,7 @@ def detect_saturation(run: Run, thresholds: DetectThresholds) -> list[Finding]:
         [Finding(code='GS104', kind='saturation', ...)]
     """
     th = thresholds.saturation
-    window = last_window(run.records, thresholds.window)
+    window = last_window(usable_records(run.records), thresholds.window)
     if len(window) < thresholds.window.min_records or not run.layers:
         return []
     output = run.layers[-1].name

@@ -4,8 +4,10 @@ Two signals, each judged on medians over the last window of records:
 
 * gradient RMS (grad_norm / sqrt(params)) of the first weight layer over that of the last one
   below ``warning_ratio`` (AutoTrainer's ``gra_rate < 1e-3``);
-* the first layer's update ratio ‖ΔW‖/‖W‖ below ``stalled_update_ratio`` while the last layer's
-  is at least ``training_update_ratio`` (early layers frozen in place, late layers training).
+* the first layer's update ratio ‖ΔW‖/‖W‖ below ``stalled_update_ratio``, or below
+  ``stalled_relative_update`` times the last layer's, while the last layer's is at least
+  ``training_update_ratio`` (early layers frozen in place, late layers training). Under Adam or
+  RMSprop updates are rescaled per weight, so this signal mostly shows with SGD-like optimizers.
 """
 
 from __future__ import annotations
@@ -16,7 +18,13 @@ from gradscope.config import DetectThresholds
 from gradscope.data.store import Run
 from gradscope.detect.base import register
 from gradscope.detect.progress import assess_progress, gate
-from gradscope.detect.window import gradient_rms, last_window, median_stat, weight_layers
+from gradscope.detect.window import (
+    gradient_rms,
+    last_window,
+    median_stat,
+    usable_records,
+    weight_layers,
+)
 from gradscope.findings import CODES, Finding, Severity
 
 KIND = "vanishing_gradients"
@@ -39,7 +47,7 @@ def detect_vanishing(run: Run, thresholds: DetectThresholds) -> list[Finding]:
         [Finding(code='GS101', kind='vanishing_gradients', ...)]
     """
     th = thresholds.vanishing
-    window = last_window(run.records, thresholds.window)
+    window = last_window(usable_records(run.records), thresholds.window)
     layers = weight_layers(run)
     if len(window) < thresholds.window.min_records or len(layers) < 2:
         return []
@@ -54,8 +62,10 @@ def detect_vanishing(run: Run, thresholds: DetectThresholds) -> list[Finding]:
     stalled = (
         upd_first is not None
         and upd_last is not None
-        and upd_first < th.stalled_update_ratio
         and upd_last >= th.training_update_ratio
+        and (
+            upd_first < th.stalled_update_ratio or upd_first < th.stalled_relative_update * upd_last
+        )
     )
     by_ratio = ratio is not None and ratio < th.warning_ratio
     if not (by_ratio or stalled):
@@ -64,8 +74,10 @@ def detect_vanishing(run: Run, thresholds: DetectThresholds) -> list[Finding]:
     progress = assess_progress(run, thresholds.progress, thresholds.window)
     severity = gate(severity, progress)
     affected = _affected(rms, ratios, rms_last, th.warning_ratio, th.stalled_update_ratio)
-    orders = None if not ratio else -math.log10(ratio)
-    if by_ratio:
+    orders = None if ratio is None else math.inf if ratio <= 0 else -math.log10(ratio)
+    if by_ratio and ratio == 0:
+        what = f"no gradient at all reaches '{first}' (its gradient is exactly zero)"
+    elif by_ratio and orders is not None:
         what = (
             f"the gradient reaching '{first}' is {orders:.1f} orders of magnitude smaller "
             f"(per weight) than at '{last}'"

@@ -18,6 +18,45 @@ from gradscope.data.store import Run
 _KERNEL_VARIABLES = frozenset({"kernel", "depthwise_kernel", "pointwise_kernel", "embeddings"})
 
 
+def _record_is_finite(record: StepRecord) -> bool:
+    if record.loss is not None and not math.isfinite(record.loss):
+        return False
+    for stats in record.layers.values():
+        if stats.get("nonfinite", 0.0) > 0:
+            return False
+        for name in ("grad_norm", "weight_norm"):
+            value = stats.get(name)
+            if value is not None and not math.isfinite(value):
+                return False
+    return True
+
+
+def usable_records(records: Sequence[StepRecord]) -> list[StepRecord]:
+    """Returns the records before NaN/Inf first appeared.
+
+    Once the weights hold NaN every later statistic is garbage (NaN outputs count as "dead",
+    NaN gradients as anything); the nonfinite detector reports that, the others judge the
+    training that happened before it.
+
+    Args:
+        records: step records in order.
+
+    Returns:
+        The leading records whose loss, gradients and weights are all finite.
+
+    Example:
+        >>> records = [StepRecord(0, 0, 1.0, 0.1, {}), StepRecord(1, 0, math.nan, 0.1, {})]
+        >>> len(usable_records(records))
+        1
+    """
+    out: list[StepRecord] = []
+    for record in records:
+        if not _record_is_finite(record):
+            break
+        out.append(record)
+    return out
+
+
 def last_window(records: Sequence[StepRecord], thresholds: WindowThresholds) -> list[StepRecord]:
     """Returns the last ``thresholds.fraction`` of the records (at least ``min_records`` of them).
 
