@@ -261,6 +261,16 @@ class Recorder:
         """
         self.loss_var.assign(tf.cast(tf.reduce_mean(loss), tf.float32))
 
+    def put_loss(self, step: int, loss: float) -> None:
+        """Sets the loss of an already recorded step (Scope knows it only after the step).
+
+        Args:
+            step: a recorded step.
+            loss: its loss.
+        """
+        step_t = tf.constant(step, tf.int64)
+        _put(self.scalar_buf, [self.slot(step_t), 0], tf.constant(loss, tf.float32))
+
     # ------------------------------------------------------------------ host half
 
     def reset(self) -> None:

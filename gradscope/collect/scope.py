@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -144,9 +143,8 @@ class Scope:
             self.recorder.record_update(tf.constant(step, tf.int64))
             value = log_float(loss)
             if value is not None:
-                self.recorder.loss_var.assign(value)
+                self.recorder.put_loss(step, value)
             self.session.poll(self.epoch)
-            self.recorder.loss_var.assign(math.nan)
         self._step_var.assign_add(1)
 
     def epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:

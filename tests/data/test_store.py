@@ -1,0 +1,140 @@
+"""Run directory format: round trip, bounds, torn lines, schema versions."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from gradscope.data import (
+    SCHEMA_VERSION,
+    EpochRecord,
+    LayerInfo,
+    RunFormatError,
+    RunMeta,
+    RunWriter,
+    StepRecord,
+    load_run,
+)
+from gradscope.data.store import STATS_FILE, atomic_write_bytes
+
+META = RunMeta(
+    layers=(
+        LayerInfo("dense", "Dense", "relu", "relu", "GlorotUniform", 4, 20, True, True, ("kernel", "bias")),
+        LayerInfo("frozen", "Dense", None, None, None, 2, 10, False, False, ()),
+    ),
+    model_name="m",
+    optimizer={"class": "SGD", "config": {"learning_rate": 0.1}},
+    config={"freq": 1},
+    created="2026-01-01T00:00:00+00:00",
+)
+
+
+def _record(step: int, loss: float = 1.0) -> StepRecord:
+    return StepRecord(step=step, epoch=0, loss=loss, lr=0.1,
+                      layers={"dense": {"grad_norm": float(step) + 0.5, "dead_frac": 0.25}},
+                      variables={"dense/kernel": {"grad_norm": 1.0, "weight_norm": 2.0}})
+
+
+def test_round_trip(tmp_path) -> None:
+    writer = RunWriter(tmp_path, META)
+    for step in range(5):
+        writer.append(_record(step, loss=float("nan") if step == 3 else 1.0 / (step + 1)))
+    writer.append_epoch(EpochRecord(epoch=0, step=5, logs={"loss": 0.5, "val_loss": 0.6}))
+    writer.set_status("completed")
+    writer.close()
+    run = load_run(tmp_path)
+    assert run.meta == META.__class__(**{**META.__dict__, "status": "completed"})
+    assert run.layer_names == ["dense", "frozen"]
+    assert run.layer("frozen").trainable is False
+    steps, values = run.series("grad_norm", "dense")
+    assert steps.tolist() == [0, 1, 2, 3, 4]
+    assert values.tolist() == [0.5, 1.5, 2.5, 3.5, 4.5]
+    _, losses = run.series("loss")
+    assert math.isnan(losses[3]) and losses[4] == pytest.approx(0.2)
+    assert run.epochs[0].logs["val_loss"] == 0.6
+    assert run.records[0].variables["dense/kernel"]["weight_norm"] == 2.0
+    with pytest.raises(KeyError, match="Known layers"):
+        run.layer("nope")
+    with pytest.raises(ValueError, match="per layer"):
+        run.series("grad_norm")
+
+
+def test_newer_schema_fails_clearly(tmp_path) -> None:
+    RunWriter(tmp_path, META).close()
+    meta = json.loads((tmp_path / "meta.json").read_text())
+    meta["schema_version"] = SCHEMA_VERSION + 1
+    (tmp_path / "meta.json").write_text(json.dumps(meta))
+    with pytest.raises(RunFormatError, match="newer than this gradscope understands"):
+        load_run(tmp_path)
+
+
+@pytest.mark.parametrize("content", ["", "{not json", "[]", '{"model": {}}'])
+def test_corrupt_meta_fails_clearly(tmp_path, content: str) -> None:
+    (tmp_path / "meta.json").write_text(content)
+    with pytest.raises(RunFormatError, match="corrupt"):
+        load_run(tmp_path)
+
+
+def test_missing_run_fails_clearly(tmp_path) -> None:
+    with pytest.raises(RunFormatError, match="No run directory"):
+        load_run(tmp_path / "absent")
+    with pytest.raises(RunFormatError, match="has no meta.json"):
+        load_run(tmp_path)
+
+
+def test_torn_last_line_is_skipped_and_counted(tmp_path) -> None:
+    writer = RunWriter(tmp_path, META)
+    for step in range(3):
+        writer.append(_record(step))
+    writer.close()
+    with open(tmp_path / STATS_FILE, "a") as fh:
+        fh.write('{"step": 3, "epoch": 0, "loss": 1.0, "la')  # killed mid-write
+    run = load_run(tmp_path)
+    assert [r.step for r in run.records] == [0, 1, 2]
+    assert run.skipped_lines == 1
+
+
+def test_max_records_bounds_the_log_and_keeps_even_spacing(tmp_path) -> None:
+    writer = RunWriter(tmp_path, META, max_records=10)
+    for step in range(1000):
+        writer.append(_record(step))
+        assert writer.records_kept <= 10
+    writer.close()
+    steps = load_run(tmp_path).steps
+    assert 5 <= len(steps) <= 10
+    assert steps[0] == 0
+    gaps = np.diff(steps)
+    assert len(set(gaps.tolist())) == 1  # evenly spaced
+    assert steps[-1] >= 1000 - gaps[0]  # covers the whole run
+
+
+def test_atomic_write_replaces_whole_file(tmp_path) -> None:
+    target = tmp_path / "f.bin"
+    atomic_write_bytes(target, b"old")
+    atomic_write_bytes(target, b"new content")
+    assert target.read_bytes() == b"new content"
+    assert [p.name for p in tmp_path.iterdir()] == ["f.bin"]  # no temp files left
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(cut=st.integers(min_value=0, max_value=10_000), junk=st.binary(max_size=40))
+def test_reader_survives_truncation_and_garbage(tmp_path_factory, cut: int, junk: bytes) -> None:
+    path = tmp_path_factory.mktemp("run")
+    writer = RunWriter(path, META)
+    for step in range(20):
+        writer.append(_record(step))
+    writer.close()
+    data = (path / STATS_FILE).read_bytes()
+    cut = min(cut, len(data))
+    (path / STATS_FILE).write_bytes(data[:cut] + junk)
+    run = load_run(path)
+    complete_lines = data[:cut].count(b"\n")
+    steps = [r.step for r in run.records]
+    # Every complete line written survives, in order; garbage never becomes a record out of order.
+    assert steps[:complete_lines] == list(range(complete_lines))
+    assert len(steps) <= complete_lines + 1
