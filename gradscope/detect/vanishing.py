@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 
-from gradscope.config import DetectThresholds
+from gradscope.config import DetectThresholds, VanishingThresholds
 from gradscope.data.store import Run
 from gradscope.detect.base import register
 from gradscope.detect.progress import assess_progress, gate
@@ -73,7 +73,7 @@ def detect_vanishing(run: Run, thresholds: DetectThresholds) -> list[Finding]:
     severity = Severity.ERROR if ratio is not None and ratio < th.error_ratio else Severity.WARNING
     progress = assess_progress(run, thresholds.progress, thresholds.window)
     severity = gate(severity, progress)
-    affected = _affected(rms, ratios, rms_last, th.warning_ratio, th.stalled_update_ratio)
+    affected = _affected(rms, ratios, rms_last, upd_last, th)
     orders = None if ratio is None else math.inf if ratio <= 0 else -math.log10(ratio)
     if by_ratio and ratio == 0:
         what = f"no gradient at all reaches '{first}' (its gradient is exactly zero)"
@@ -109,16 +109,20 @@ def _affected(
     rms: dict[str, float | None],
     ratios: dict[str, float | None],
     rms_last: float | None,
-    warning_ratio: float,
-    stalled_ratio: float,
+    upd_last: float | None,
+    th: VanishingThresholds,
 ) -> tuple[str, ...]:
-    # Every layer whose gradient is below the threshold relative to the last layer, or whose
-    # updates stalled; the first layer is always listed (it carried the signal).
-    out = []
-    for name, value in rms.items():
-        small = value is not None and rms_last and value / rms_last < warning_ratio
-        upd = ratios.get(name)
-        if small or (upd is not None and upd < stalled_ratio):
+    # Every layer whose gradient is small relative to the last layer's, or whose updates stalled
+    # by the same two rules as the first layer; the first layer is always listed (it triggered).
+    names = list(rms)
+    out = [names[0]]
+    for name in names[1:-1]:
+        value, upd = rms[name], ratios.get(name)
+        small = value is not None and bool(rms_last) and value / rms_last < th.warning_ratio
+        slow = upd is not None and (
+            upd < th.stalled_update_ratio
+            or (upd_last is not None and upd < th.stalled_relative_update * upd_last)
+        )
+        if small or slow:
             out.append(name)
-    first = next(iter(rms))
-    return tuple(out) if out else (first,)
+    return tuple(out)

@@ -1,0 +1,221 @@
+"""The chapter's scenarios, trained for real with the GradScope callback on scikit-learn digits.
+
+Sick models must get their finding (at least a warning); healthy ones none at warning or above.
+Each scenario trains once per module (2 epochs of 1797 examples, batch 64 = 58 recorded steps).
+"""
+
+from __future__ import annotations
+
+import math
+
+import keras
+import numpy as np
+import pytest
+from sklearn.datasets import load_digits
+
+from gradscope.collect.callback import GradScope
+from gradscope.data import load_run
+from gradscope.detect import detect
+from gradscope.findings import Severity
+
+
+@pytest.fixture(scope="module")
+def digits():
+    x, y = load_digits(return_X_y=True)
+    x = ((x - x.mean(0)) / (x.std(0) + 1e-8)).astype("float32")
+    return x, y.astype("int32")
+
+
+def mlp(
+    depth,
+    width,
+    act,
+    init,
+    *,
+    bn=False,
+    optimizer=None,
+    bias=0.0,
+    loss="sparse_categorical_crossentropy",
+    out=10,
+):
+    layers: list = [keras.Input((64,))]
+    for _ in range(depth):
+        layers.append(
+            keras.layers.Dense(
+                width,
+                activation=None if bn else act,
+                kernel_initializer=init,
+                bias_initializer=keras.initializers.Constant(bias),
+            )
+        )
+        if bn:
+            layers += [keras.layers.BatchNormalization(), keras.layers.Activation(act)]
+    layers.append(keras.layers.Dense(out, activation="softmax" if out > 1 else None))
+    model = keras.Sequential(layers)
+    model.compile(
+        optimizer or keras.optimizers.Adam(1e-3), loss, metrics=None if out == 1 else ["accuracy"]
+    )
+    return model
+
+
+def unusual():
+    # Frozen random first layer, ELU, LayerNormalization, tanh, RMSprop: odd but it trains.
+    inp = keras.Input((64,))
+    h = keras.layers.Dense(48, activation="relu", kernel_initializer="he_uniform", trainable=False)(
+        inp
+    )
+    h = keras.layers.Dense(48, activation="elu")(h)
+    h = keras.layers.LayerNormalization()(h)
+    h = keras.layers.Dense(32, activation="tanh")(h)
+    out = keras.layers.Dense(10, activation="softmax")(h)
+    model = keras.Model(inp, out)
+    model.compile(
+        keras.optimizers.RMSprop(1e-3), "sparse_categorical_crossentropy", metrics=["accuracy"]
+    )
+    return model
+
+
+SCENARIOS = {
+    # The chapter's sick net: 10 sigmoid layers, RandomNormal(stddev=1.0), plain SGD.
+    "deep_sigmoid": lambda: mlp(
+        10,
+        256,
+        "sigmoid",
+        keras.initializers.RandomNormal(stddev=1.0),
+        optimizer=keras.optimizers.SGD(0.01),
+    ),
+    "negative_bias_relu": lambda: mlp(4, 64, "relu", "he_normal", bias=-5.0),
+    "regression_high_lr": lambda: mlp(
+        4, 64, "relu", "he_normal", optimizer=keras.optimizers.SGD(0.05), loss="mse", out=1
+    ),
+    "huge_init_sgd": lambda: mlp(
+        6,
+        64,
+        "relu",
+        keras.initializers.RandomNormal(stddev=1.0),
+        optimizer=keras.optimizers.SGD(0.01),
+    ),
+    "he_relu": lambda: mlp(4, 64, "relu", "he_normal"),
+    "he_relu_bn": lambda: mlp(4, 64, "relu", "he_normal", bn=True),
+    "selu_lecun": lambda: mlp(8, 64, "selu", "lecun_normal"),
+    "glorot_tanh_shallow": lambda: mlp(2, 64, "tanh", "glorot_uniform"),
+    "unusual_working": unusual,
+}
+
+
+@pytest.fixture(scope="module")
+def trained(digits, tmp_path_factory):
+    x, y = digits
+    cache: dict = {}
+
+    def get(name):
+        if name not in cache:
+            keras.utils.set_random_seed(0)
+            model = SCENARIOS[name]()
+            target = y.astype("float32") if model.loss == "mse" else y
+            log_dir = tmp_path_factory.mktemp(name)
+            history = model.fit(
+                x,
+                target,
+                batch_size=64,
+                epochs=2,
+                verbose=0,
+                callbacks=[GradScope(log_dir, freq=1, tensorboard=False)],
+            )
+            run = load_run(log_dir)
+            cache[name] = (model, run, detect(run), history.history)
+        return cache[name]
+
+    return get
+
+
+def _serious(findings):
+    return {f.kind: f for f in findings if f.severity >= Severity.WARNING}
+
+
+@pytest.mark.parametrize(
+    "name", ["he_relu", "he_relu_bn", "selu_lecun", "glorot_tanh_shallow", "unusual_working"]
+)
+def test_healthy_models_get_no_warnings(trained, name):
+    model, run, findings, history = trained(name)
+    assert history["accuracy"][-1] > 0.6  # they do train (the premise of "healthy")
+    assert _serious(findings) == {}, [f.message for f in findings]
+
+
+def test_frozen_layer_is_listed_but_not_diagnosed(trained):
+    _, run, findings, _ = trained("unusual_working")
+    frozen = [x.name for x in run.layers if not x.trainable]
+    assert len(frozen) == 1
+    assert all(frozen[0] not in f.layers for f in findings if f.kind == "vanishing_gradients")
+
+
+def test_deep_sigmoid_vanishing_and_saturation(trained, digits):
+    model, run, findings, _ = trained("deep_sigmoid")
+    serious = _serious(findings)
+    assert {"vanishing_gradients", "saturation"} <= set(serious)
+    van = serious["vanishing_gradients"]
+    # Independent check: the first layer's updates are >= 100x smaller than the output layer's.
+    first, last = run.layer_names[0], run.layer_names[-1]
+    _, up_first = run.series("update_ratio", first)
+    _, up_last = run.series("update_ratio", last)
+    assert np.median(up_first[-29:]) < 1e-2 * np.median(up_last[-29:])
+    assert van.layers[0] == first
+    # Independent check of the saturation level: hidden sigmoid outputs on the data, final weights.
+    sat = serious["saturation"]
+    x, _ = digits
+    hidden = keras.Model(model.inputs, [layer.output for layer in model.layers[:-1]])
+    outs = hidden.predict(x[:256], verbose=0)
+    low = 1 / (1 + math.exp(5.0))
+    fracs = [float(np.mean((o < low) | (o > 1 - low))) for o in outs]
+    assert max(fracs) > 0.5
+    assert sat.evidence["max_sat_frac"] == pytest.approx(max(fracs), abs=0.1)
+    assert last not in sat.layers  # the softmax output is never a saturation finding
+
+
+def test_negative_bias_relu_dies(trained, digits):
+    model, run, findings, _ = trained("negative_bias_relu")
+    f = _serious(findings)["dying_relu"]
+    assert f.severity is Severity.ERROR
+    # Independent: per batch of 64, the fraction of units that output <= 0 for every example,
+    # with the final weights; median over batches, per hidden layer.
+    x, _ = digits
+    hidden = keras.Model(model.inputs, [layer.output for layer in model.layers[:-1]])
+    outs = hidden.predict(x, verbose=0)
+    for name, act in zip(run.layer_names, outs):
+        per_batch = [np.mean(np.all(act[i : i + 64] <= 0, axis=0)) for i in range(0, 1792, 64)]
+        expected = float(np.median(per_batch))
+        if expected >= 0.7:
+            assert f.evidence["dead_frac"][name] == pytest.approx(expected, abs=0.1)
+    assert sum(v >= 0.7 for v in f.evidence["dead_frac"].values()) >= 3
+
+
+def test_high_learning_rate_regression_explodes(trained):
+    _, run, findings, _ = trained("regression_high_lr")
+    serious = _serious(findings)
+    assert "exploding_gradients" in serious and "nonfinite" in serious
+    bound = serious["exploding_gradients"].evidence["grad_norm"]
+    assert max(v for v in bound.values() if v is not None) > 1e3
+
+
+def test_huge_init_produces_nonfinite_first_step(trained):
+    _, run, findings, _ = trained("huge_init_sgd")
+    f = _serious(findings)["nonfinite"]
+    assert f.severity is Severity.ERROR
+    step = f.evidence["first_step"]
+
+    # Independent: scan the raw records for the first non-finite loss or gradient statistic.
+    def bad(r):
+        vals = [r.loss] + [
+            v for s in r.layers.values() for k, v in s.items() if k in ("grad_norm", "weight_norm")
+        ]
+        return any(v is not None and not math.isfinite(v) for v in vals) or any(
+            s.get("nonfinite", 0) > 0 for s in r.layers.values()
+        )
+
+    assert step == next(r.step for r in run.records if bad(r))
+    # After NaN, dead/saturation statistics of NaN outputs must not become findings of their own.
+    assert "dying_relu" not in serious_kinds(findings)
+
+
+def serious_kinds(findings):
+    return set(_serious(findings))
