@@ -137,7 +137,7 @@ def _serious(findings):
     "name", ["he_relu", "he_relu_bn", "selu_lecun", "glorot_tanh_shallow", "unusual_working"]
 )
 def test_healthy_models_get_no_warnings(trained, name):
-    model, run, findings, history = trained(name)
+    _, _, findings, history = trained(name)
     assert history["accuracy"][-1] > 0.6  # they do train (the premise of "healthy")
     assert _serious(findings) == {}, [f.message for f in findings]
 
@@ -181,7 +181,7 @@ def test_negative_bias_relu_dies(trained, digits):
     x, _ = digits
     hidden = keras.Model(model.inputs, [layer.output for layer in model.layers[:-1]])
     outs = hidden.predict(x, verbose=0)
-    for name, act in zip(run.layer_names, outs):
+    for name, act in zip(run.layer_names, outs, strict=False):
         per_batch = [np.mean(np.all(act[i : i + 64] <= 0, axis=0)) for i in range(0, 1792, 64)]
         expected = float(np.median(per_batch))
         if expected >= 0.7:
@@ -190,7 +190,7 @@ def test_negative_bias_relu_dies(trained, digits):
 
 
 def test_high_learning_rate_regression_explodes(trained):
-    _, run, findings, _ = trained("regression_high_lr")
+    _, _, findings, _ = trained("regression_high_lr")
     serious = _serious(findings)
     assert "exploding_gradients" in serious and "nonfinite" in serious
     bound = serious["exploding_gradients"].evidence["grad_norm"]
