@@ -2,24 +2,23 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("MPLBACKEND", "Agg")
 
-import keras  # noqa: E402
-import pytest  # noqa: E402
-import tensorflow as tf  # noqa: E402
+import keras
+import pytest
+import tensorflow as tf
 
 # Two logical CPU devices so MirroredStrategy can be tested without a GPU; this must happen before
 # TensorFlow initializes its devices, hence at import time of the test session.
 _cpus = tf.config.list_physical_devices("CPU")
-try:
+with contextlib.suppress(RuntimeError):  # devices already initialized by another plugin
     tf.config.set_logical_device_configuration(
         _cpus[0], [tf.config.LogicalDeviceConfiguration(), tf.config.LogicalDeviceConfiguration()]
     )
-except RuntimeError:  # devices already initialized by another plugin
-    pass
 
 
 @pytest.fixture(autouse=True)

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-import numpy as np
 import keras
+import numpy as np
 import tensorflow as tf
 
 from gradscope.collect.layers import iter_units
 
 
-def toy_data(n: int = 64, d: int = 8, classes: int = 3, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+def toy_data(
+    n: int = 64, d: int = 8, classes: int = 3, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
     rng = np.random.default_rng(seed)
     x = rng.standard_normal((n, d)).astype("float32")
     w = rng.standard_normal((d, classes))
@@ -17,14 +19,16 @@ def toy_data(n: int = 64, d: int = 8, classes: int = 3, seed: int = 0) -> tuple[
     return x, y
 
 
-def reference_layer_grad_norms(model: keras.Model, x: np.ndarray, y: np.ndarray) -> dict[str, float]:
+def reference_layer_grad_norms(
+    model: keras.Model, x: np.ndarray, y: np.ndarray
+) -> dict[str, float]:
     """Per-layer L2 gradient norms from a plain tf.GradientTape on the batch (independent path)."""
     with tf.GradientTape() as tape:
         pred = model(x, training=True)
         loss = model.compute_loss(x=x, y=y, y_pred=pred, training=True)
     variables = model.trainable_variables
     grads = tape.gradient(loss, variables)
-    by_id = {id(v): g for v, g in zip(variables, grads)}
+    by_id = {id(v): g for v, g in zip(variables, grads, strict=False)}
     out = {}
     for path, layer in iter_units(model):
         gs = [by_id[id(v)] for v in layer.trainable_variables if id(v) in by_id]

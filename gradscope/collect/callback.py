@@ -71,7 +71,7 @@ class GradScope(keras.callbacks.Callback):
         probe_data: Any = None,
         tensorboard: bool = True,
         max_records: int | None = None,
-    ):
+    ) -> None:
         super().__init__()
         if not isinstance(log_dir, str | Path) or not str(log_dir):
             raise ValueError(f"`log_dir` must be a non-empty path. Received: log_dir={log_dir!r}")
@@ -79,7 +79,10 @@ class GradScope(keras.callbacks.Callback):
         if max_records is not None and (
             isinstance(max_records, bool) or not isinstance(max_records, int) or max_records < 2
         ):
-            raise ValueError(f"`max_records` must be None or an integer >= 2. Received: max_records={max_records!r}")
+            raise ValueError(
+                "`max_records` must be None or an integer >= 2. "
+                f"Received: max_records={max_records!r}"
+            )
         if isinstance(layers, str):
             raise ValueError(f"`layers` must be a list of layer names. Received: layers={layers!r}")
         self.log_dir = Path(log_dir)
@@ -100,7 +103,9 @@ class GradScope(keras.callbacks.Callback):
         """Installs the in-graph hooks and opens (or continues) the run."""
         model = self.model
         if model.optimizer is None:
-            raise ValueError("GradScope needs a compiled model: call model.compile(...) before fit.")
+            raise ValueError(
+                "GradScope needs a compiled model: call model.compile(...) before fit."
+            )
         if owned_by_other_run(self.log_dir, self._created):
             raise ValueError(
                 f"log_dir '{self.log_dir}' already holds another gradscope run; records of two "

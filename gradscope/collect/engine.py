@@ -43,7 +43,9 @@ class Frequencies:
     histogram: int
 
 
-def validate_frequencies(freq: int, activation_freq: int | None, histogram_freq: int) -> Frequencies:
+def validate_frequencies(
+    freq: int, activation_freq: int | None, histogram_freq: int
+) -> Frequencies:
     """Checks the ``*_freq`` options and resolves defaults.
 
     Args:
@@ -105,7 +107,7 @@ class Recorder:
         freqs: Frequencies,
         slots: int,
         strategy: tf.distribute.Strategy | None = None,
-    ):
+    ) -> None:
         self.plan = plan
         self.freqs = freqs
         self.slots = slots
@@ -123,6 +125,7 @@ class Recorder:
         strategy = strategy or tf.distribute.get_strategy()
         k = slots
         with strategy.scope():
+
             def var(shape: list[int], value: float, dtype: tf.DType = tf.float32) -> tf.Variable:
                 return tf.Variable(tf.fill(shape, tf.cast(value, dtype)), **_ON_READ)
 

@@ -45,7 +45,9 @@ class Hooks:
         step_fn: returns the current step as a tensor (in-graph).
     """
 
-    def __init__(self, model: keras.Model, recorder: Recorder, step_fn: Callable[[], tf.Tensor]):
+    def __init__(
+        self, model: keras.Model, recorder: Recorder, step_fn: Callable[[], tf.Tensor]
+    ) -> None:
         self.model = model
         self.recorder = recorder
         self.step_fn = step_fn

@@ -145,7 +145,9 @@ class WatchPlan:
 
 
 def _initializer_name(layer: keras.layers.Layer) -> str | None:
-    init = getattr(layer, "kernel_initializer", None) or getattr(layer, "depthwise_initializer", None)
+    init = getattr(layer, "kernel_initializer", None) or getattr(
+        layer, "depthwise_initializer", None
+    )
     return None if init is None else type(init).__name__
 
 

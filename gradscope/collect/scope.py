@@ -60,9 +60,11 @@ class Scope:
         optimizer: keras.optimizers.Optimizer | None = None,
         tensorboard: bool = True,
         max_records: int | None = None,
-    ):
+    ) -> None:
         if not isinstance(model, keras.Model):
-            raise ValueError(f"`model` must be a keras.Model. Received: model={type(model).__name__}")
+            raise ValueError(
+                f"`model` must be a keras.Model. Received: model={type(model).__name__}"
+            )
         freqs = validate_frequencies(freq, activation_freq, histogram_freq)
         self.log_dir = Path(log_dir)
         if owned_by_other_run(self.log_dir, None):
@@ -117,7 +119,9 @@ class Scope:
                 "`grads` and `variables` must have the same length. "
                 f"Received: {len(grads)} gradients and {len(variables)} variables"
             )
-        self.recorder.record_gradients(list(zip(grads, variables)), self._step_var.value())
+        self.recorder.record_gradients(
+            list(zip(grads, variables, strict=False)), self._step_var.value()
+        )
 
     def step_end(self, loss: Any = None, epoch: int | None = None) -> None:
         """Host: closes a step; on recorded steps measures the update and writes the record.

@@ -12,7 +12,7 @@ import keras
 import numpy as np
 
 from gradscope._version import __version__
-from gradscope.collect.engine import Frequencies, Recorder
+from gradscope.collect.engine import Recorder
 from gradscope.collect.layers import WatchPlan
 from gradscope.collect.stats import act_range
 from gradscope.config import HISTOGRAM_BINS
@@ -70,7 +70,11 @@ class HistogramLog:
         out: dict[str, np.ndarray] = {f"edges/{k}": v for k, v in edges.items()}
         names = sorted({n for snap in self.snapshots for n in snap})
         for name in names:
-            rows = [(s, snap[name]) for s, snap in zip(self.steps, self.snapshots) if name in snap]
+            rows = [
+                (s, snap[name])
+                for s, snap in zip(self.steps, self.snapshots, strict=False)
+                if name in snap
+            ]
             out[name] = np.stack([r[1] for r in rows]).astype(np.float32)
             out[f"{name}/steps"] = np.array([r[0] for r in rows], dtype=np.int64)
         return out
@@ -147,7 +151,7 @@ class RecordingSession:
         optimizer: keras.optimizers.Optimizer | None,
         tensorboard: bool,
         max_records: int | None,
-    ):
+    ) -> None:
         check_writable(log_dir)
         self.log_dir = log_dir
         self.recorder = recorder
@@ -163,7 +167,9 @@ class RecordingSession:
         self.tb = TensorBoardWriter(log_dir) if tensorboard else None
         self.hist = HistogramLog()
         lo, hi = HISTOGRAM_BINS.grad_log10_range
-        self.edges: dict[str, np.ndarray] = {"grad": np.linspace(lo, hi, HISTOGRAM_BINS.grad_bins + 1)}
+        self.edges: dict[str, np.ndarray] = {
+            "grad": np.linspace(lo, hi, HISTOGRAM_BINS.grad_bins + 1)
+        }
         for name, _, kind in plan.act_layers:
             a, b = act_range(kind)
             self.edges[f"act/{name}"] = np.linspace(a, b, HISTOGRAM_BINS.act_bins + 1)

@@ -13,7 +13,13 @@ import tensorflow as tf
 from gradscope.config import ACTIVATION_THRESHOLDS, HISTOGRAM_BINS, ActivationThresholds
 
 #: Order of the values returned by :func:`grad_stats`.
-GRAD_STAT_ORDER: tuple[str, ...] = ("grad_norm", "grad_mean", "grad_std", "grad_max_abs", "nonfinite")
+GRAD_STAT_ORDER: tuple[str, ...] = (
+    "grad_norm",
+    "grad_mean",
+    "grad_std",
+    "grad_max_abs",
+    "nonfinite",
+)
 #: Order of the values returned by :func:`act_stats`.
 ACT_STAT_ORDER: tuple[str, ...] = ("act_mean", "act_std", "dead_frac", "sat_frac")
 

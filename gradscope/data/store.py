@@ -82,9 +82,13 @@ class RunWriter:
         >>> writer.close()
     """
 
-    def __init__(self, path: str | os.PathLike[str], meta: RunMeta, max_records: int | None = None):
+    def __init__(
+        self, path: str | os.PathLike[str], meta: RunMeta, max_records: int | None = None
+    ) -> None:
         if max_records is not None and max_records < 2:
-            raise ValueError(f"`max_records` must be None or >= 2. Received: max_records={max_records}")
+            raise ValueError(
+                f"`max_records` must be None or >= 2. Received: max_records={max_records}"
+            )
         self.path = Path(path)
         self.path.mkdir(parents=True, exist_ok=True)
         self.meta = meta

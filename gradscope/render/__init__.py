@@ -1,0 +1,1 @@
+"""Renderers: TensorBoard, HTML report, terminal."""

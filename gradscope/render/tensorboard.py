@@ -36,8 +36,10 @@ class TensorBoardWriter:
         >>> writer.write_record(record); writer.close()  # doctest: +SKIP
     """
 
-    def __init__(self, log_dir: str | os.PathLike[str], flush_secs: int = 5):
-        self._writer = EventFileWriter(str(log_dir), flush_secs=flush_secs, filename_suffix=".gradscope")
+    def __init__(self, log_dir: str | os.PathLike[str], flush_secs: int = 5) -> None:
+        self._writer = EventFileWriter(
+            str(log_dir), flush_secs=flush_secs, filename_suffix=".gradscope"
+        )
 
     def _emit(self, step: int, values: list[summary_pb2.Summary.Value]) -> None:
         if values:
@@ -66,7 +68,9 @@ class TensorBoardWriter:
                     values.append(_scalar(f"{stat}/{layer}", value))
         self._emit(record.step, values)
 
-    def write_histograms(self, step: int, histograms: dict[str, np.ndarray], edges: dict[str, np.ndarray]) -> None:
+    def write_histograms(
+        self, step: int, histograms: dict[str, np.ndarray], edges: dict[str, np.ndarray]
+    ) -> None:
         """Writes fixed-bin histograms (``"grad/<layer>"`` -> counts) at ``step``.
 
         Args:

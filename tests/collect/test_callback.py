@@ -75,7 +75,12 @@ def _fit_one_step(model: keras.Model, tmp_path, **kwargs) -> tuple[dict, dict]:
     model.compile(keras.optimizers.SGD(LR), "sparse_categorical_crossentropy", **kwargs)
     reference = reference_layer_grad_norms(model, x, y)
     model.fit(
-        x, y, batch_size=64, epochs=1, shuffle=False, verbose=0,
+        x,
+        y,
+        batch_size=64,
+        epochs=1,
+        shuffle=False,
+        verbose=0,
         callbacks=[GradScope(tmp_path / "run", freq=1)],
     )
     run = load_run(tmp_path / "run")
@@ -113,15 +118,31 @@ def test_moments_and_update_ratio_are_consistent(tmp_path) -> None:
     model = _sequential()
     x, y = toy_data(64)
     model.compile(keras.optimizers.SGD(LR), "sparse_categorical_crossentropy")
-    w_before = {layer.name: [v.numpy().copy() for v in layer.trainable_variables] for layer in model.layers}
+    w_before = {
+        layer.name: [v.numpy().copy() for v in layer.trainable_variables] for layer in model.layers
+    }
     with tf.GradientTape() as tape:
         loss = model.compute_loss(x=x, y=y, y_pred=model(x, training=True))
     grads = tape.gradient(loss, model.trainable_variables)
-    flat = {layer.name: np.concatenate([g.numpy().ravel() for g, v in zip(grads, model.trainable_variables)
-                                         if any(v is w for w in layer.trainable_variables)])
-            for layer in model.layers}
-    model.fit(x, y, batch_size=64, epochs=1, shuffle=False, verbose=0,
-              callbacks=[GradScope(tmp_path / "run", freq=1)])
+    flat = {
+        layer.name: np.concatenate(
+            [
+                g.numpy().ravel()
+                for g, v in zip(grads, model.trainable_variables, strict=False)
+                if any(v is w for w in layer.trainable_variables)
+            ]
+        )
+        for layer in model.layers
+    }
+    model.fit(
+        x,
+        y,
+        batch_size=64,
+        epochs=1,
+        shuffle=False,
+        verbose=0,
+        callbacks=[GradScope(tmp_path / "run", freq=1)],
+    )
     record = load_run(tmp_path / "run").records[0]
     assert record.loss == pytest.approx(float(loss), rel=1e-5)
     assert record.lr == pytest.approx(LR)
@@ -131,7 +152,9 @@ def test_moments_and_update_ratio_are_consistent(tmp_path) -> None:
         assert stats["grad_std"] == pytest.approx(g.std(), rel=1e-4)
         assert stats["grad_max_abs"] == pytest.approx(np.abs(g).max(), rel=1e-6)
         assert stats["nonfinite"] == 0
-        w_after = np.concatenate([v.numpy().ravel() for v in model.get_layer(name).trainable_variables])
+        w_after = np.concatenate(
+            [v.numpy().ravel() for v in model.get_layer(name).trainable_variables]
+        )
         w_prev = np.concatenate([w.ravel() for w in w_before[name]])
         assert stats["weight_norm"] == pytest.approx(np.linalg.norm(w_after), rel=1e-5)
         assert stats["update_ratio"] == pytest.approx(
@@ -159,7 +182,9 @@ def test_steps_per_execution_records_every_due_step(tmp_path) -> None:
     x, y = toy_data(64)
     model = _sequential()
     model.compile("sgd", "sparse_categorical_crossentropy", steps_per_execution=4)
-    model.fit(x, y, batch_size=8, epochs=1, verbose=0, callbacks=[GradScope(tmp_path / "run", freq=1)])
+    model.fit(
+        x, y, batch_size=8, epochs=1, verbose=0, callbacks=[GradScope(tmp_path / "run", freq=1)]
+    )
     run = load_run(tmp_path / "run")
     assert [r.step for r in run.records] == list(range(8))
     losses = [r.loss for r in run.records]
@@ -181,7 +206,9 @@ def test_dead_relu_fraction(tmp_path) -> None:
     model = keras.Sequential(
         [
             keras.Input((8,)),
-            keras.layers.Dense(32, activation="relu", bias_initializer=keras.initializers.Constant(-50.0)),
+            keras.layers.Dense(
+                32, activation="relu", bias_initializer=keras.initializers.Constant(-50.0)
+            ),
             keras.layers.Dense(32, activation="relu", kernel_initializer="he_normal"),
             keras.layers.Dense(3, activation="softmax"),
         ]
@@ -191,11 +218,20 @@ def test_dead_relu_fraction(tmp_path) -> None:
     assert recorded[names[0]]["dead_frac"] == 1.0
     # The next layer sees only zeros: output = relu(bias = 0) = 0 -> dead as well, honestly.
     x, _ = toy_data(64)
-    healthy = keras.Sequential([keras.Input((8,)), keras.layers.Dense(32, activation="relu",
-                                                                       kernel_initializer="he_normal")])
+    healthy = keras.Sequential(
+        [
+            keras.Input((8,)),
+            keras.layers.Dense(32, activation="relu", kernel_initializer="he_normal"),
+        ]
+    )
     healthy.compile("sgd", "mse")
-    healthy.fit(x, np.zeros((64, 32)), batch_size=64, verbose=0,
-                callbacks=[GradScope(tmp_path / "healthy", freq=1)])
+    healthy.fit(
+        x,
+        np.zeros((64, 32)),
+        batch_size=64,
+        verbose=0,
+        callbacks=[GradScope(tmp_path / "healthy", freq=1)],
+    )
     rec = load_run(tmp_path / "healthy").records[0].layers[healthy.layers[0].name]
     out = healthy.layers[0](x).numpy()
     assert rec["dead_frac"] < 0.2
@@ -206,7 +242,11 @@ def test_sigmoid_saturation_with_huge_weights(tmp_path) -> None:
     model = keras.Sequential(
         [
             keras.Input((8,)),
-            keras.layers.Dense(64, activation="sigmoid", kernel_initializer=keras.initializers.RandomNormal(stddev=50.0)),
+            keras.layers.Dense(
+                64,
+                activation="sigmoid",
+                kernel_initializer=keras.initializers.RandomNormal(stddev=50.0),
+            ),
             keras.layers.Dense(3, activation="softmax"),
         ]
     )
@@ -220,25 +260,39 @@ def test_probe_data_activations_match_direct_computation(tmp_path) -> None:
     probe = x[:32]
     model = _sequential()
     model.compile("sgd", "sparse_categorical_crossentropy")
-    model.fit(x, y, batch_size=64, epochs=1, verbose=0,
-              callbacks=[GradScope(tmp_path / "run", freq=1, probe_data=probe)])
+    model.fit(
+        x,
+        y,
+        batch_size=64,
+        epochs=1,
+        verbose=0,
+        callbacks=[GradScope(tmp_path / "run", freq=1, probe_data=probe)],
+    )
     rec = load_run(tmp_path / "run").records[0].layers
     extractor = keras.Model(model.inputs, [layer.output for layer in model.layers])
     outs = extractor([probe])
-    for layer, out in zip(model.layers, outs):
+    for layer, out in zip(model.layers, outs, strict=False):
         out = out.numpy()
         assert rec[layer.name]["act_mean"] == pytest.approx(out.mean(), rel=1e-4, abs=1e-6)
         assert rec[layer.name]["act_std"] == pytest.approx(out.std(), rel=1e-4)
     relu_out = outs[0].numpy()
-    assert rec[model.layers[0].name]["dead_frac"] == pytest.approx(np.mean(np.all(relu_out <= 0, axis=0)))
+    assert rec[model.layers[0].name]["dead_frac"] == pytest.approx(
+        np.mean(np.all(relu_out <= 0, axis=0))
+    )
 
 
 def test_histograms_count_every_gradient_entry(tmp_path) -> None:
     model = _sequential()
     x, y = toy_data(64)
     model.compile("sgd", "sparse_categorical_crossentropy")
-    model.fit(x, y, batch_size=16, epochs=1, verbose=0,
-              callbacks=[GradScope(tmp_path / "run", freq=1, histogram_freq=2)])
+    model.fit(
+        x,
+        y,
+        batch_size=16,
+        epochs=1,
+        verbose=0,
+        callbacks=[GradScope(tmp_path / "run", freq=1, histogram_freq=2)],
+    )
     hist = load_run(tmp_path / "run").histograms
     first = model.layers[0]
     counts = hist[f"grad/{first.name}"]
@@ -252,8 +306,15 @@ def test_validation_data_and_hooks_removed(tmp_path) -> None:
     x, y = toy_data(64)
     model = _sequential()
     model.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
-    model.fit(x, y, validation_data=(x[:16], y[:16]), batch_size=16, epochs=2, verbose=0,
-              callbacks=[GradScope(tmp_path / "run", freq=2)])
+    model.fit(
+        x,
+        y,
+        validation_data=(x[:16], y[:16]),
+        batch_size=16,
+        epochs=2,
+        verbose=0,
+        callbacks=[GradScope(tmp_path / "run", freq=2)],
+    )
     run = load_run(tmp_path / "run")
     assert {"loss", "accuracy", "val_loss", "val_accuracy"} <= set(run.epochs[-1].logs)
     assert [r.step for r in run.records] == [0, 2, 4, 6]
@@ -273,8 +334,14 @@ def test_interrupted_fit_leaves_a_loadable_run(tmp_path) -> None:
     model = _sequential()
     model.compile("adam", "sparse_categorical_crossentropy")
     with pytest.raises(KeyboardInterrupt):
-        model.fit(x, y, batch_size=4, epochs=3, verbose=0,
-                  callbacks=[GradScope(tmp_path / "run", freq=1), Interrupt()])
+        model.fit(
+            x,
+            y,
+            batch_size=4,
+            epochs=3,
+            verbose=0,
+            callbacks=[GradScope(tmp_path / "run", freq=1), Interrupt()],
+        )
     run = load_run(tmp_path / "run")
     assert [r.step for r in run.records] == list(range(6))
     assert run.meta.status == "running"  # never marked completed
@@ -288,8 +355,14 @@ def test_nan_loss_is_recorded_not_crashed(tmp_path) -> None:
     target[3, 0] = np.nan
     model = _sequential()
     model.compile("sgd", "mse")
-    model.fit(x, target, batch_size=64, epochs=2, verbose=0,
-              callbacks=[GradScope(tmp_path / "run", freq=1)])
+    model.fit(
+        x,
+        target,
+        batch_size=64,
+        epochs=2,
+        verbose=0,
+        callbacks=[GradScope(tmp_path / "run", freq=1)],
+    )
     run = load_run(tmp_path / "run")
     assert len(run.records) == 2
     assert all(math.isnan(r.loss) for r in run.records)
@@ -303,7 +376,9 @@ def test_nan_input_shows_as_nonfinite_gradients(tmp_path) -> None:
     x[3, 0] = np.nan
     model = _sequential()
     model.compile("sgd", "sparse_categorical_crossentropy")
-    model.fit(x, y, batch_size=64, epochs=1, verbose=0, callbacks=[GradScope(tmp_path / "run", freq=1)])
+    model.fit(
+        x, y, batch_size=64, epochs=1, verbose=0, callbacks=[GradScope(tmp_path / "run", freq=1)]
+    )
     first = load_run(tmp_path / "run").records[0].layers[model.layers[0].name]
     assert first["nonfinite"] > 0
     assert math.isnan(first["grad_norm"])
@@ -330,7 +405,13 @@ def test_layer_selection(tmp_path) -> None:
     model = _sequential()
     model.compile("sgd", "sparse_categorical_crossentropy")
     name = model.layers[1].name
-    model.fit(x, y, batch_size=64, verbose=0, callbacks=[GradScope(tmp_path / "run", freq=1, layers=[name])])
+    model.fit(
+        x,
+        y,
+        batch_size=64,
+        verbose=0,
+        callbacks=[GradScope(tmp_path / "run", freq=1, layers=[name])],
+    )
     assert set(load_run(tmp_path / "run").records[0].layers) == {name}
     with pytest.raises(ValueError, match="Known layers"):
         model.fit(x, y, verbose=0, callbacks=[GradScope(tmp_path / "run2", layers=["nope"])])

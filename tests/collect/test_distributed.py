@@ -24,11 +24,20 @@ def _model(dtype: str | None = None) -> keras.Model:
 def test_loss_scale_optimizer_records_unscaled_gradients(tmp_path) -> None:
     x, y = toy_data(64)
     model = _model("mixed_float16")
-    model.compile(keras.optimizers.LossScaleOptimizer(keras.optimizers.SGD(0.05)),
-                  "sparse_categorical_crossentropy")
+    model.compile(
+        keras.optimizers.LossScaleOptimizer(keras.optimizers.SGD(0.05)),
+        "sparse_categorical_crossentropy",
+    )
     reference = reference_layer_grad_norms(model, x, y)
-    model.fit(x, y, batch_size=64, epochs=1, shuffle=False, verbose=0,
-              callbacks=[GradScope(tmp_path / "run", freq=1)])
+    model.fit(
+        x,
+        y,
+        batch_size=64,
+        epochs=1,
+        shuffle=False,
+        verbose=0,
+        callbacks=[GradScope(tmp_path / "run", freq=1)],
+    )
     record = load_run(tmp_path / "run").records[0]
     for layer, ref in reference.items():
         # float16 forward pass: compare loosely, but far tighter than the 2**15 loss scale.
@@ -46,9 +55,18 @@ def test_mirrored_strategy_two_replicas(tmp_path) -> None:
         model.compile(keras.optimizers.SGD(0.05), "sparse_categorical_crossentropy")
     reference = reference_layer_grad_norms(model, x, y)
     # The loss is captured on replica 0, i.e. the first half of the global batch.
-    first_half_loss = float(keras.losses.sparse_categorical_crossentropy(y[:32], model(x[:32])).numpy().mean())
-    model.fit(x, y, batch_size=64, epochs=1, shuffle=False, verbose=0,
-              callbacks=[GradScope(tmp_path / "run", freq=1)])
+    first_half_loss = float(
+        keras.losses.sparse_categorical_crossentropy(y[:32], model(x[:32])).numpy().mean()
+    )
+    model.fit(
+        x,
+        y,
+        batch_size=64,
+        epochs=1,
+        shuffle=False,
+        verbose=0,
+        callbacks=[GradScope(tmp_path / "run", freq=1)],
+    )
     run = load_run(tmp_path / "run")
     assert [r.step for r in run.records] == [0]
     record = run.records[0]

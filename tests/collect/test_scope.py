@@ -36,7 +36,7 @@ def test_custom_loop_matches_gradient_tape(tmp_path) -> None:
 
     expected = {}
     for step in range(5):
-        xb, yb = x[step * 8:(step + 1) * 8], y[step * 8:(step + 1) * 8]
+        xb, yb = x[step * 8 : (step + 1) * 8], y[step * 8 : (step + 1) * 8]
         loss, grads = train_step(xb, yb)
         if step % 2 == 0:
             expected[step] = (

@@ -24,7 +24,9 @@ from gradscope.data.store import STATS_FILE, atomic_write_bytes
 
 META = RunMeta(
     layers=(
-        LayerInfo("dense", "Dense", "relu", "relu", "GlorotUniform", 4, 20, True, True, ("kernel", "bias")),
+        LayerInfo(
+            "dense", "Dense", "relu", "relu", "GlorotUniform", 4, 20, True, True, ("kernel", "bias")
+        ),
         LayerInfo("frozen", "Dense", None, None, None, 2, 10, False, False, ()),
     ),
     model_name="m",
@@ -35,9 +37,14 @@ META = RunMeta(
 
 
 def _record(step: int, loss: float = 1.0) -> StepRecord:
-    return StepRecord(step=step, epoch=0, loss=loss, lr=0.1,
-                      layers={"dense": {"grad_norm": float(step) + 0.5, "dead_frac": 0.25}},
-                      variables={"dense/kernel": {"grad_norm": 1.0, "weight_norm": 2.0}})
+    return StepRecord(
+        step=step,
+        epoch=0,
+        loss=loss,
+        lr=0.1,
+        layers={"dense": {"grad_norm": float(step) + 0.5, "dead_frac": 0.25}},
+        variables={"dense/kernel": {"grad_norm": 1.0, "weight_norm": 2.0}},
+    )
 
 
 def test_round_trip(tmp_path) -> None:
@@ -121,7 +128,9 @@ def test_atomic_write_replaces_whole_file(tmp_path) -> None:
     assert [p.name for p in tmp_path.iterdir()] == ["f.bin"]  # no temp files left
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(cut=st.integers(min_value=0, max_value=10_000), junk=st.binary(max_size=40))
 def test_reader_survives_truncation_and_garbage(tmp_path_factory, cut: int, junk: bytes) -> None:
     path = tmp_path_factory.mktemp("run")

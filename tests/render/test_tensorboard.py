@@ -22,13 +22,26 @@ def _accumulator(path) -> EventAccumulator:
 
 def test_scalars_equal_stats_jsonl(tmp_path) -> None:
     x, y = toy_data(64)
-    model = keras.Sequential([keras.Input((8,)), keras.layers.Dense(8, activation="relu"),
-                              keras.layers.Dense(3, activation="softmax")])
+    model = keras.Sequential(
+        [
+            keras.Input((8,)),
+            keras.layers.Dense(8, activation="relu"),
+            keras.layers.Dense(3, activation="softmax"),
+        ]
+    )
     model.compile("adam", "sparse_categorical_crossentropy")
     # Keras's own TensorBoard callback on the same log_dir must coexist.
-    model.fit(x, y, batch_size=16, epochs=2, verbose=0,
-              callbacks=[GradScope(tmp_path, freq=2, histogram_freq=4),
-                         keras.callbacks.TensorBoard(tmp_path, histogram_freq=1)])
+    model.fit(
+        x,
+        y,
+        batch_size=16,
+        epochs=2,
+        verbose=0,
+        callbacks=[
+            GradScope(tmp_path, freq=2, histogram_freq=4),
+            keras.callbacks.TensorBoard(tmp_path, histogram_freq=1),
+        ],
+    )
     run = load_run(tmp_path)
     acc = _accumulator(tmp_path)
     tags = acc.Tags()["scalars"]
@@ -49,8 +62,15 @@ def test_nonfinite_values_are_skipped_and_text_is_readable(tmp_path) -> None:
     from gradscope.data.schema import StepRecord
 
     writer = TensorBoardWriter(tmp_path)
-    writer.write_record(StepRecord(step=3, epoch=0, loss=math.nan, lr=0.1,
-                                   layers={"d": {"grad_norm": math.inf, "act_mean": 0.5}}))
+    writer.write_record(
+        StepRecord(
+            step=3,
+            epoch=0,
+            loss=math.nan,
+            lr=0.1,
+            layers={"d": {"grad_norm": math.inf, "act_mean": 0.5}},
+        )
+    )
     writer.write_text("gradscope/findings", ["**vanishing gradients** in `d`"], step=3)
     writer.close()
     acc = _accumulator(tmp_path)
