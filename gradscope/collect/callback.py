@@ -102,6 +102,8 @@ class GradScope(keras.callbacks.Callback):
     def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
         """Installs the in-graph hooks and opens (or continues) the run."""
         model = self.model
+        # A fit interrupted by an exception never reached on_train_end: undo its hooks first.
+        self._unhook()
         if model.optimizer is None:
             raise ValueError(
                 "GradScope needs a compiled model: call model.compile(...) before fit."

@@ -333,20 +333,21 @@ def test_interrupted_fit_leaves_a_loadable_run(tmp_path) -> None:
     x, y = toy_data(64)
     model = _sequential()
     model.compile("adam", "sparse_categorical_crossentropy")
+    scope = GradScope(tmp_path / "run", freq=1)
     with pytest.raises(KeyboardInterrupt):
-        model.fit(
-            x,
-            y,
-            batch_size=4,
-            epochs=3,
-            verbose=0,
-            callbacks=[GradScope(tmp_path / "run", freq=1), Interrupt()],
-        )
+        model.fit(x, y, batch_size=4, epochs=3, verbose=0, callbacks=[scope, Interrupt()])
     run = load_run(tmp_path / "run")
     assert [r.step for r in run.records] == list(range(6))
     assert run.meta.status == "running"  # never marked completed
     lines = (tmp_path / "run" / "stats.jsonl").read_text().splitlines()
     assert all(json.loads(line)["step"] >= 0 for line in lines)
+    # Fitting again with the same callback continues the run and then removes every hook.
+    model.fit(x, y, batch_size=4, epochs=1, verbose=0, callbacks=[scope])
+    run = load_run(tmp_path / "run")
+    assert [r.step for r in run.records] == list(range(6)) + list(range(6, 22))
+    assert run.meta.status == "completed"
+    assert "train_step" not in model.__dict__
+    assert all("call" not in layer.__dict__ for layer in model.layers)
 
 
 def test_nan_loss_is_recorded_not_crashed(tmp_path) -> None:
