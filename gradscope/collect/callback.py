@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -11,13 +12,22 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from gradscope.collect.diagnose import diagnose, print_findings
 from gradscope.collect.engine import Recorder, validate_frequencies
 from gradscope.collect.hooks import Hooks, base_optimizer
 from gradscope.collect.layers import plan_watch
 from gradscope.collect.session import RecordingSession, log_float, owned_by_other_run
+from gradscope.data.schema import StepRecord
+from gradscope.data.store import load_run
+from gradscope.detect import detect
+from gradscope.findings import Finding, Severity
 
 #: Examples of ``probe_data`` used for activation statistics.
 PROBE_EXAMPLES = 256
+#: Accepted values of ``on_finding``.
+ON_FINDING = (None, "warn", "stop")
+#: Finding kinds that stop training when ``on_finding="stop"``.
+STOPPING_KINDS = frozenset({"nonfinite", "exploding_gradients"})
 
 
 def _probe_inputs(probe_data: Any) -> Any:
@@ -28,6 +38,12 @@ def _probe_inputs(probe_data: Any) -> Any:
         x = next(iter(x.unbatch().batch(PROBE_EXAMPLES)))
         x = x[0] if isinstance(x, tuple) else x
     return tf.nest.map_structure(lambda a: tf.convert_to_tensor(np.asarray(a)[:PROBE_EXAMPLES]), x)
+
+
+def _has_nonfinite(record: StepRecord) -> bool:
+    if record.loss is not None and not math.isfinite(record.loss):
+        return True
+    return any(stats.get("nonfinite", 0.0) > 0 for stats in record.layers.values())
 
 
 class GradScope(keras.callbacks.Callback):
@@ -55,6 +71,11 @@ class GradScope(keras.callbacks.Callback):
         tensorboard: also write TensorBoard scalars/histograms into ``log_dir``.
         max_records: keep at most this many step records on disk (evenly thinned); None keeps
             all.
+        on_finding: None (diagnose only at the end of fit), ``"warn"`` (also diagnose at every
+            epoch end and as soon as NaN/Inf shows, warning once per new finding) or ``"stop"``
+            (like ``"warn"``, and stop training, as EarlyStopping does, on ``nonfinite`` or
+            ``exploding_gradients`` findings).
+        verbose: 0 silent, 1 prints the findings summary at the end of fit.
 
     Example:
         >>> model.fit(x, y, epochs=3, callbacks=[GradScope("runs/mlp")])  # doctest: +SKIP
@@ -71,6 +92,8 @@ class GradScope(keras.callbacks.Callback):
         probe_data: Any = None,
         tensorboard: bool = True,
         max_records: int | None = None,
+        on_finding: str | None = None,
+        verbose: int = 1,
     ) -> None:
         super().__init__()
         if not isinstance(log_dir, str | Path) or not str(log_dir):
@@ -85,6 +108,13 @@ class GradScope(keras.callbacks.Callback):
             )
         if isinstance(layers, str):
             raise ValueError(f"`layers` must be a list of layer names. Received: layers={layers!r}")
+        if on_finding not in ON_FINDING:
+            raise ValueError(
+                f"`on_finding` must be one of {ON_FINDING}. Received: on_finding={on_finding!r}"
+            )
+        self.on_finding = on_finding
+        self.verbose = int(verbose)
+        self.findings: list[Finding] = []
         self.log_dir = Path(log_dir)
         self.layers = None if layers is None else list(layers)
         self.probe_inputs = _probe_inputs(probe_data)
@@ -154,6 +184,7 @@ class GradScope(keras.callbacks.Callback):
         self._epoch = 0
         self._epoch_seen = 0
         self._last_loss: float | None = None
+        self._warned: set[tuple[str, tuple[str, ...]]] = set()
 
     def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         """Tracks the epoch for records."""
@@ -170,19 +201,26 @@ class GradScope(keras.callbacks.Callback):
         if -(-self._step // freq) <= -(-before // freq):
             return
         self._last_loss = log_float((logs or {}).get("loss"))
-        self._collect(before)
+        records = self._collect(before)
+        if self.on_finding and any(_has_nonfinite(r) for r in records):
+            self._react(kinds=("nonfinite",))
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         """Saves the epoch's logs (with validation metrics) into the run."""
         if self.session is not None:
             self.session.epoch_end(epoch, self._step, logs)
+            if self.on_finding:
+                self._react()
 
     def on_train_end(self, logs: dict[str, Any] | None = None) -> None:
         """Reads the last records, closes the run and removes every hook from the model."""
         try:
             if self.session is not None:
                 self._collect(self._step)
+                self.findings = diagnose(self.session)
                 self.session.close("completed")
+                if self.verbose:
+                    print_findings(self.findings, self.log_dir)
         finally:
             self._unhook()
 
@@ -195,16 +233,29 @@ class GradScope(keras.callbacks.Callback):
 
     # ------------------------------------------------------------------ helpers
 
-    def _collect(self, before: int) -> None:
+    def _react(self, kinds: tuple[str, ...] | None = None) -> None:
+        """Diagnoses the run so far; warns once per new finding, stops on the fatal kinds."""
+        assert self.session is not None
+        found = detect(load_run(self.log_dir), kinds=kinds)
+        for finding in found:
+            key = (finding.kind, finding.layers)
+            if finding.severity < Severity.WARNING or key in self._warned:
+                continue
+            self._warned.add(key)
+            warnings.warn(f"gradscope [{finding.code}] {finding.message}", stacklevel=2)
+            if self.on_finding == "stop" and finding.kind in STOPPING_KINDS:
+                self.model.stop_training = True
+
+    def _collect(self, before: int) -> list[StepRecord]:
         session = self.session
         if session is None:
-            return
+            return []
         act = self.freqs.activation
         if self._probe_fn is not None and act:
             last_due = ((self._step - 1) // act) * act
             if last_due >= before:
                 self._probe_fn(self.probe_inputs, tf.constant(last_due, tf.int64))
-        session.poll(self._epoch, loss_fallback=self._last_loss)
+        return session.poll(self._epoch, loss_fallback=self._last_loss)
 
     def _make_probe(self, model: keras.Model, hooks: Hooks) -> Any:
         @tf.function
@@ -231,4 +282,5 @@ class GradScope(keras.callbacks.Callback):
             "probe_data": self.probe_inputs is not None,
             "tensorboard": self.tensorboard,
             "max_records": self.max_records,
+            "on_finding": self.on_finding,
         }

@@ -416,3 +416,35 @@ def test_layer_selection(tmp_path) -> None:
     assert set(load_run(tmp_path / "run").records[0].layers) == {name}
     with pytest.raises(ValueError, match="Known layers"):
         model.fit(x, y, verbose=0, callbacks=[GradScope(tmp_path / "run2", layers=["nope"])])
+
+
+def test_findings_written_at_end_of_fit(tmp_path) -> None:
+    from gradscope.findings import read_findings
+
+    x, y = toy_data(64)
+    model = _sequential()
+    model.compile("adam", "sparse_categorical_crossentropy")
+    callback = GradScope(tmp_path / "run", freq=1, verbose=0)
+    model.fit(x, y, batch_size=16, epochs=2, verbose=0, callbacks=[callback])
+    assert (tmp_path / "run" / "findings.json").exists()
+    assert read_findings(tmp_path / "run") == callback.findings
+
+
+def test_on_finding_stop_halts_on_nan(tmp_path) -> None:
+    x, _ = toy_data(64)
+    target = np.ones((64, 3), "float32")
+    target[40:, 0] = np.nan  # batches from step 5 on produce a NaN loss
+    model = _sequential()
+    model.compile("sgd", "mse")
+    callback = GradScope(tmp_path / "run", freq=1, on_finding="stop", verbose=0)
+    with pytest.warns(UserWarning, match="GS105"):
+        model.fit(x, target, batch_size=8, epochs=5, shuffle=False, verbose=0, callbacks=[callback])
+    run = load_run(tmp_path / "run")
+    # Stopped at the end of the first epoch-step where NaN appeared, not after 40 steps.
+    assert run.records[-1].step == 5
+    assert any(f.kind == "nonfinite" for f in callback.findings)
+
+
+def test_on_finding_is_validated(tmp_path) -> None:
+    with pytest.raises(ValueError, match="Received: on_finding='halt'"):
+        GradScope(tmp_path, on_finding="halt")
