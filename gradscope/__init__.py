@@ -8,5 +8,6 @@ Public API::
 from gradscope._version import __version__
 from gradscope.collect import GradScope, Scope
 from gradscope.data import Run, load_run
+from gradscope.findings import Finding, Severity
 
-__all__ = ["GradScope", "Run", "Scope", "__version__", "load_run"]
+__all__ = ["Finding", "GradScope", "Run", "Scope", "Severity", "__version__", "load_run"]
