@@ -16,7 +16,12 @@ from gradscope.collect.diagnose import diagnose, print_findings
 from gradscope.collect.engine import Recorder, validate_frequencies
 from gradscope.collect.hooks import Hooks, base_optimizer
 from gradscope.collect.layers import plan_watch
-from gradscope.collect.session import RecordingSession, log_float, owned_by_other_run
+from gradscope.collect.session import (
+    RecordingSession,
+    check_writable,
+    log_float,
+    owned_by_other_run,
+)
 from gradscope.data.schema import StepRecord
 from gradscope.data.store import load_run
 from gradscope.detect import detect
@@ -144,6 +149,18 @@ class GradScope(keras.callbacks.Callback):
                 "runs are never mixed. Pass a new directory (e.g. runs/<name>-2) or delete the "
                 f"old run. Received: log_dir={str(self.log_dir)!r}"
             )
+        check_writable(self.log_dir)
+        self._epoch = 0
+        self._epoch_seen = 0
+        self._last_loss: float | None = None
+        self._warned: set[tuple[str, tuple[str, ...]]] = set()
+        # Subclassed models may only build their weights while Keras traces the first step;
+        # then the hooks are attached after that step and recording starts at step 1.
+        if model.built:
+            self._attach()
+
+    def _attach(self) -> None:
+        model = self.model
         optimizer = base_optimizer(model.optimizer)
         if not optimizer.built:
             # Built here, outside the train step, so that optimizer slots are created eagerly.
@@ -181,10 +198,6 @@ class GradScope(keras.callbacks.Callback):
             )
             self._created = self.session.writer.meta.created
         self._step = int(optimizer.iterations.numpy())
-        self._epoch = 0
-        self._epoch_seen = 0
-        self._last_loss: float | None = None
-        self._warned: set[tuple[str, tuple[str, ...]]] = set()
 
     def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         """Tracks the epoch for records."""
@@ -193,6 +206,11 @@ class GradScope(keras.callbacks.Callback):
 
     def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
         """Reads the ring buffer when a recorded step happened since the last read."""
+        if self._hooks is None:
+            if self.model.built:
+                self._epoch_seen = batch + 1
+                self._attach()
+            return
         before = self._step
         # With steps_per_execution > 1, Keras reports the last step of the execution.
         self._step += batch + 1 - self._epoch_seen

@@ -448,3 +448,22 @@ def test_on_finding_stop_halts_on_nan(tmp_path) -> None:
 def test_on_finding_is_validated(tmp_path) -> None:
     with pytest.raises(ValueError, match="Received: on_finding='halt'"):
         GradScope(tmp_path, on_finding="halt")
+
+
+def test_lazily_built_subclassed_model_is_recorded_from_step_one(tmp_path) -> None:
+    x, y = toy_data(64)
+    model = SubclassedNet()  # not built: Keras creates its weights while tracing step 0
+    model.compile(keras.optimizers.SGD(LR), "sparse_categorical_crossentropy")
+    model.fit(
+        x,
+        y,
+        batch_size=16,
+        epochs=1,
+        shuffle=False,
+        verbose=0,
+        callbacks=[GradScope(tmp_path / "run", freq=1, verbose=0)],
+    )
+    run = load_run(tmp_path / "run")
+    assert [r.step for r in run.records] == [1, 2, 3]
+    assert len(run.records[0].layers) == 2
+    assert all(r.layers[run.layer_names[0]]["grad_norm"] > 0 for r in run.records)
