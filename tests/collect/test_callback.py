@@ -467,3 +467,14 @@ def test_lazily_built_subclassed_model_is_recorded_from_step_one(tmp_path) -> No
     assert [r.step for r in run.records] == [1, 2, 3]
     assert len(run.records[0].layers) == 2
     assert all(r.layers[run.layer_names[0]]["grad_norm"] > 0 for r in run.records)
+
+
+def test_unwritable_log_dir_fails_at_train_begin(tmp_path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    x, y = toy_data(16)
+    model = _sequential()
+    model.compile("sgd", "sparse_categorical_crossentropy")
+    with pytest.raises(OSError, match="cannot write its run to log_dir"):
+        model.fit(x, y, verbose=0, callbacks=[GradScope(blocker / "run")])
+    assert "train_step" not in model.__dict__  # nothing was hooked
