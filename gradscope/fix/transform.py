@@ -1,0 +1,853 @@
+"""Fix transforms: each fix id -> a function returning a NEW model with the fix applied.
+
+The input model is never mutated (layers are rebuilt from their configs, weights copied), and
+weights of untouched layers are preserved. What each transform changes follows Géron, *Hands-On
+Machine Learning*, ch. 11: He init for the ReLU family, LeCun for SELU, Glorot for
+none/tanh/sigmoid/softmax; BatchNormalization after each hidden layer (optionally before the
+activation, with ``use_bias=False`` on the layer before it); clipping and a lower learning rate on
+the optimizer. The output head (the last kernel layers and their activation) is never changed:
+its activation belongs to the task.
+
+Example:
+    >>> fixed = apply_fix(model, "relu_activation")  # doctest: +SKIP
+    >>> fixed = apply_fixes(model, ["he_init", "batch_norm"])  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import copy
+import enum
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Any
+
+import keras
+
+from gradscope.fix.graph import (
+    LINEAR,
+    RELU_FAMILY,
+    ModelGraph,
+    is_activation_layer,
+    is_kernel_layer,
+    iter_levels,
+    layer_activation,
+)
+from gradscope.fix.rebuild import (
+    FixNotApplicable,
+    LayerEdit,
+    UnsupportedModelError,
+    rebuild,
+    require_built,
+)
+
+__all__ = [
+    "TRANSFORMS",
+    "FixNotApplicable",
+    "Stage",
+    "Transform",
+    "UnsupportedModelError",
+    "apply_fix",
+    "apply_fixes",
+    "not_applicable_reason",
+]
+
+
+class Stage(enum.IntEnum):
+    """Order in which fixes are applied: weights' start, then normalization, then the optimizer."""
+
+    INIT_ACTIVATION = 0
+    NORMALIZATION = 1
+    OPTIMIZER = 2
+
+
+# --------------------------------------------------------------------------- initializers
+
+
+@dataclass(frozen=True)
+class _InitRule:
+    scale: float
+    mode: str
+    activations: frozenset[str]
+
+
+_INIT_RULES: Mapping[str, _InitRule] = {
+    "he": _InitRule(2.0, "fan_in", RELU_FAMILY),
+    "lecun": _InitRule(1.0, "fan_in", frozenset({"selu"})),
+    "glorot": _InitRule(1.0, "fan_avg", frozenset({"linear", "tanh", "sigmoid", "softmax"})),
+}
+# Named Keras initializers -> (scale, mode) of the VarianceScaling they are.
+_NAMED_INITS: Mapping[str, tuple[float, str]] = {
+    "henormal": (2.0, "fan_in"),
+    "heuniform": (2.0, "fan_in"),
+    "lecunnormal": (1.0, "fan_in"),
+    "lecununiform": (1.0, "fan_in"),
+    "glorotnormal": (1.0, "fan_avg"),
+    "glorotuniform": (1.0, "fan_avg"),
+}
+_DISTRIBUTIONS = ("truncated_normal", "normal", "uniform")
+
+
+def _init_scale_mode(config: Any) -> tuple[float, str] | None:
+    # The (scale, mode) of a serialized initializer, or None if it is not variance scaling.
+    if isinstance(config, str):
+        return _NAMED_INITS.get(config.replace("_", "").lower())
+    if not isinstance(config, Mapping):
+        return None
+    name = str(config.get("class_name", "")).replace("_", "").lower()
+    if name in _NAMED_INITS:
+        return _NAMED_INITS[name]
+    if name == "variancescaling":
+        inner = config.get("config", {})
+        return float(inner.get("scale", 1.0)), str(inner.get("mode", "fan_in"))
+    return None
+
+
+def _initializer(
+    family: str, mode: str | None, distribution: str, seed: int | None
+) -> dict[str, Any]:
+    rule = _INIT_RULES[family]
+    if distribution not in _DISTRIBUTIONS:
+        raise ValueError(
+            f"distribution must be one of {_DISTRIBUTIONS}. Received: distribution={distribution!r}"
+        )
+    init = keras.initializers.VarianceScaling(
+        scale=rule.scale, mode=mode or rule.mode, distribution=distribution, seed=seed
+    )
+    return keras.initializers.serialize(init)
+
+
+def _kernel_edit(layer: keras.layers.Layer, init: Mapping[str, Any], **changes: Any) -> LayerEdit:
+    config = copy.deepcopy(layer.get_config())
+    config.update(changes)
+    config["kernel_initializer"] = copy.deepcopy(dict(init))
+    return LayerEdit(config=config, reinit=frozenset({"kernel"}))
+
+
+# --------------------------------------------------------------------------- layer selection
+
+
+def _levels(model: keras.Model) -> list[tuple[ModelGraph, frozenset[int]]]:
+    require_built(model)
+    return list(iter_levels(model))
+
+
+def _named(model: keras.Model, names: Sequence[str] | None) -> set[str] | None:
+    # Validates user-given layer names against the model (nested layers by their own name).
+    if names is None:
+        return None
+    known = {layer.name for graph, _ in _levels(model) for layer in graph.layers}
+    unknown = sorted(set(names) - known)
+    if unknown:
+        raise ValueError(
+            f"No layers named {unknown} in '{model.name}'. Received: layers={list(names)}; "
+            f"known layers: {sorted(known)}"
+        )
+    return set(names)
+
+
+def _hidden_kernel_layers(
+    model: keras.Model, names: set[str] | None
+) -> list[tuple[ModelGraph, keras.layers.Layer]]:
+    out = []
+    for graph, head in _levels(model):
+        for layer in graph.layers:
+            if not is_kernel_layer(layer):
+                continue
+            if names is not None:
+                if layer.name in names:
+                    out.append((graph, layer))
+            elif id(layer) not in head:
+                out.append((graph, layer))
+    return out
+
+
+# --------------------------------------------------------------------------- init transforms
+
+
+def _reinit(
+    model: keras.Model,
+    family: str,
+    layers: Sequence[str] | None,
+    mode: str | None,
+    distribution: str,
+    seed: int | None,
+) -> keras.Model:
+    rule = _INIT_RULES[family]
+    names = _named(model, layers)
+    target = (rule.scale, mode or rule.mode)
+    init = _initializer(family, mode, distribution, seed)
+    edits: dict[int, LayerEdit] = {}
+    for graph, head in _levels(model):
+        for layer in graph.layers:
+            if not is_kernel_layer(layer):
+                continue
+            if names is not None:
+                chosen = layer.name in names
+            else:
+                # Default: layers whose activation this init is made for and that use another.
+                act = graph.effective_activation(layer) or "linear"
+                act = "linear" if act in LINEAR else act
+                current = _init_scale_mode(layer.get_config().get("kernel_initializer"))
+                chosen = act in rule.activations and current != target
+                chosen = chosen and (family == "glorot" or id(layer) not in head)
+            if chosen:
+                edits[id(layer)] = _kernel_edit(layer, init)
+    if not edits:
+        acts = "/".join(sorted(rule.activations))
+        raise FixNotApplicable(
+            f"{family}_init: no layer of '{model.name}' needs it (it is for {acts} layers not "
+            f"already using {family} initialization). Pass layers=[...] to force it."
+        )
+    return rebuild(model, edits)
+
+
+def he_init(
+    model: keras.Model,
+    layers: Sequence[str] | None = None,
+    mode: str | None = None,
+    distribution: str = "truncated_normal",
+    seed: int | None = None,
+) -> keras.Model:
+    """Re-initializes ReLU-family layers with He initialization (VarianceScaling scale 2).
+
+    Args:
+        model: a built Sequential or Functional model (not modified).
+        layers: names of the layers to re-initialize; default: kernel layers whose activation is
+            in the ReLU family and whose init is not already He.
+        mode: ``"fan_in"`` (default, He et al.) or ``"fan_avg"`` (Géron's ``he_avg_init``).
+        distribution: ``"truncated_normal"`` (as he_normal), ``"normal"`` or ``"uniform"``.
+        seed: initializer seed.
+
+    Returns:
+        A new model; re-initialized kernels are fresh, every other weight is copied.
+
+    Raises:
+        FixNotApplicable: if no layer needs it.
+
+    Example:
+        >>> fixed = he_init(model, mode="fan_avg", distribution="uniform")  # doctest: +SKIP
+    """
+    return _reinit(model, "he", layers, mode, distribution, seed)
+
+
+def lecun_init(
+    model: keras.Model,
+    layers: Sequence[str] | None = None,
+    mode: str | None = None,
+    distribution: str = "truncated_normal",
+    seed: int | None = None,
+) -> keras.Model:
+    """Re-initializes SELU layers with LeCun initialization (VarianceScaling scale 1, fan_in).
+
+    Args:
+        model: a built Sequential or Functional model (not modified).
+        layers: names of the layers; default: SELU layers not already LeCun-initialized.
+        mode: ``"fan_in"`` (default) or ``"fan_avg"``.
+        distribution: ``"truncated_normal"`` (as lecun_normal), ``"normal"`` or ``"uniform"``.
+        seed: initializer seed.
+
+    Returns:
+        A new model.
+
+    Raises:
+        FixNotApplicable: if no layer needs it.
+
+    Example:
+        >>> fixed = lecun_init(selu_model)  # doctest: +SKIP
+    """
+    return _reinit(model, "lecun", layers, mode, distribution, seed)
+
+
+def glorot_init(
+    model: keras.Model,
+    layers: Sequence[str] | None = None,
+    mode: str | None = None,
+    distribution: str = "uniform",
+    seed: int | None = None,
+) -> keras.Model:
+    """Re-initializes linear/tanh/sigmoid/softmax layers with Glorot (scale 1, fan_avg).
+
+    Args:
+        model: a built Sequential or Functional model (not modified).
+        layers: names of the layers; default: such layers (output layer included) whose init is
+            not already Glorot.
+        mode: ``"fan_avg"`` (default, Glorot & Bengio) or ``"fan_in"``.
+        distribution: ``"uniform"`` (as glorot_uniform), ``"normal"`` or ``"truncated_normal"``.
+        seed: initializer seed.
+
+    Returns:
+        A new model.
+
+    Raises:
+        FixNotApplicable: if no layer needs it.
+
+    Example:
+        >>> fixed = glorot_init(model, layers=["dense_1"])  # doctest: +SKIP
+    """
+    return _reinit(model, "glorot", layers, mode, distribution, seed)
+
+
+# --------------------------------------------------------------------------- activation swaps
+
+
+def _activation_layer_factory(name: str, target: str, alpha: float) -> Callable[[], Any]:
+    if target == "leaky_relu":
+        return lambda: keras.layers.LeakyReLU(negative_slope=alpha, name=name)
+    return lambda: keras.layers.Activation(target, name=name)
+
+
+def _swap_activation(
+    model: keras.Model,
+    target: str,
+    family: str,
+    layers: Sequence[str] | None,
+    alpha: float,
+    seed: int | None,
+) -> keras.Model:
+    names = _named(model, layers)
+    init = _initializer(family, None, "truncated_normal", seed)
+    taken = {layer.name for graph, _ in _levels(model) for layer in graph.layers}
+    edits: dict[int, LayerEdit] = {}
+    swapped = 0
+
+    def wanted(layer: keras.layers.Layer, head: frozenset[int]) -> bool:
+        act = layer_activation(layer) or "linear"
+        if act in LINEAR or act == target:
+            return False
+        return layer.name in names if names is not None else id(layer) not in head
+
+    for graph, head in _levels(model):
+        for layer in graph.layers:
+            if is_kernel_layer(layer) and wanted(layer, head):
+                swapped += 1
+                if target == "leaky_relu":
+                    # A Dense activation string cannot carry alpha: a LeakyReLU layer follows
+                    # (Géron's pattern "Dense(..., kernel_initializer='he_normal'), LeakyReLU").
+                    name = _unique(f"{layer.name}_leaky_relu", taken)
+                    edit = _kernel_edit(layer, init, activation="linear")
+                    edits[id(layer)] = LayerEdit(
+                        edit.config, None, (_activation_layer_factory(name, target, alpha),)
+                    )
+                else:
+                    edits[id(layer)] = _kernel_edit(layer, init, activation=target)
+            elif is_activation_layer(layer) and wanted(layer, head):
+                swapped += 1
+                replacement = (
+                    keras.layers.LeakyReLU(negative_slope=alpha, name=layer.name)
+                    if target == "leaky_relu"
+                    else keras.layers.Activation(target, name=layer.name)
+                )
+                edits[id(layer)] = LayerEdit(
+                    replacement.get_config(), type(replacement), reinit=frozenset()
+                )
+                kernel = graph.feeding_kernel(layer)
+                if kernel is not None and id(kernel) not in edits:
+                    edits[id(kernel)] = _kernel_edit(kernel, init)
+    if target == "selu":
+        edits.update(_alpha_dropout_edits(model))
+    if not swapped:
+        raise FixNotApplicable(
+            f"{target}_activation: '{model.name}' has no hidden activation to replace (all hidden "
+            f"activations are already {target} or linear; the output head is never changed)."
+        )
+    return rebuild(model, edits)
+
+
+def _unique(base: str, taken: set[str]) -> str:
+    name, i = base, 1
+    while name in taken:
+        name, i = f"{base}_{i}", i + 1
+    taken.add(name)
+    return name
+
+
+def relu_activation(
+    model: keras.Model, layers: Sequence[str] | None = None, seed: int | None = None
+) -> keras.Model:
+    """Replaces hidden activations with ReLU and re-initializes their kernels with He.
+
+    Args:
+        model: a built Sequential or Functional model (not modified).
+        layers: names of the layers to change; default: every hidden layer with a non-linear
+            activation other than ReLU (Dense/Conv ``activation=`` and standalone activation
+            layers; for the latter the kernel layer feeding them is re-initialized).
+        seed: initializer seed.
+
+    Returns:
+        A new model.
+
+    Raises:
+        FixNotApplicable: if there is nothing to replace.
+
+    Example:
+        >>> fixed = relu_activation(deep_sigmoid_mlp)  # doctest: +SKIP
+    """
+    return _swap_activation(model, "relu", "he", layers, 0.0, seed)
+
+
+def leaky_relu_activation(
+    model: keras.Model,
+    layers: Sequence[str] | None = None,
+    alpha: float = 0.2,
+    seed: int | None = None,
+) -> keras.Model:
+    """Replaces hidden activations with LeakyReLU(alpha) and He-initialized kernels.
+
+    Dense/Conv layers get ``activation="linear"`` followed by a new ``LeakyReLU`` layer.
+
+    Args:
+        model: a built Sequential or Functional model (not modified).
+        layers: names of the layers to change; default: every hidden non-linear activation.
+        alpha: slope for negative inputs (Géron uses 0.2).
+        seed: initializer seed.
+
+    Returns:
+        A new model.
+
+    Raises:
+        FixNotApplicable: if there is nothing to replace.
+        ValueError: if alpha is not in (0, 1).
+
+    Example:
+        >>> fixed = leaky_relu_activation(model, alpha=0.1)  # doctest: +SKIP
+    """
+    if not 0.0 < alpha < 1.0:
+        raise ValueError(f"alpha must be in (0, 1). Received: alpha={alpha}")
+    return _swap_activation(model, "leaky_relu", "he", layers, alpha, seed)
+
+
+def elu_activation(
+    model: keras.Model, layers: Sequence[str] | None = None, seed: int | None = None
+) -> keras.Model:
+    """Replaces hidden activations with ELU and He-initialized kernels.
+
+    Args:
+        model: a built Sequential or Functional model (not modified).
+        layers: names of the layers to change; default: every hidden non-linear activation.
+        seed: initializer seed.
+
+    Returns:
+        A new model.
+
+    Raises:
+        FixNotApplicable: if there is nothing to replace.
+
+    Example:
+        >>> fixed = elu_activation(model)  # doctest: +SKIP
+    """
+    return _swap_activation(model, "elu", "he", layers, 0.0, seed)
+
+
+def selu_activation(
+    model: keras.Model, layers: Sequence[str] | None = None, seed: int | None = None
+) -> keras.Model:
+    """Replaces hidden activations with SELU, LeCun-normal kernels and Dropout by AlphaDropout.
+
+    Self-normalization also needs standardized inputs and a plain stack of Dense layers
+    (Klambauer et al. 2017); gradscope cannot check the inputs from the model alone.
+
+    Args:
+        model: a built Sequential or Functional model (not modified).
+        layers: names of the layers to change; default: every hidden non-linear activation.
+        seed: initializer seed.
+
+    Returns:
+        A new model.
+
+    Raises:
+        FixNotApplicable: if there is nothing to replace.
+
+    Example:
+        >>> fixed = selu_activation(model)  # doctest: +SKIP
+    """
+    return _swap_activation(model, "selu", "lecun", layers, 0.0, seed)
+
+
+def _alpha_dropout_edits(model: keras.Model) -> dict[int, LayerEdit]:
+    edits: dict[int, LayerEdit] = {}
+    for graph, _ in _levels(model):
+        for layer in graph.layers:
+            if type(layer).__name__ == "Dropout":
+                config = layer.get_config()
+                keep = {k: config[k] for k in ("name", "rate", "seed", "noise_shape") if k in config}
+                new = keras.layers.AlphaDropout(**keep)
+                edits[id(layer)] = LayerEdit(new.get_config(), type(new))
+    return edits
+
+
+def alpha_dropout(model: keras.Model) -> keras.Model:
+    """Replaces every Dropout layer with AlphaDropout of the same rate (for SELU networks).
+
+    Args:
+        model: a built Sequential or Functional model (not modified).
+
+    Returns:
+        A new model.
+
+    Raises:
+        FixNotApplicable: if the model has no Dropout layer.
+
+    Example:
+        >>> fixed = alpha_dropout(selu_model)  # doctest: +SKIP
+    """
+    edits = _alpha_dropout_edits(model)
+    if not edits:
+        raise FixNotApplicable(f"alpha_dropout: '{model.name}' has no Dropout layer to replace.")
+    return rebuild(model, edits)
+
+
+# --------------------------------------------------------------------------- batch norm
+
+
+def batch_norm(
+    model: keras.Model,
+    position: str = "after",
+    layers: Sequence[str] | None = None,
+    momentum: float = 0.99,
+) -> keras.Model:
+    """Inserts BatchNormalization after each hidden Dense/Conv layer.
+
+    ``position="after"``: Dense(act) -> BN; the Dense layer keeps all its weights.
+    ``position="before"``: Dense(use_bias=False, no activation) -> BN -> Activation(act), as in
+    Géron ch. 11 (BN's beta makes the bias redundant); the kernel is kept, the bias dropped.
+    Layers already followed by a normalization layer are skipped; output layers never get one.
+
+    Args:
+        model: a built Sequential or Functional model (not modified).
+        position: ``"after"`` or ``"before"`` the activation.
+        layers: names of the kernel layers to follow with BN; default: all hidden ones.
+        momentum: BatchNormalization momentum.
+
+    Returns:
+        A new model.
+
+    Raises:
+        FixNotApplicable: if every hidden layer is already normalized.
+        UnsupportedModelError: for subclassed models (add the layers by hand).
+        ValueError: for an unknown position.
+
+    Example:
+        >>> fixed = batch_norm(model, position="before")  # doctest: +SKIP
+    """
+    if position not in ("after", "before"):
+        raise ValueError(f"position must be 'after' or 'before'. Received: position={position!r}")
+    names = _named(model, layers)
+    taken = {layer.name for graph, _ in _levels(model) for layer in graph.layers}
+    edits: dict[int, LayerEdit] = {}
+    for graph, layer in _hidden_kernel_layers(model, names):
+        if graph.normalized_after(layer):
+            continue
+        config = copy.deepcopy(layer.get_config())
+        axis = 1 if config.get("data_format") == "channels_first" else -1
+        bn_name = _unique(f"{layer.name}_bn", taken)
+
+        def bn(name: str = bn_name, axis: int = axis) -> keras.layers.Layer:
+            return keras.layers.BatchNormalization(axis=axis, momentum=momentum, name=name)
+
+        act = layer_activation(layer) or "linear"
+        if position == "after":
+            edits[id(layer)] = LayerEdit(after=(bn,))
+            continue
+        config["use_bias"] = False
+        after: tuple[Callable[[], keras.layers.Layer], ...] = (bn,)
+        if act not in LINEAR:
+            config["activation"] = "linear"
+            act_name = _unique(f"{layer.name}_{act}", taken)
+            after = (bn, _activation_layer_factory(act_name, act, 0.2))
+        edits[id(layer)] = LayerEdit(config=config, after=after)
+    if not edits:
+        raise FixNotApplicable(
+            f"batch_norm: every hidden Dense/Conv layer of '{model.name}' is already followed by "
+            "a normalization layer (or there is no hidden layer)."
+        )
+    return rebuild(model, edits)
+
+
+# --------------------------------------------------------------------------- optimizer
+
+
+def _optimizer_copy(model: keras.Model, fix: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    # Returns (compile_config, config of the optimizer that applies gradients) — deep copies.
+    if not model.compiled:
+        raise UnsupportedModelError(
+            f"{fix}: '{model.name}' is not compiled, so it has no optimizer to change. Compile it "
+            "first, or pass the option to your optimizer yourself, e.g. "
+            "keras.optimizers.Adam(clipnorm=1.0)."
+        )
+    compile_config = copy.deepcopy(model.get_compile_config())
+    optimizer = compile_config.get("optimizer")
+    if not isinstance(optimizer, dict) or "config" not in optimizer:
+        raise UnsupportedModelError(
+            f"{fix}: the optimizer of '{model.name}' is not serializable "
+            f"(received {type(optimizer).__name__}); set the option on it by hand."
+        )
+    inner = optimizer["config"]
+    # LossScaleOptimizer wraps the optimizer that does the update; clipping belongs there.
+    while isinstance(inner.get("inner_optimizer"), dict):
+        inner = inner["inner_optimizer"]["config"]
+    return compile_config, inner
+
+
+def _copy_model(model: keras.Model, compile_config: Mapping[str, Any]) -> keras.Model:
+    try:
+        return rebuild(model, {}, compile_config)
+    except UnsupportedModelError:
+        if not model.built:
+            raise
+    # Subclassed models: Keras's own serialization round trip, then copy the weights.
+    try:
+        clone = keras.models.clone_model(model)
+        clone.set_weights(model.get_weights())
+    except Exception as err:
+        raise UnsupportedModelError(
+            f"Cannot copy subclassed model '{model.name}' ({type(err).__name__}: {err}); "
+            "implement get_config()/from_config() or change the optimizer by hand."
+        ) from err
+    clone.compile_from_config(copy.deepcopy(dict(compile_config)))
+    return clone
+
+
+def clip_norm(model: keras.Model, value: float = 1.0, global_norm: bool = False) -> keras.Model:
+    """Returns a copy compiled with gradient clipping by norm.
+
+    Args:
+        model: a compiled model (not modified).
+        value: the norm threshold (1.0 is the usual start, Pascanu et al. 2013).
+        global_norm: clip the norm of all gradients together (``global_clipnorm``) instead of
+            each variable's (``clipnorm``).
+
+    Returns:
+        A new model with the same weights, loss and metrics; the optimizer is built from the
+        same config plus clipping (its state, e.g. Adam moments, starts fresh).
+
+    Raises:
+        FixNotApplicable: if the optimizer already clips.
+        UnsupportedModelError: if the model is not compiled.
+
+    Example:
+        >>> fixed = clip_norm(model, 1.0)  # doctest: +SKIP
+    """
+    return _clip(model, "clip_norm", "global_clipnorm" if global_norm else "clipnorm", value)
+
+
+def clip_value(model: keras.Model, value: float = 1.0) -> keras.Model:
+    """Returns a copy compiled with gradient clipping by value (``clipvalue``).
+
+    Args:
+        model: a compiled model (not modified).
+        value: each gradient entry is clipped to [-value, value].
+
+    Returns:
+        A new model with the same weights, loss, metrics and an optimizer with clipping.
+
+    Raises:
+        FixNotApplicable: if the optimizer already clips.
+        UnsupportedModelError: if the model is not compiled.
+
+    Example:
+        >>> fixed = clip_value(model, 0.5)  # doctest: +SKIP
+    """
+    return _clip(model, "clip_value", "clipvalue", value)
+
+
+def _clip(model: keras.Model, fix: str, key: str, value: float) -> keras.Model:
+    if not value > 0:
+        raise ValueError(f"{fix}: the clipping threshold must be > 0. Received: value={value}")
+    compile_config, optimizer = _optimizer_copy(model, fix)
+    already = {k: optimizer.get(k) for k in ("clipnorm", "clipvalue", "global_clipnorm")}
+    if any(v is not None for v in already.values()):
+        set_ = {k: v for k, v in already.items() if v is not None}
+        raise FixNotApplicable(f"{fix}: the optimizer already clips gradients ({set_}).")
+    optimizer[key] = float(value)
+    return _copy_model(model, compile_config)
+
+
+#: Learning-rate schedule config keys that scale with the learning rate.
+_SCHEDULE_RATE_KEYS = (
+    "initial_learning_rate",
+    "maximal_learning_rate",
+    "end_learning_rate",
+    "warmup_target",
+)
+
+LR_ADVICE = (
+    "Prefer a schedule to a fixed lower rate: keras.callbacks.ReduceLROnPlateau(factor=0.5, "
+    "patience=5) halves it when the validation loss stalls; 1cycle (Smith 2018) ramps the rate up "
+    "to about half the rate where the loss diverges, then down (Géron ch. 11)."
+)
+
+
+def lower_learning_rate(model: keras.Model, factor: float = 10.0) -> keras.Model:
+    """Returns a copy whose optimizer learning rate is divided by ``factor``.
+
+    Schedules (e.g. ExponentialDecay, PiecewiseConstantDecay) are scaled as a whole.
+
+    Args:
+        model: a compiled model (not modified).
+        factor: divisor, > 1 (default 10, one order of magnitude).
+
+    Returns:
+        A new model with the same weights; see :data:`LR_ADVICE` for schedules.
+
+    Raises:
+        UnsupportedModelError: if the model is not compiled or the rate cannot be found.
+        ValueError: if factor <= 1.
+
+    Example:
+        >>> fixed = lower_learning_rate(model, factor=3)  # doctest: +SKIP
+    """
+    if not factor > 1:
+        raise ValueError(f"factor must be > 1 to lower the rate. Received: factor={factor}")
+    compile_config, optimizer = _optimizer_copy(model, "lower_learning_rate")
+    rate = optimizer.get("learning_rate")
+    if isinstance(rate, (int, float)):
+        optimizer["learning_rate"] = float(rate) / factor
+    elif isinstance(rate, dict) and isinstance(rate.get("config"), dict):
+        schedule = rate["config"]
+        keys = [k for k in _SCHEDULE_RATE_KEYS if isinstance(schedule.get(k), (int, float))]
+        if isinstance(schedule.get("values"), list):
+            schedule["values"] = [float(v) / factor for v in schedule["values"]]
+            keys.append("values")
+        if not keys:
+            raise UnsupportedModelError(
+                f"lower_learning_rate: cannot find the rate in schedule "
+                f"{rate.get('class_name')!r}; divide it by {factor} by hand."
+            )
+        for k in keys:
+            if k != "values":
+                schedule[k] = float(schedule[k]) / factor
+    else:
+        raise UnsupportedModelError(
+            f"lower_learning_rate: unrecognized learning rate {rate!r}; set it by hand."
+        )
+    return _copy_model(model, compile_config)
+
+
+# --------------------------------------------------------------------------- registry
+
+
+@dataclass(frozen=True)
+class Transform:
+    """A fix id's model rewrite.
+
+    Attributes:
+        fix_id: the catalog id.
+        stage: when it is applied relative to other fixes.
+        apply: ``fn(model, **options) -> new model``.
+        advice: extra advice shown with the fix, if any.
+    """
+
+    fix_id: str
+    stage: Stage
+    apply: Callable[..., keras.Model]
+    advice: str | None = None
+
+
+_TRANSFORMS = (
+    Transform("he_init", Stage.INIT_ACTIVATION, he_init),
+    Transform("lecun_init", Stage.INIT_ACTIVATION, lecun_init),
+    Transform("glorot_init", Stage.INIT_ACTIVATION, glorot_init),
+    Transform("relu_activation", Stage.INIT_ACTIVATION, relu_activation),
+    Transform("leaky_relu_activation", Stage.INIT_ACTIVATION, leaky_relu_activation),
+    Transform("elu_activation", Stage.INIT_ACTIVATION, elu_activation),
+    Transform(
+        "selu_activation",
+        Stage.INIT_ACTIVATION,
+        selu_activation,
+        "SELU self-normalizes only on standardized inputs and plain Dense stacks.",
+    ),
+    Transform("alpha_dropout", Stage.INIT_ACTIVATION, alpha_dropout),
+    Transform("batch_norm", Stage.NORMALIZATION, batch_norm),
+    Transform("clip_norm", Stage.OPTIMIZER, clip_norm),
+    Transform("clip_value", Stage.OPTIMIZER, clip_value),
+    Transform("lower_learning_rate", Stage.OPTIMIZER, lower_learning_rate, LR_ADVICE),
+)
+
+#: Fix id -> Transform, read-only. Catalog ids missing here are advice only (data changes).
+TRANSFORMS: Mapping[str, Transform] = MappingProxyType({t.fix_id: t for t in _TRANSFORMS})
+
+
+def apply_fix(model: keras.Model, fix_id: str, **options: Any) -> keras.Model:
+    """Applies one fix to a copy of a model.
+
+    Args:
+        model: a built Sequential or Functional model (optimizer fixes: any compiled model);
+            never modified.
+        fix_id: a key of :data:`TRANSFORMS`, e.g. ``"he_init"``.
+        **options: options of that transform (e.g. ``alpha=0.1``, ``position="before"``).
+
+    Returns:
+        The new model.
+
+    Raises:
+        KeyError: for an id with no transform (naming the ones that exist).
+        FixNotApplicable: if the fix has nothing to change in this model.
+        UnsupportedModelError: if the model cannot be rewritten; the message says what to do.
+
+    Example:
+        >>> fixed = apply_fix(model, "leaky_relu_activation", alpha=0.2)  # doctest: +SKIP
+    """
+    try:
+        transform = TRANSFORMS[fix_id]
+    except KeyError:
+        raise KeyError(
+            f"No automatic transform for fix {fix_id!r}; apply it by hand. "
+            f"Automatic fixes: {sorted(TRANSFORMS)}"
+        ) from None
+    return transform.apply(model, **options)
+
+
+def apply_fixes(
+    model: keras.Model,
+    fix_ids: Sequence[str],
+    options: Mapping[str, Mapping[str, Any]] | None = None,
+) -> keras.Model:
+    """Applies several fixes in stage order (init/activation, normalization, optimizer).
+
+    Args:
+        model: the model (never modified).
+        fix_ids: fix ids; order within a stage is kept.
+        options: per fix id, options for its transform.
+
+    Returns:
+        The new model with every fix applied. Nothing is returned half-applied: any failure
+        raises before a model is returned.
+
+    Raises:
+        KeyError, FixNotApplicable, UnsupportedModelError: as :func:`apply_fix`.
+
+    Example:
+        >>> fixed = apply_fixes(model, ["batch_norm", "he_init"])  # doctest: +SKIP
+    """
+    ordered = sorted(dict.fromkeys(fix_ids), key=lambda f: TRANSFORMS[f].stage if f in TRANSFORMS else -1)
+    current = model
+    for fix_id in ordered:
+        current = apply_fix(current, fix_id, **dict((options or {}).get(fix_id, {})))
+    return current
+
+
+def not_applicable_reason(model: keras.Model, fix_id: str) -> str | None:
+    """Says why a fix cannot be applied to a model, or None if it can.
+
+    The fix is tried on a copy (cheap: a rebuild without training), so the answer is exactly
+    what :func:`apply_fix` would do.
+
+    Args:
+        model: the model (never modified).
+        fix_id: the fix id.
+
+    Returns:
+        The reason as one sentence, or None when the fix applies.
+
+    Example:
+        >>> not_applicable_reason(already_clipped_model, "clip_norm")  # doctest: +SKIP
+        'clip_norm: the optimizer already clips gradients ({...}).'
+    """
+    if fix_id not in TRANSFORMS:
+        return f"{fix_id}: no automatic transform; apply it by hand."
+    try:
+        apply_fix(model, fix_id)
+    except (FixNotApplicable, UnsupportedModelError) as err:
+        return str(err)
+    return None
