@@ -10,10 +10,15 @@ import numpy as np
 
 
 def _vs(scale: float, mode: str) -> dict:
-    return {"class_name": "VarianceScaling", "config": {"scale": scale, "mode": mode, "distribution": "uniform", "seed": None}}
+    return {
+        "class_name": "VarianceScaling",
+        "config": {"scale": scale, "mode": mode, "distribution": "uniform", "seed": None},
+    }
 
 
-def write_keras22_h5(path: Path, depth: int = 6, width: int = 16, act: str = "relu", seed: int = 0) -> Path:
+def write_keras22_h5(
+    path: Path, depth: int = 6, width: int = 16, act: str = "relu", seed: int = 0
+) -> Path:
     """Sequential MLP 8 -> width x depth -> 3 softmax, glorot_uniform stored as VarianceScaling(1, fan_avg)."""
     rng = np.random.default_rng(seed)
     layers = []
@@ -44,7 +49,10 @@ def write_keras22_h5(path: Path, depth: int = 6, width: int = 16, act: str = "re
         fan_in = units
     model_config = {"class_name": "Sequential", "config": layers}  # Keras <= 2.2: a bare list
     training_config = {
-        "optimizer_config": {"class_name": "SGD", "config": {"lr": 0.01, "momentum": 0.0, "decay": 0.0, "nesterov": False}},
+        "optimizer_config": {
+            "class_name": "SGD",
+            "config": {"lr": 0.01, "momentum": 0.0, "decay": 0.0, "nesterov": False},
+        },
         "loss": "categorical_crossentropy",
         "metrics": ["accuracy"],
         "sample_weight_mode": None,
