@@ -19,7 +19,7 @@ def _vs(scale: float, mode: str) -> dict:
 def write_keras22_h5(
     path: Path, depth: int = 6, width: int = 16, act: str = "relu", seed: int = 0
 ) -> Path:
-    """Sequential MLP 8 -> width x depth -> 3 softmax, glorot_uniform stored as VarianceScaling(1, fan_avg)."""
+    """Sequential MLP 8 -> width x depth -> 3 softmax; glorot_uniform as VarianceScaling(1, avg)."""
     rng = np.random.default_rng(seed)
     layers = []
     shapes = []

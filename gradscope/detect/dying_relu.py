@@ -60,8 +60,8 @@ def detect_dying_relu(run: Run, thresholds: DetectThresholds) -> list[Finding]:
     severity = gate(severity, progress)
     parts = ", ".join(f"'{n}' {v:.0%}" for n, v in dead.items())
     message = (
-        f"Dying ReLU: most units never activate ({parts} of units output 0 for every example of a batch), "
-        "so they pass no gradient and stop learning."
+        f"Dying ReLU: most units never activate ({parts} of units output 0 for every example "
+        "of a batch), so they pass no gradient and stop learning."
         + (" The model still learns, so this is informational." if progress.learning else "")
     )
     evidence = {

@@ -126,7 +126,7 @@ def test_chapter_sick_net_static():
     found = kinds(static_findings(spec_from_model(sick)), Severity.WARNING)
     assert set(found) == {"init_activation_mismatch", "deep_saturating_stack"}
     mismatch = found["init_activation_mismatch"]
-    # Independent: variance gain = stddev^2 * fan_in / 1 (sigmoid ideal) = 64 for every hidden layer.
+    # Independent: variance gain = stddev^2 * fan_in / 1 (sigmoid ideal) = 64 per hidden layer.
     gains = mismatch.evidence["variance_gain"]
     assert len(gains) == 10 and all(v == pytest.approx(64.0) for v in gains.values())
     assert found["deep_saturating_stack"].evidence["depth"] == 10
