@@ -7,6 +7,7 @@ then does the editing. Works on Sequential and Functional models, nested ones in
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -205,7 +206,7 @@ def model_graph(model: keras.Model) -> ModelGraph:
     if isinstance(model, keras.Sequential):
         layers = list(model.layers)
         graph = ModelGraph(model, layers)
-        for before, after in zip(layers, layers[1:], strict=False):
+        for before, after in itertools.pairwise(layers):
             graph.children[id(before)] = [after]
             graph.parents[id(after)] = [before]
         outputs = layers[-1:]

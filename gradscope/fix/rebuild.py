@@ -17,16 +17,17 @@ from typing import Any
 import keras
 import numpy as np
 
+from gradscope.errors import GradscopeInputError
 from gradscope.fix.graph import is_functional, is_model
 
 LayerFactory = Callable[[], keras.layers.Layer]
 
 
-class UnsupportedModelError(ValueError):
+class UnsupportedModelError(GradscopeInputError):
     """The model cannot be rewritten automatically; the message says what to do by hand."""
 
 
-class FixNotApplicable(ValueError):
+class FixNotApplicable(GradscopeInputError):
     """The fix has nothing to change in this model (e.g. clipping is already on)."""
 
 
@@ -156,9 +157,7 @@ def _rebuild_level(model: keras.Model, edits: Mapping[int, LayerEdit]) -> keras.
     return new_model
 
 
-def _copy_weights(
-    old: keras.layers.Layer, new: keras.layers.Layer, edit: LayerEdit | None
-) -> None:
+def _copy_weights(old: keras.layers.Layer, new: keras.layers.Layer, edit: LayerEdit | None) -> None:
     if edit is None:
         new.set_weights(old.get_weights())
         return

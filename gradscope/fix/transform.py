@@ -470,7 +470,8 @@ def _alpha_dropout_edits(model: keras.Model) -> dict[int, LayerEdit]:
         for layer in graph.layers:
             if type(layer).__name__ == "Dropout":
                 config = layer.get_config()
-                keep = {k: config[k] for k in ("name", "rate", "seed", "noise_shape") if k in config}
+                keys = ("name", "rate", "seed", "noise_shape")
+                keep = {k: config[k] for k in keys if k in config}
                 new = keras.layers.AlphaDropout(**keep)
                 edits[id(layer)] = LayerEdit(new.get_config(), type(new))
     return edits
@@ -820,7 +821,12 @@ def apply_fixes(
     Example:
         >>> fixed = apply_fixes(model, ["batch_norm", "he_init"])  # doctest: +SKIP
     """
-    ordered = sorted(dict.fromkeys(fix_ids), key=lambda f: TRANSFORMS[f].stage if f in TRANSFORMS else -1)
+    unknown = [f for f in fix_ids if f not in TRANSFORMS]
+    if unknown:
+        raise KeyError(
+            f"No automatic transform for {unknown}. Automatic fixes: {sorted(TRANSFORMS)}"
+        )
+    ordered = sorted(dict.fromkeys(fix_ids), key=lambda f: TRANSFORMS[f].stage)
     current = model
     for fix_id in ordered:
         current = apply_fix(current, fix_id, **dict((options or {}).get(fix_id, {})))
