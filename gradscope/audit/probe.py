@@ -18,6 +18,7 @@ from typing import Any
 
 import keras
 import numpy as np
+import tensorflow as tf
 
 from gradscope.collect.callback import GradScope
 from gradscope.data.store import Run, load_run
@@ -302,17 +303,19 @@ def probe(
         Path(log_dir) if log_dir is not None else Path(tempfile.mkdtemp(prefix="gradscope-audit-"))
     )
     n = len(probe_data.x)
-    batch = min(batch_size, n)
-    batches = math.ceil(n / batch)
-    # Whole epochs over the (small) set; steps are rounded up to a multiple of the epoch length.
-    epochs = max(1, math.ceil(steps / batches))
+    # Exactly `steps` batches from the (small) set, reshuffled on every pass over it.
+    dataset = (
+        tf.data.Dataset.from_tensor_slices((probe_data.x, probe_data.y))
+        .shuffle(n, seed=seed, reshuffle_each_iteration=True)
+        .repeat()
+        .batch(min(batch_size, n), drop_remainder=True)
+    )
     clone.fit(
-        probe_data.x,
-        probe_data.y,
-        batch_size=batch,
-        epochs=epochs,
+        dataset,
+        steps_per_epoch=steps,
+        epochs=1,
+        shuffle=False,  # the dataset shuffles itself
         verbose=0,
-        shuffle=True,
         callbacks=[GradScope(run_dir, freq=1, tensorboard=False, verbose=0)],
     )
     return load_run(run_dir)
