@@ -1,4 +1,4 @@
-"""Command line: ``gradscope demo``, ``gradscope --version`` (audit, fix, report follow).
+"""Command line: ``gradscope demo``, ``gradscope fix``, ``gradscope --version``.
 
 The CLI only parses arguments and calls library functions.
 """
@@ -44,6 +44,118 @@ def demo(
     from gradscope.demo import run_demo
 
     run_demo(out=out, epochs=2 if quick else epochs)
+
+
+@app.command()
+def audit(
+    model: Path = typer.Argument(..., help="Model file to audit (.keras or legacy .h5)."),
+    data: Path | None = typer.Option(None, "--data", help="An .npz with arrays x and y."),
+    steps: int | None = typer.Option(
+        None, "--steps", min=0, help="Probe training steps on a clone (0: static rules only)."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print the findings as JSON to stdout."),
+    unsafe: bool = typer.Option(
+        False, "--unsafe", help="Allow Lambda layers / custom objects (runs code from the file)."
+    ),
+) -> None:
+    """Audits a saved model: static rules, then a short probe on a clone; exit 0/1/2."""
+    from gradscope.audit.command import audit_command
+
+    raise typer.Exit(audit_command(model, data=data, steps=steps, as_json=as_json, unsafe=unsafe))
+
+
+@app.command()
+def fix(
+    model: Path = typer.Argument(..., help="The model file (.keras or .h5); never modified."),
+    output: Path | None = typer.Option(None, "-o", "--output", help="Where to write FIXED.keras."),
+    apply: str | None = typer.Option(
+        None, "--apply", help="Comma-separated fix ids to apply, e.g. he_init,batch_norm."
+    ),
+    auto: bool = typer.Option(False, "--auto", help="Apply the plan, keeping verified fixes only."),
+    data: Path | None = typer.Option(
+        None, "--data", help="An .npz with arrays x and y for the trials (default: synthetic)."
+    ),
+    steps: int = typer.Option(60, "--steps", min=3, help="Trial training steps per model."),
+    seed: int = typer.Option(0, "--seed", help="Seed shared by the trials."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of tables."),
+    unsafe: bool = typer.Option(False, "--unsafe", help="Load files that run code (trusted only)."),
+) -> None:
+    """Plans fixes for a model, applies them to a copy, verifies by trial, writes FIXED.keras.
+
+    Without --apply or --auto only the findings and the plan are shown. Exit codes: 0 success,
+    1 nothing verified, 2 bad input.
+    """
+    import json
+    import sys
+    import tempfile
+
+    from rich.console import Console
+
+    from gradscope.errors import GradscopeInputError
+
+    console = Console(stderr=as_json)
+    try:
+        from gradscope.audit.loader import load_model_safely
+        from gradscope.audit.probe import load_npz_data
+        from gradscope.fix import TRANSFORMS, auto_fix, fix_model, plan_fixes, run_trial
+        from gradscope.fix.save import save_model_atomically
+        from gradscope.fix.summary import print_plan, print_result
+        from gradscope.fix.verify import trial_data
+
+        fix_ids = [f.strip() for f in apply.split(",") if f.strip()] if apply else []
+        unknown = [f for f in fix_ids if f not in TRANSFORMS]
+        if unknown:
+            raise GradscopeInputError(
+                f"Unknown fix ids {unknown}; choose from {sorted(TRANSFORMS)}."
+            )
+        if fix_ids and auto:
+            raise GradscopeInputError("Pass either --apply or --auto, not both.")
+        if (fix_ids or auto) and output is None:
+            raise GradscopeInputError("Pass -o FIXED.keras to say where the fixed model goes.")
+        if output is not None and output.resolve() == model.resolve():
+            raise GradscopeInputError(
+                "-o must differ from MODEL; the original is never overwritten."
+            )
+        if output is not None and output.suffix != ".keras":
+            raise GradscopeInputError(f"-o must end in .keras. Received: '{output}'")
+        original = load_model_safely(model, unsafe=unsafe).model
+        x, y = load_npz_data(data) if data is not None else (None, None)
+        if auto:
+            result = auto_fix(original, x, y, steps=steps, seed=seed)
+        elif fix_ids:
+            result = fix_model(original, fix_ids, x=x, y=y, steps=steps, seed=seed)
+        else:
+            tx, ty = trial_data(original, x, y, seed=seed)
+            trial = run_trial(original, tx, ty, Path(tempfile.mkdtemp()) / "original", steps, seed)
+            plan = plan_fixes(trial.findings, original)
+            if as_json:
+                doc = {"findings": [f.to_json() for f in trial.findings], "plan": plan.to_json()}
+                typer.echo(json.dumps(doc, indent=1))
+            else:
+                for f in trial.findings:
+                    console.print(f"{f.severity} {f.code} {f.kind}: {f.message}", soft_wrap=True)
+                print_plan(plan, console)
+            raise typer.Exit(0)
+    except GradscopeInputError as err:
+        typer.echo(f"gradscope fix: {err}", err=True)
+        raise typer.Exit(2) from None
+    except (KeyError, ValueError) as err:
+        typer.echo(f"gradscope fix: {str(err).strip(chr(39))}", err=True)
+        raise typer.Exit(2) from None
+    if result.applied and (result.verified or fix_ids):
+        # --apply writes what was asked for even if unverified (exit 1 says so); --auto writes
+        # only a verified model.
+        assert output is not None
+        save_model_atomically(result.model, output)
+    if as_json:
+        doc = result.to_json() | {"output": str(output) if result.applied else None}
+        typer.echo(json.dumps(doc, indent=1, allow_nan=False))
+    else:
+        print_result(result, console)
+        if result.applied and (result.verified or fix_ids):
+            console.print(f"Fixed model written to {output}.", soft_wrap=True)
+    sys.stdout.flush()
+    raise typer.Exit(0 if result.verified else 1)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -24,14 +24,16 @@ from typing import Any
 import keras
 import numpy as np
 
+from gradscope.audit.extract import spec_from_model
 from gradscope.audit.probe import check_data, infer_loss, synthetic_data
+from gradscope.audit.static import static_findings
 from gradscope.collect.callback import GradScope
 from gradscope.config import DETECT_THRESHOLDS, DetectThresholds
 from gradscope.data.store import Run, load_run
 from gradscope.detect import detect
 from gradscope.detect.window import last_window, median_loss, median_stat, weight_layers
 from gradscope.errors import GradscopeInputError
-from gradscope.findings import Finding, Severity
+from gradscope.findings import Finding, Severity, sort_findings
 from gradscope.fix.rebuild import UnsupportedModelError, rebuild
 
 #: Trial steps by default: enough records for the detectors' windows, seconds on a CPU.
@@ -55,7 +57,7 @@ class TrialStats:
         max_min_ratio: largest / smallest per-layer median gradient norm.
         dead_frac: median fraction of dead units per layer that reports it.
         sat_frac: median fraction of saturated outputs per layer that reports it.
-        findings: what the run detectors found.
+        findings: what the run detectors and the static rules found.
     """
 
     run_dir: Path
@@ -276,7 +278,9 @@ def run_trial(
         callbacks=[GradScope(run_dir, freq=1, tensorboard=False, verbose=0)],
     )
     run = load_run(run_dir)
-    return summarize(run, detect(run, thresholds), thresholds)
+    # Static rules too, so fixes aimed at e.g. init_activation_mismatch are checked as well.
+    findings = detect(run, thresholds) + static_findings(spec_from_model(model), thresholds.static)
+    return summarize(run, sort_findings(findings), thresholds)
 
 
 def summarize(

@@ -1,0 +1,183 @@
+"""Plan fixes: from findings to an ordered, deduplicated list of transforms that apply.
+
+Order (Géron ch. 11, AutoTrainer): initialization/activation first (they decide how the signal
+flows at the start), then BatchNormalization, then the optimizer (clipping, learning rate).
+Only one activation swap is planned (they are alternatives); fixes that would change nothing in
+this model (clipping that is already on, He init on layers that already use it, ...) are skipped
+with the reason, and fixes with no automatic transform (data changes) are listed as manual advice.
+
+Example:
+    >>> plan = plan_fixes(findings, model)  # doctest: +SKIP
+    >>> [s.fix_id for s in plan.steps]  # doctest: +SKIP
+    ['relu_activation', 'batch_norm']
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import keras
+
+from gradscope.findings import Finding, Severity, sort_findings
+from gradscope.fix.catalog import fixes_for, get_fix
+from gradscope.fix.transform import (
+    TRANSFORMS,
+    FixNotApplicable,
+    Stage,
+    UnsupportedModelError,
+    apply_fix,
+)
+
+#: Activation swaps: alternatives, at most one is planned.
+ACTIVATION_SWAPS = frozenset(
+    {"relu_activation", "leaky_relu_activation", "elu_activation", "selu_activation"}
+)
+
+
+@dataclass(frozen=True)
+class PlanStep:
+    """One planned fix.
+
+    Attributes:
+        fix_id: the catalog id.
+        stage: its stage (init/activation, normalization, optimizer).
+        answers: finding kinds it answers, among those found.
+        reason: one line saying why.
+        advice: extra advice for the user, if any.
+    """
+
+    fix_id: str
+    stage: Stage
+    answers: tuple[str, ...]
+    reason: str
+    advice: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """Returns the JSON-ready dict of this step.
+
+        Returns:
+            ``{"fix_id", "stage", "answers", "reason", "advice"}``.
+        """
+        return {
+            "fix_id": self.fix_id,
+            "stage": self.stage.name.lower(),
+            "answers": list(self.answers),
+            "reason": self.reason,
+            "advice": self.advice,
+        }
+
+
+@dataclass(frozen=True)
+class FixPlan:
+    """The ordered fixes for a model, plus what was left out and why.
+
+    Attributes:
+        steps: fixes to apply, in order.
+        skipped: ``(fix_id, reason)`` for recommended fixes that do not apply to this model.
+        manual: ``(fix_id, description)`` for recommended fixes with no automatic transform.
+    """
+
+    steps: tuple[PlanStep, ...]
+    skipped: tuple[tuple[str, str], ...] = ()
+    manual: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def fix_ids(self) -> list[str]:
+        """The planned fix ids in order."""
+        return [s.fix_id for s in self.steps]
+
+    def to_json(self) -> dict[str, Any]:
+        """Returns the JSON-ready dict of the plan.
+
+        Returns:
+            ``{"steps": [...], "skipped": [...], "manual": [...]}``.
+        """
+        return {
+            "steps": [s.to_json() for s in self.steps],
+            "skipped": [{"fix_id": f, "reason": r} for f, r in self.skipped],
+            "manual": [{"fix_id": f, "description": d} for f, d in self.manual],
+        }
+
+
+def _candidates(findings: list[Finding]) -> dict[str, list[Finding]]:
+    # fix id -> findings recommending it; findings' own order (most recommended first), then
+    # the catalog's fixes for the kind, so a finding without fix ids still gets candidates.
+    out: dict[str, list[Finding]] = {}
+    for finding in findings:
+        ids = list(finding.fixes) + [f.id for f in fixes_for(finding.kind)]
+        for fix_id in dict.fromkeys(ids):
+            out.setdefault(fix_id, []).append(finding)
+    return out
+
+
+def _reason(fix_id: str, findings: list[Finding]) -> str:
+    parts = []
+    for f in findings:
+        where = (
+            f" in {', '.join(f.layers[:3])}{'…' if len(f.layers) > 3 else ''}" if f.layers else ""
+        )
+        parts.append(f"{f.kind} ({f.code}, {f.severity}){where}")
+    return f"{get_fix(fix_id).title} — answers {'; '.join(parts)}."
+
+
+def plan_fixes(
+    findings: Iterable[Finding],
+    model: keras.Model,
+    min_severity: Severity = Severity.WARNING,
+) -> FixPlan:
+    """Orders the fixes the findings recommend and keeps those that apply to the model.
+
+    Each candidate is tried on a copy of the model with the earlier steps already applied, so a
+    fix made redundant by an earlier one (He init after a ReLU swap, clip_value after clip_norm)
+    is skipped with the transform's own reason. The model is never modified.
+
+    Args:
+        findings: findings from detection/audit (any order).
+        model: the model the plan is for.
+        min_severity: findings below this are ignored (info findings describe models that
+            learn; fixing them is optional).
+
+    Returns:
+        The :class:`FixPlan`.
+
+    Example:
+        >>> plan_fixes(detect(run), model).fix_ids  # doctest: +SKIP
+        ['relu_activation', 'batch_norm']
+    """
+    relevant = [f for f in sort_findings(findings) if f.severity >= min_severity]
+    candidates = _candidates(relevant)
+    manual = tuple(
+        (fix_id, get_fix(fix_id).description) for fix_id in candidates if fix_id not in TRANSFORMS
+    )
+    automatic = [fix_id for fix_id in candidates if fix_id in TRANSFORMS]
+    automatic.sort(key=lambda f: TRANSFORMS[f].stage)  # stable: keeps recommendation order
+    steps: list[PlanStep] = []
+    skipped: list[tuple[str, str]] = []
+    current = model
+    for fix_id in automatic:
+        chosen = [s.fix_id for s in steps]
+        swap = next((s for s in chosen if s in ACTIVATION_SWAPS), None)
+        if fix_id in ACTIVATION_SWAPS and swap is not None:
+            skipped.append((fix_id, f"an alternative to {swap}, which is planned first."))
+            continue
+        if fix_id == "batch_norm" and "selu_activation" in chosen:
+            skipped.append((fix_id, "SELU networks normalize themselves; BN would break that."))
+            continue
+        try:
+            current = apply_fix(current, fix_id)
+        except (FixNotApplicable, UnsupportedModelError) as err:
+            skipped.append((fix_id, str(err)))
+            continue
+        answers = candidates[fix_id]
+        steps.append(
+            PlanStep(
+                fix_id,
+                TRANSFORMS[fix_id].stage,
+                tuple(dict.fromkeys(f.kind for f in answers)),
+                _reason(fix_id, answers),
+                TRANSFORMS[fix_id].advice,
+            )
+        )
+    return FixPlan(tuple(steps), tuple(skipped), manual)

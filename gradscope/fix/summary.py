@@ -1,0 +1,107 @@
+"""Before/after tables of a fix result for the terminal (rich), from computed results only."""
+
+from __future__ import annotations
+
+import math
+
+from rich.console import Console
+from rich.table import Table
+
+from gradscope.fix.auto import FixResult
+from gradscope.fix.plan import FixPlan
+from gradscope.fix.verify import TrialStats
+
+
+def _num(value: float | None) -> str:
+    return "n/a" if value is None or not math.isfinite(value) else f"{value:.3g}"
+
+
+def _max(values: dict[str, float]) -> float | None:
+    return max(values.values()) if values else None
+
+
+def _kinds(stats: TrialStats) -> str:
+    return ", ".join(sorted(stats.kinds())) or "none"
+
+
+def comparison_table(result: FixResult) -> Table:
+    """Builds the before/after table of the original and the fixed model's trials.
+
+    Args:
+        result: a fix result.
+
+    Returns:
+        A rich Table with one row per quantity.
+
+    Example:
+        >>> Console().print(comparison_table(result))  # doctest: +SKIP
+    """
+    b, a = result.overall.before, result.overall.after
+    table = Table(title="Trial training: original vs fixed (same batches, same seed)")
+    table.add_column("quantity")
+    table.add_column("original", justify="right")
+    table.add_column("fixed", justify="right")
+    rows = [
+        ("grad norm first/last layer", _num(b.first_last_ratio), _num(a.first_last_ratio)),
+        ("grad norm max/min over layers", _num(b.max_min_ratio), _num(a.max_min_ratio)),
+        ("final trial loss", _num(b.final_loss), _num(a.final_loss)),
+        ("max dead fraction", _num(_max(b.dead_frac)), _num(_max(a.dead_frac))),
+        ("max saturated fraction", _num(_max(b.sat_frac)), _num(_max(a.sat_frac))),
+        ("findings (warning+)", _kinds(b), _kinds(a)),
+    ]
+    for row in rows:
+        table.add_row(*row)
+    return table
+
+
+def outcome_table(result: FixResult) -> Table:
+    """Builds the table of fixes tried, kept or dropped, and why.
+
+    Args:
+        result: a fix result.
+
+    Returns:
+        A rich Table with one row per fix.
+    """
+    table = Table(title="Fixes")
+    table.add_column("fix")
+    table.add_column("kept")
+    table.add_column("why")
+    for o in result.outcomes:
+        table.add_row(o.fix_id, "yes" if o.kept else "no", o.reason)
+    return table
+
+
+def print_plan(plan: FixPlan, console: Console) -> None:
+    """Prints a plan: steps with reasons, skipped fixes, manual advice.
+
+    Args:
+        plan: the plan.
+        console: where to print.
+    """
+    if not plan.steps:
+        console.print("No automatic fix applies.")
+    for i, step in enumerate(plan.steps, 1):
+        console.print(f"{i}. [bold]{step.fix_id}[/bold]: {step.reason}", soft_wrap=True)
+        if step.advice:
+            console.print(f"   {step.advice}", soft_wrap=True)
+    for fix_id, why in plan.skipped:
+        console.print(f"skipped {fix_id}: {why}", soft_wrap=True)
+    for fix_id, text in plan.manual:
+        console.print(f"by hand {fix_id}: {text}", soft_wrap=True)
+
+
+def print_result(result: FixResult, console: Console) -> None:
+    """Prints the outcome and comparison tables and a one-line verdict.
+
+    Args:
+        result: a fix result.
+        console: where to print.
+    """
+    if result.outcomes:
+        console.print(outcome_table(result))
+    console.print(comparison_table(result))
+    ratio = result.overall.ratio_improvement
+    gain = "" if ratio is None else f"; gradient ratio {ratio:.3g}x closer to 1"
+    verdict = "verified" if result.verified else "NOT verified"
+    console.print(f"Fixed model {verdict}: applied {result.applied or 'nothing'}{gain}.")
