@@ -1,0 +1,111 @@
+"""``gradscope audit``: the command's behaviour as a plain function (the CLI only parses options).
+
+Exit codes: 0 no finding at warning or above, 1 such findings, 2 bad input (one line on stderr,
+no traceback unless ``GRADSCOPE_DEBUG=1``).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import TextIO
+
+from rich.console import Console
+from rich.table import Table
+
+from gradscope.errors import GradscopeInputError
+from gradscope.findings import Finding, Severity, dumps_findings
+
+EXIT_OK = 0
+EXIT_FINDINGS = 1
+EXIT_BAD_INPUT = 2
+
+
+def findings_table(findings: list[Finding]) -> Table:
+    """A rich table of findings: severity, code, kind, layers, message, fixes.
+
+    Args:
+        findings: the findings, in display order.
+
+    Returns:
+        The table.
+
+    Example:
+        >>> Console().print(findings_table(result.findings))  # doctest: +SKIP
+    """
+    table = Table(title="gradscope audit", show_lines=True)
+    # Identifiers never wrap (users grep and copy them); prose columns fold.
+    for column in ("severity", "code", "kind"):
+        table.add_column(column, no_wrap=True)
+    for column in ("layers", "message", "fixes"):
+        table.add_column(column, overflow="fold", ratio=3 if column == "message" else 1)
+    styles = {Severity.ERROR: "bold red", Severity.WARNING: "yellow", Severity.INFO: "cyan"}
+    for f in findings:
+        layers = ", ".join(f.layers[:4]) + (f" (+{len(f.layers) - 4})" if len(f.layers) > 4 else "")
+        table.add_row(
+            f"[{styles[f.severity]}]{f.severity}[/]",
+            f.code,
+            f.kind,
+            layers,
+            f.message,
+            ", ".join(f.fixes),
+        )
+    return table
+
+
+def audit_command(
+    model: Path,
+    data: Path | None = None,
+    steps: int | None = None,
+    as_json: bool = False,
+    unsafe: bool = False,
+    stdout: TextIO | None = None,
+    stderr: TextIO | None = None,
+) -> int:
+    """Runs ``gradscope audit`` and returns its exit code.
+
+    Args:
+        model: the ``.keras`` or ``.h5`` file.
+        data: optional ``.npz`` with arrays ``x`` and ``y``.
+        steps: probe training steps (None: the default; 0: static rules only).
+        as_json: print the findings document (strict JSON) to stdout instead of a table.
+        unsafe: allow Lambda layers and unknown custom objects (runs code from the file).
+        stdout: where results go (default ``sys.stdout``).
+        stderr: where the one-line error goes (default ``sys.stderr``).
+
+    Returns:
+        0 if no finding is a warning or worse, 1 if some are, 2 for bad input.
+
+    Example:
+        >>> audit_command(Path("model.h5"), as_json=True)  # doctest: +SKIP
+        1
+    """
+    out = stdout or sys.stdout
+    err = stderr or sys.stderr
+    try:
+        from gradscope.audit import audit
+        from gradscope.audit.probe import load_npz_data
+
+        arrays = load_npz_data(data) if data is not None else None
+        result = audit(model, data=arrays, steps=steps, unsafe=unsafe)
+    except GradscopeInputError as error:
+        if os.environ.get("GRADSCOPE_DEBUG") == "1":
+            raise
+        message = " ".join(str(error).split())  # exactly one line, whatever the message held
+        print(f"gradscope: error: {message}", file=err)
+        return EXIT_BAD_INPUT
+    if as_json:
+        print(dumps_findings(result.findings), file=out)
+    else:
+        console = Console(file=out)
+        for note in result.notes:
+            console.print(f"note: {note}", soft_wrap=True)
+        if result.findings:
+            console.print(findings_table(result.findings))
+        else:
+            console.print("gradscope: no findings.")
+        if result.run_dir is not None:
+            console.print(f"Probe run: {result.run_dir}", soft_wrap=True)
+    worst = result.worst
+    return EXIT_FINDINGS if worst is not None and worst >= Severity.WARNING else EXIT_OK
