@@ -228,11 +228,18 @@ class StaticThresholds:
             BatchNormalization is a deep saturating stack. Glorot & Bengio (2010) showed top hidden
             layers of 4-5 layer sigmoid networks saturating with standard initialization; Géron
             ch. 11 uses it to motivate ReLU, better init and BN.
+        standardized_mean_tol: with data, SELU inputs count as standardized when every
+            feature's |mean| is at most this (Klambauer et al. 2017 assume mean 0, variance 1; the
+            tolerance of half a standard deviation is a gradscope choice).
+        standardized_std_range: ... and every feature's standard deviation lies in this range
+            (a factor of 2 around 1; gradscope choice). Constant features (std 0) are ignored.
     """
 
     mismatch_warning_depth: int = 5
     init_variance_factor: float = 10.0
     saturating_stack_depth: int = 5
+    standardized_mean_tol: float = 0.5
+    standardized_std_range: tuple[float, float] = (0.5, 2.0)
 
 
 @dataclass(frozen=True)

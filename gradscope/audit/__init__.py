@@ -25,7 +25,7 @@ from gradscope.audit.loader import (
     load_model_safely,
 )
 from gradscope.audit.spec import ModelSpec
-from gradscope.audit.static import static_findings
+from gradscope.audit.static import selu_input_findings, static_findings
 from gradscope.config import DETECT_THRESHOLDS, DetectThresholds
 from gradscope.data.store import Run
 from gradscope.errors import GradscopeInputError
@@ -115,6 +115,10 @@ def audit(
             )
         spec = spec_from_model(model)
     findings = static_findings(spec, thresholds.static)
+    if data is not None:
+        x = np.asarray(data[0], dtype=np.float64).reshape(len(data[0]), -1)
+        if len(x) > 1 and np.isfinite(x).all():
+            findings += selu_input_findings(spec, x.mean(0), x.std(0), thresholds.static)
     run = None
     if model is not None and steps > 0:
         run = _probe(model, data, steps, log_dir, stored)

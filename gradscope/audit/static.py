@@ -9,7 +9,7 @@ Recommended initialization per activation follows Géron, *Hands-On Machine Lear
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from gradscope.audit.spec import RELU_FAMILY, SATURATING, LayerSpec, ModelSpec
 from gradscope.config import DETECT_THRESHOLDS, StaticThresholds
@@ -335,5 +335,57 @@ def missing_clipping(spec: ModelSpec, thresholds: StaticThresholds) -> list[Find
             message,
             {"optimizer": spec.optimizer.class_name if spec.optimizer else None},
             ("clip_norm", "clip_value"),
+        )
+    ]
+
+
+def selu_input_findings(
+    spec: ModelSpec,
+    feature_means: Sequence[float],
+    feature_stds: Sequence[float],
+    thresholds: StaticThresholds = DETECT_THRESHOLDS.static,
+) -> list[Finding]:
+    """With data: SELU networks fed inputs that are not standardized (Klambauer et al. 2017).
+
+    Args:
+        spec: the model description.
+        feature_means: per-feature mean of the inputs.
+        feature_stds: per-feature standard deviation of the inputs.
+        thresholds: uses ``standardized_mean_tol`` and ``standardized_std_range``.
+
+    Returns:
+        Zero or one ``selu_misconfigured`` warning.
+
+    Example:
+        >>> selu_input_findings(spec, x.mean(0), x.std(0))  # doctest: +SKIP
+    """
+    if not any(x.effective_activation == "selu" for x in spec.layers):
+        return []
+    low, high = thresholds.standardized_std_range
+    means = [float(m) for m, s in zip(feature_means, feature_stds, strict=True) if s > 0]
+    stds = [float(s) for s in feature_stds if s > 0]
+    if not stds:
+        return []
+    worst_mean = max(abs(m) for m in means)
+    off_std = [s for s in stds if not low <= s <= high]
+    if worst_mean <= thresholds.standardized_mean_tol and not off_std:
+        return []
+    selu = [x for x in spec.layers if x.effective_activation == "selu"]
+    return [
+        _finding(
+            "selu_misconfigured",
+            Severity.WARNING,
+            selu[:1],
+            "SELU network fed inputs that are not standardized (largest |feature mean| "
+            f"{worst_mean:.2g}, {len(off_std)} feature(s) with std outside [{low:g}, {high:g}]); "
+            "self-normalization assumes mean 0 and standard deviation 1.",
+            {
+                "problems": {"inputs_not_standardized": [selu[0].name]},
+                "max_abs_feature_mean": worst_mean,
+                "features_with_std_out_of_range": len(off_std),
+                "std_min": min(stds),
+                "std_max": max(stds),
+            },
+            ("standardize_inputs",),
         )
     ]

@@ -1,6 +1,7 @@
 """Static rules on model descriptions: Keras 3 models, Keras 2 style config dicts."""
 
 import keras
+import numpy as np
 import pytest
 
 from gradscope.audit.extract import spec_from_model
@@ -251,3 +252,25 @@ def test_keras22_list_config_and_nested_model():
     assert spec.optimizer.learning_rate == 0.1 and spec.optimizer.clips
     f = kinds(static_findings(spec))["init_activation_mismatch"]
     assert f.layers == ("d1", "inner/d2")
+
+
+def test_selu_inputs_must_be_standardized():
+    from gradscope.audit.static import selu_input_findings
+
+    model = seq(
+        D(act="selu", init="lecun_normal"),
+        D(act="selu", init="lecun_normal"),
+        D(3, "softmax"),
+        n_in=3,
+    )
+    spec = spec_from_model(model)
+    rng = np.random.default_rng(0)
+    good = rng.standard_normal((500, 3))
+    assert selu_input_findings(spec, good.mean(0), good.std(0)) == []
+    raw = good * [1.0, 30.0, 1.0] + [0.0, 0.0, 5.0]  # one wide feature, one shifted feature
+    (f,) = selu_input_findings(spec, raw.mean(0), raw.std(0))
+    assert f.kind == "selu_misconfigured" and f.fixes == ("standardize_inputs",)
+    assert f.evidence["max_abs_feature_mean"] == pytest.approx(abs(raw[:, 2].mean()))
+    assert f.evidence["features_with_std_out_of_range"] == 1
+    relu = spec_from_model(seq(D(act="relu", init="he_normal"), D(3, "softmax"), n_in=3))
+    assert selu_input_findings(relu, raw.mean(0), raw.std(0)) == []
