@@ -213,7 +213,8 @@ def model_graph(model: keras.Model) -> ModelGraph:
     elif is_functional(model):
         ops = [op for op in model.operations if not isinstance(op, keras.layers.InputLayer)]
         graph = ModelGraph(model, ops)
-        own_nodes = {id(n) for n in model._nodes}  # a shared layer may have nodes elsewhere
+        # Only this model's nodes: a shared layer also has nodes in other graphs.
+        own_nodes = {id(n) for nodes in model._nodes_by_depth.values() for n in nodes}
         for op in ops:
             for node in op._inbound_nodes:
                 if id(node) not in own_nodes:
