@@ -16,9 +16,10 @@ import io
 import json
 import os
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -151,8 +152,8 @@ class RunWriter:
         # Keep every other record (the first included) and double the stride, so records stay
         # evenly spaced in steps and the file never exceeds max_records lines.
         self._stats.close()
-        lines, _ = _read_lines(self.path / STATS_FILE)
-        kept = lines[::2]
+        rows, _ = _read_jsonl(self.path / STATS_FILE)
+        kept = [line for line, _ in rows[::2]]
         atomic_write_bytes(self.path / STATS_FILE, "".join(x + "\n" for x in kept).encode())
         self._kept = len(kept)
         self._stride *= 2
@@ -178,15 +179,14 @@ class RunWriter:
                 fh.close()
 
 
-def _read_lines(path: Path) -> tuple[list[str], int]:
-    """Returns the complete JSON lines of ``path`` and how many torn/corrupt lines were skipped."""
+def _read_jsonl(path: Path) -> tuple[list[tuple[str, dict[str, Any]]], int]:
+    """Returns the complete JSON-object lines of ``path`` (text and parsed) and the bad count."""
     if not path.exists():
         return [], 0
     raw = path.read_bytes().decode("utf-8", errors="replace")
-    lines = raw.split("\n")
-    good: list[str] = []
+    good: list[tuple[str, dict[str, Any]]] = []
     bad = 0
-    for line in lines:
+    for line in raw.split("\n"):
         if not line.strip():
             continue
         try:
@@ -194,11 +194,26 @@ def _read_lines(path: Path) -> tuple[list[str], int]:
         except ValueError:
             bad += 1
             continue
-        if not isinstance(obj, dict):
+        if isinstance(obj, dict):
+            good.append((line, obj))
+        else:
             bad += 1
-            continue
-        good.append(line)
     return good, bad
+
+
+_T = TypeVar("_T", StepRecord, EpochRecord)
+
+
+def _parse_jsonl(path: Path, factory: Callable[[dict[str, Any]], _T]) -> tuple[list[_T], int]:
+    """Parses a ``.jsonl`` log into records; returns them and how many lines were skipped."""
+    rows, skipped = _read_jsonl(path)
+    out: list[_T] = []
+    for _, obj in rows:
+        try:
+            out.append(factory(obj))
+        except (KeyError, TypeError, ValueError, AttributeError):
+            skipped += 1
+    return out, skipped
 
 
 @dataclass
@@ -333,21 +348,8 @@ def load_run(path: str | os.PathLike[str]) -> Run:
             f"understands ({SCHEMA_VERSION}). Upgrade gradscope to read it."
         )
     meta = RunMeta.from_json(meta_json)
-    skipped = 0
-    records: list[StepRecord] = []
-    lines, bad = _read_lines(root / STATS_FILE)
-    skipped += bad
-    for line in lines:
-        try:
-            records.append(StepRecord.from_json(json.loads(line)))
-        except (KeyError, TypeError, ValueError, AttributeError):
-            skipped += 1
-    epochs: list[EpochRecord] = []
-    lines, bad = _read_lines(root / EPOCHS_FILE)
-    skipped += bad
-    for line in lines:
-        try:
-            epochs.append(EpochRecord.from_json(json.loads(line)))
-        except (KeyError, TypeError, ValueError, AttributeError):
-            skipped += 1
-    return Run(path=root, meta=meta, records=records, epochs=epochs, skipped_lines=skipped)
+    records, bad_stats = _parse_jsonl(root / STATS_FILE, StepRecord.from_json)
+    epochs, bad_epochs = _parse_jsonl(root / EPOCHS_FILE, EpochRecord.from_json)
+    return Run(
+        path=root, meta=meta, records=records, epochs=epochs, skipped_lines=bad_stats + bad_epochs
+    )
