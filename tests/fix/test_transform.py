@@ -92,10 +92,13 @@ def test_relu_activation_swaps_hidden_only_with_he_init(kind):
         assert new["h2"].get_config()["activation"] == "linear"
     else:
         assert new["h2"].activation.__name__ == "relu"
-    assert fixed.compiled and fixed.get_compile_config()["loss"] == model.get_compile_config()["loss"]
+    assert (
+        fixed.compiled and fixed.get_compile_config()["loss"] == model.get_compile_config()["loss"]
+    )
     # He init variance: std of a re-initialized kernel ~ sqrt(2 / fan_in), independent check.
-    big = keras.Sequential([keras.Input((400,)), keras.layers.Dense(400, activation="tanh"),
-                            keras.layers.Dense(2)])
+    big = keras.Sequential(
+        [keras.Input((400,)), keras.layers.Dense(400, activation="tanh"), keras.layers.Dense(2)]
+    )
     he = apply_fix(big, "relu_activation", seed=1)
     std = float(np.std(he.layers[0].kernel.numpy()))
     assert std == pytest.approx(np.sqrt(2 / 400), rel=0.05)
