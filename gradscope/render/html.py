@@ -1,0 +1,89 @@
+"""Self-contained HTML report: one file, inline CSS, figures as data URIs, no external URLs.
+
+The report is a Jinja2 template in ``gradscope/render/templates`` rendered with autoescape on from
+the typed view model (:mod:`gradscope.render.view`); no HTML is assembled in Python.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import jinja2
+
+from gradscope.data.store import atomic_write_bytes
+from gradscope.findings import Finding
+from gradscope.render.build import report_view
+from gradscope.render.fmt import num, pct, sci
+from gradscope.render.sources import RunInput, resolve
+from gradscope.render.view import ReportView
+
+TEMPLATE = "report.html.j2"
+
+
+@functools.lru_cache(maxsize=1)
+def _environment() -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("gradscope.render", "templates"),
+        # Always on, whatever the file extension: every run, layer and finding string is user data.
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters.update(sci=sci, pct=pct, num=num)
+    return env
+
+
+def render_html(view: ReportView) -> str:
+    """Renders a report view to HTML text.
+
+    Args:
+        view: the report's view model.
+
+    Returns:
+        The complete HTML document.
+
+    Example:
+        >>> html = render_html(report_view(resolve("runs/mlp"), "mlp"))  # doctest: +SKIP
+    """
+    return _environment().get_template(TEMPLATE).render(report=view)
+
+
+def _default_title(labels: Sequence[str]) -> str:
+    return "gradscope report: " + " vs ".join(labels)
+
+
+def render_report(
+    runs: RunInput | Sequence[RunInput] | Mapping[str, RunInput],
+    out_path: str | os.PathLike[str],
+    title: str | None = None,
+    findings: Sequence[Finding] | Mapping[str, Sequence[Finding]] | None = None,
+) -> Path:
+    """Writes the HTML report of one run, or a before/after comparison of several.
+
+    Args:
+        runs: one run (a :class:`~gradscope.data.store.Run` or its directory), a sequence of
+            runs (two are labelled ``"before"`` and ``"after"``), or a mapping label -> run.
+        out_path: the HTML file to write (atomically; parent folders are created).
+        title: report title; default names the runs.
+        findings: findings of a single run, or a mapping label -> findings. Runs without given
+            findings show their ``findings.json``, or a fresh :func:`gradscope.detect.detect`.
+
+    Returns:
+        The path written.
+
+    Raises:
+        GradscopeInputError: a run directory is missing or unreadable, or findings match no run.
+
+    Example:
+        >>> render_report(["runs/sick", "runs/fixed"], "report.html")  # doctest: +SKIP
+        PosixPath('report.html')
+    """
+    items = resolve(runs, findings)
+    view = report_view(items, title or _default_title([x.label for x in items]))
+    path = Path(out_path)
+    atomic_write_bytes(path, render_html(view).encode("utf-8"))
+    return path

@@ -1,0 +1,203 @@
+"""Recorded per-layer statistics as layers × records arrays, and the few aggregations renderers use.
+
+Renderers never compute new statistics: they arrange what was recorded (one row per layer, one
+column per record), take medians over a window, and thin columns for display. Everything here is
+shared by the HTML report, the terminal summary and the TensorBoard dashboard, so the three show
+the same numbers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from gradscope.config import DETECT_THRESHOLDS
+from gradscope.data.store import Run
+
+#: Fraction of the records the per-layer summaries aggregate over: the same window the detectors
+#: judge, so that a table cell and the finding next to it talk about the same steps.
+SUMMARY_WINDOW_FRACTION: float = DETECT_THRESHOLDS.window.fraction
+
+
+@dataclass(frozen=True)
+class StatMatrix:
+    """One recorded statistic for several layers over the run.
+
+    Attributes:
+        stat: statistic name, e.g. ``"grad_norm"``.
+        layers: layer names, one per row, in forward order.
+        steps: step of each record (column), int64.
+        values: float64 array of shape (layers, records); NaN where a layer has no value.
+    """
+
+    stat: str
+    layers: tuple[str, ...]
+    steps: np.ndarray
+    values: np.ndarray
+
+    def row(self, layer: str) -> np.ndarray:
+        """Returns the values of one layer.
+
+        Args:
+            layer: a name from :attr:`layers`.
+
+        Returns:
+            The layer's row (NaN where not recorded).
+        """
+        return self.values[self.layers.index(layer)]
+
+    def has_data(self) -> bool:
+        """Returns True if at least one value was recorded."""
+        return bool(self.values.size) and bool(np.isfinite(self.values).any())
+
+
+def stat_matrices(
+    run: Run, stats: Sequence[str], layers: Sequence[str] | None = None
+) -> dict[str, StatMatrix]:
+    """Arranges recorded statistics as layers × records arrays, in one pass over the records.
+
+    Args:
+        run: a loaded run.
+        stats: statistic names, e.g. ``("grad_norm", "dead_frac")``.
+        layers: the rows; default every layer of the model in forward order.
+
+    Returns:
+        stat -> :class:`StatMatrix`.
+
+    Example:
+        >>> m = stat_matrices(run, ["grad_norm"])["grad_norm"]  # doctest: +SKIP
+        >>> m.values.shape  # doctest: +SKIP
+        (11, 35)
+    """
+    names = tuple(run.layer_names if layers is None else layers)
+    row_of = {name: i for i, name in enumerate(names)}
+    steps = np.array([r.step for r in run.records], dtype=np.int64)
+    out = {s: np.full((len(names), len(run.records)), np.nan) for s in stats}
+    wanted = [(s, out[s]) for s in stats]
+    for j, record in enumerate(run.records):
+        for name, values in record.layers.items():
+            i = row_of.get(name)
+            if i is None:
+                continue
+            for stat, array in wanted:
+                value = values.get(stat)
+                if value is not None:
+                    array[i, j] = value
+    return {s: StatMatrix(s, names, steps, out[s]) for s in stats}
+
+
+def window_start(n_records: int, fraction: float = SUMMARY_WINDOW_FRACTION) -> int:
+    """Returns the index of the first record of the last ``fraction`` of ``n_records``.
+
+    Args:
+        n_records: number of records.
+        fraction: window size as a fraction of the records, in (0, 1].
+
+    Returns:
+        The start index (0 for empty runs).
+
+    Example:
+        >>> window_start(10, 0.5)
+        5
+    """
+    return max(0, n_records - max(1, int(np.ceil(n_records * fraction)))) if n_records else 0
+
+
+def window_median(matrix: StatMatrix, fraction: float = SUMMARY_WINDOW_FRACTION) -> np.ndarray:
+    """Per-layer median of the finite values in the last ``fraction`` of the records.
+
+    Args:
+        matrix: the statistic.
+        fraction: window size as a fraction of the records.
+
+    Returns:
+        One value per layer; NaN for layers with no finite value in the window.
+
+    Example:
+        >>> window_median(matrices["grad_norm"])  # doctest: +SKIP
+    """
+    window = matrix.values[:, window_start(matrix.values.shape[1], fraction) :]
+    return nanmedian_rows(window)
+
+
+def nanmedian_rows(values: np.ndarray) -> np.ndarray:
+    """Median of the finite values of each row; NaN for rows without any (no warning).
+
+    Args:
+        values: a 2-D array.
+
+    Returns:
+        One value per row.
+
+    Example:
+        >>> nanmedian_rows(np.array([[1.0, np.nan, 3.0], [np.nan, np.nan, np.nan]])).tolist()
+        [2.0, nan]
+    """
+    out = np.full(values.shape[0], np.nan)
+    for i, row in enumerate(values):
+        finite = row[np.isfinite(row)]
+        if finite.size:
+            out[i] = float(np.median(finite))
+    return out
+
+
+def thin_indices(n: int, max_points: int) -> np.ndarray:
+    """Evenly spaced indices of at most ``max_points`` out of ``n``, first and last included.
+
+    Display only: a heatmap of 5,000 columns is no more readable than one of 500.
+
+    Args:
+        n: number of items.
+        max_points: upper bound on the number of indices (≥ 2).
+
+    Returns:
+        Sorted unique int indices.
+
+    Example:
+        >>> thin_indices(10, 4).tolist()
+        [0, 3, 6, 9]
+    """
+    if n <= max_points:
+        return np.arange(n)
+    return np.unique(np.linspace(0, n - 1, max_points).round().astype(int))
+
+
+def moment_indices(n: int, count: int = 4) -> list[int]:
+    """Indices of ``count`` moments spread over a run (first record, ..., last record).
+
+    Args:
+        n: number of records.
+        count: number of moments.
+
+    Returns:
+        Distinct sorted indices (fewer when the run is shorter than ``count``).
+
+    Example:
+        >>> moment_indices(100, 4)
+        [0, 33, 66, 99]
+    """
+    return sorted({int(i) for i in np.linspace(0, max(n - 1, 0), count).round()}) if n else []
+
+
+def layers_with(matrices: Iterable[StatMatrix]) -> list[str]:
+    """Names of the layers that have at least one finite value in any of the matrices.
+
+    Args:
+        matrices: statistics over the same layers.
+
+    Returns:
+        Layer names in forward order.
+
+    Example:
+        >>> layers_with([matrices["dead_frac"], matrices["sat_frac"]])  # doctest: +SKIP
+    """
+    matrices = list(matrices)
+    if not matrices:
+        return []
+    names = matrices[0].layers
+    keep = np.zeros(len(names), dtype=bool)
+    for m in matrices:
+        keep |= np.isfinite(m.values).any(axis=1) if m.values.size else keep
+    return [n for n, k in zip(names, keep, strict=True) if k]
