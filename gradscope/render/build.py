@@ -344,6 +344,15 @@ def _metrics(run: Run) -> tuple[Metric, ...]:
     return tuple(Metric(k, v if math.isfinite(v) else None) for k, v in logs.items())
 
 
+def _optimizer_text(optimizer: Mapping[str, Any]) -> str:
+    name = str(optimizer.get("class") or optimizer.get("class_name") or "")
+    config = optimizer.get("config") or {}
+    lr = config.get("learning_rate") if isinstance(config, Mapping) else None
+    if isinstance(lr, (int, float)) and not isinstance(lr, bool):
+        return f"{name} (learning rate {num(float(lr))})" if name else f"learning rate {num(lr)}"
+    return name
+
+
 def summary_view(data: RunData, findings: Sequence[Finding]) -> SummaryView:
     """Builds a run's summary.
 
@@ -368,7 +377,7 @@ def summary_view(data: RunData, findings: Sequence[Finding]) -> SummaryView:
         model_name=run.meta.model_name,
         status=run.meta.status,
         created=run.meta.created,
-        optimizer=str(run.meta.optimizer.get("class_name") or run.meta.optimizer.get("name") or ""),
+        optimizer=_optimizer_text(run.meta.optimizer),
         n_layers=len(run.layers),
         n_params=sum(x.params for x in run.layers),
         n_records=len(run.records),

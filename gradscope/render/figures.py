@@ -16,6 +16,7 @@ from typing import ParamSpec, TypeVar
 import matplotlib
 import numpy as np
 from matplotlib.axes import Axes
+from matplotlib.axis import Axis
 from matplotlib.colors import LogNorm, Normalize
 from matplotlib.figure import Figure
 from matplotlib.ticker import LogLocator, NullLocator
@@ -36,15 +37,20 @@ _P = ParamSpec("_P")
 _R = TypeVar("_R")
 
 
-def _plain_text(fn: Callable[_P, _R]) -> Callable[_P, _R]:
-    # Layer names are user text: "$" must not switch matplotlib into mathtext (which can raise on
-    # malformed input), so text parsing is off while a figure is built.
+def _styled(fn: Callable[_P, _R]) -> Callable[_P, _R]:
+    # A local rc context, so the report's look never depends on (or changes) the user's rcParams.
     @functools.wraps(fn)
     def wrapper(*args: _P.args, **kwargs: _P.kwargs) -> _R:
-        with matplotlib.rc_context({"text.parse_math": False, "font.size": 9}):
+        with matplotlib.rc_context({"font.size": 9, "axes.unicode_minus": True}):
             return fn(*args, **kwargs)
 
     return wrapper
+
+
+def _text(label: str) -> str:
+    # Layer names and run labels are user text: an unescaped "$" would switch matplotlib into
+    # mathtext, which misrenders the name or raises on malformed input.
+    return label.replace("$", r"\$")
 
 
 def _to_data_uri(fig: Figure) -> str:
@@ -59,11 +65,18 @@ def _positive(values: np.ndarray) -> np.ndarray:
 
 
 def _log_y(ax: Axes) -> None:
-    # Minor ticks on a log axis spanning many decades cost more to lay out than the data itself
-    # (they dominated report time); a few labelled decades are enough to read magnitudes.
+    """Log y axis; call after plotting (the data range decides the ticks)."""
     ax.set_yscale("log")
-    ax.yaxis.set_major_locator(LogLocator(numticks=7))
-    ax.yaxis.set_minor_locator(NullLocator())
+    _sparse_log_ticks(ax.yaxis, *ax.get_ylim())
+
+
+def _sparse_log_ticks(axis: Axis, lo: float, hi: float) -> None:
+    # Minor ticks on a log axis spanning many decades cost more to lay out than the data itself
+    # (they dominated report time), so they are dropped there; within two decades they are the
+    # only labelled ticks and stay.
+    if lo > 0 and hi / lo > 100:
+        axis.set_major_locator(LogLocator(numticks=7))
+        axis.set_minor_locator(NullLocator())
 
 
 def _depth_colors(n: int) -> np.ndarray:
@@ -72,7 +85,7 @@ def _depth_colors(n: int) -> np.ndarray:
 
 def _layer_ticks(ax: Axes, names: Sequence[str], axis: str = "x", max_ticks: int = 25) -> None:
     idx = thin_indices(len(names), max_ticks)
-    labels = [names[i] for i in idx]
+    labels = [_text(names[i]) for i in idx]
     if axis == "x":
         ax.set_xticks(idx, labels, rotation=45, ha="right")
     else:
@@ -90,7 +103,7 @@ def _lines_legend_or_colorbar(fig: Figure, ax: Axes, n_layers: int) -> None:
         bar.set_label("layer depth (0 = input side)")
 
 
-@_plain_text
+@_styled
 def grad_heatmap(matrix: StatMatrix, max_columns: int = MAX_COLUMNS) -> str:
     """Layers × steps heatmap of a positive statistic on a log colour scale.
 
@@ -124,7 +137,7 @@ def grad_heatmap(matrix: StatMatrix, max_columns: int = MAX_COLUMNS) -> str:
             extent=extent,
         )
         bar = fig.colorbar(image, ax=ax, pad=0.01)
-        bar.ax.yaxis.set_minor_locator(NullLocator())  # see _log_y: minor log ticks are costly
+        _sparse_log_ticks(bar.ax.yaxis, norm.vmin, norm.vmax)
         bar.set_label(f"{matrix.stat} (log scale)")
     steps = matrix.steps[cols]
     if len(steps):
@@ -136,7 +149,7 @@ def grad_heatmap(matrix: StatMatrix, max_columns: int = MAX_COLUMNS) -> str:
     return _to_data_uri(fig)
 
 
-@_plain_text
+@_styled
 def depth_profile(
     layers: Sequence[str],
     profiles: Sequence[tuple[str, np.ndarray]],
@@ -168,7 +181,14 @@ def depth_profile(
         ax.axvspan(i - 0.5, i + 0.5, color="#e4572e", alpha=0.12, lw=0)
     colors = _depth_colors(len(profiles))
     for (label, values), color in zip(profiles, colors, strict=True):
-        ax.plot(x, _positive(np.asarray(values, dtype=float)), "o-", ms=3, color=color, label=label)
+        ax.plot(
+            x,
+            _positive(np.asarray(values, dtype=float)),
+            "o-",
+            ms=3,
+            color=color,
+            label=_text(label),
+        )
     _log_y(ax)
     _layer_ticks(ax, layers)
     ax.set_ylabel(ylabel)
@@ -178,7 +198,7 @@ def depth_profile(
     return _to_data_uri(fig)
 
 
-@_plain_text
+@_styled
 def layer_lines(
     matrix: StatMatrix,
     ylabel: str,
@@ -214,7 +234,9 @@ def layer_lines(
     colors = _depth_colors(len(matrix.layers))
     for i, name in enumerate(matrix.layers):
         values = matrix.values[i, cols]
-        ax.plot(steps, _positive(values) if log else values, lw=1, color=colors[i], label=name)
+        ax.plot(
+            steps, _positive(values) if log else values, lw=1, color=colors[i], label=_text(name)
+        )
     if log:
         _log_y(ax)
     ax.set_xlabel("step")
@@ -224,7 +246,7 @@ def layer_lines(
     return _to_data_uri(fig)
 
 
-@_plain_text
+@_styled
 def fraction_bars(
     layers: Sequence[str], series: Sequence[tuple[str, np.ndarray]], xlabel: str
 ) -> str:
@@ -249,10 +271,10 @@ def fraction_bars(
     y = np.arange(n)
     for k, (label, values) in enumerate(series):
         vals = np.nan_to_num(np.asarray(values, dtype=float), nan=0.0)
-        ax.barh(y + k * height, vals, height=height, color=palette[k % 4], label=label)
-    ax.set_yticks(y + height * (len(series) - 1) / 2, list(layers))
+        offset = (k - (len(series) - 1) / 2) * height
+        ax.barh(y + offset, vals, height=height, color=palette[k % 4], label=_text(label))
     _layer_ticks(ax, list(layers), axis="y")
-    ax.set_ylim(n - 0.5 + height, -0.5)
+    ax.set_ylim(n - 0.5, -0.5)
     ax.set_xlim(0, 1)
     ax.set_xlabel(xlabel)
     ax.grid(True, axis="x", alpha=0.3)
@@ -260,7 +282,7 @@ def fraction_bars(
     return _to_data_uri(fig)
 
 
-@_plain_text
+@_styled
 def activation_stats(layers: Sequence[str], mean: np.ndarray, std: np.ndarray) -> str:
     """Activation mean ± standard deviation per layer.
 
@@ -286,7 +308,7 @@ def activation_stats(layers: Sequence[str], mean: np.ndarray, std: np.ndarray) -
     return _to_data_uri(fig)
 
 
-@_plain_text
+@_styled
 def histogram_ridges(
     layers: Sequence[str], edges: Sequence[np.ndarray], counts: Sequence[np.ndarray], xlabel: str
 ) -> str:
@@ -314,14 +336,13 @@ def histogram_ridges(
         centers = (np.asarray(e[:-1]) + np.asarray(e[1:])) / 2
         base = n - 1 - i
         ax.fill_between(centers, base, base + 0.9 * heights, color=colors[i], alpha=0.7, lw=0)
-    ax.set_yticks(np.arange(n)[::-1], list(layers))
     _layer_ticks(ax, list(layers)[::-1], axis="y")
     ax.set_xlabel(xlabel)
     ax.grid(True, axis="x", alpha=0.3)
     return _to_data_uri(fig)
 
 
-@_plain_text
+@_styled
 def loss_and_lr(
     series: Sequence[tuple[str, np.ndarray, np.ndarray]],
     lr: tuple[np.ndarray, np.ndarray] | None = None,
@@ -348,8 +369,9 @@ def loss_and_lr(
         idx = thin_indices(len(steps), max_columns)
         vals = np.asarray(values, dtype=float)[idx]
         positive &= bool(np.all(vals[np.isfinite(vals)] > 0))
-        ax.plot(np.asarray(steps)[idx], vals, lw=1.2, color=palette[k % 5], label=label)
-    if positive and series:
+        ax.plot(np.asarray(steps)[idx], vals, lw=1.2, color=palette[k % 5], label=_text(label))
+    lo, hi = ax.get_ylim()
+    if positive and series and lo > 0 and hi / lo > 20:  # log only when the loss spans decades
         _log_y(ax)
     ax.set_xlabel("step")
     ax.set_ylabel("loss")

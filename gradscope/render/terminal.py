@@ -1,0 +1,123 @@
+"""Rich terminal summary: a table of layers coloured by finding, and the findings list.
+
+Uses the same view model rows as the HTML report (window medians of recorded values), so the
+terminal and the report never disagree.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from rich.console import Console, Group, RenderableType
+from rich.table import Table
+from rich.text import Text
+
+from gradscope.findings import Finding
+from gradscope.render.build import RunData, finding_view, layer_rows, verdict
+from gradscope.render.fmt import pct, sci
+from gradscope.render.matrix import SUMMARY_WINDOW_FRACTION
+from gradscope.render.sources import RunInput, as_run, findings_of
+from gradscope.render.view import FindingView
+
+#: Rich style per severity / verdict level.
+STYLES: dict[str, str] = {
+    "error": "bold red",
+    "warning": "yellow",
+    "info": "cyan",
+    "ok": "green",
+}
+
+
+def _layers_table(data: RunData, findings: Sequence[Finding], title: str) -> Table:
+    table = Table(
+        title=title,
+        caption=f"medians over the last {100 * SUMMARY_WINDOW_FRACTION:.0f} % of recorded steps",
+    )
+    table.add_column("layer")
+    table.add_column("activation")
+    table.add_column("grad norm", justify="right")
+    table.add_column("update ratio", justify="right")
+    table.add_column("dead", justify="right")
+    table.add_column("saturated", justify="right")
+    for row in layer_rows(data, findings):
+        style = STYLES.get(row.severity or "", "")
+        table.add_row(
+            # Text objects, not markup strings: a layer name like "[red]x" must print verbatim.
+            Text(row.name),
+            Text(row.activation or "–"),
+            sci(row.grad_norm),
+            sci(row.update_ratio),
+            pct(row.dead_frac),
+            pct(row.sat_frac),
+            style=style,
+        )
+    return table
+
+
+def _findings_grid(views: Sequence[FindingView]) -> Table:
+    # A grid keeps wrapped messages indented under their finding instead of at column 0.
+    grid = Table.grid(padding=(0, 1))
+    grid.add_column(no_wrap=True)
+    grid.add_column()
+    for view in views:
+        body = Text()
+        body.append(f"{view.code} {view.title}", style="bold")
+        body.append(f"\n{view.message}")
+        if view.fixes:
+            body.append("\nfixes: ", style="dim")
+            body.append(", ".join(f"{f.title} ({f.id})" for f in view.fixes))
+        grid.add_row(Text(view.severity.upper(), style=STYLES.get(view.severity, "")), body)
+    return grid
+
+
+def summary_renderable(
+    run: RunInput, findings: Sequence[Finding] | None = None, title: str | None = None
+) -> RenderableType:
+    """Builds the terminal summary of a run: verdict, layer table, findings.
+
+    Args:
+        run: a run or its directory.
+        findings: the run's findings; default its ``findings.json`` or a fresh detection.
+        title: table title; default the model name.
+
+    Returns:
+        A rich renderable (print it with any :class:`rich.console.Console`).
+
+    Raises:
+        GradscopeInputError: if the run directory is unreadable.
+
+    Example:
+        >>> Console().print(summary_renderable("runs/mlp"))  # doctest: +SKIP
+    """
+    loaded = as_run(run)
+    found = list(findings) if findings is not None else findings_of(loaded)
+    data = RunData.of(loaded)
+    text, level = verdict(found, len(loaded.records))
+    parts: list[RenderableType] = [
+        Text(text, style=STYLES.get(level, "")),
+        _layers_table(data, found, title or f"gradscope: {loaded.meta.model_name}"),
+    ]
+    # No figures in a terminal: finding_view(..., None) skips building them.
+    if found:
+        parts.append(_findings_grid([finding_view(f, None) for f in found]))
+    return Group(*parts)
+
+
+def print_summary(
+    run: RunInput,
+    findings: Sequence[Finding] | None = None,
+    console: Console | None = None,
+    title: str | None = None,
+) -> None:
+    """Prints the terminal summary of a run.
+
+    Args:
+        run: a run or its directory.
+        findings: the run's findings; default its ``findings.json`` or a fresh detection.
+        console: where to print; default a new :class:`rich.console.Console` (stdout).
+        title: table title; default the model name.
+
+    Example:
+        >>> print_summary("runs/mlp")  # doctest: +SKIP
+    """
+    (console or Console()).print(summary_renderable(run, findings, title))
