@@ -95,9 +95,9 @@ def fix(
 
     console = Console(stderr=as_json)
     try:
-        from gradscope.audit.loader import load_model_safely
         from gradscope.audit.probe import load_npz_data
         from gradscope.fix import TRANSFORMS, auto_fix, fix_model, plan_fixes, run_trial
+        from gradscope.fix.load import load_for_fix
         from gradscope.fix.save import save_model_atomically
         from gradscope.fix.summary import print_plan, print_result
         from gradscope.fix.verify import trial_data
@@ -118,7 +118,7 @@ def fix(
             )
         if output is not None and output.suffix != ".keras":
             raise GradscopeInputError(f"-o must end in .keras. Received: '{output}'")
-        original = load_model_safely(model, unsafe=unsafe).model
+        original = load_for_fix(model, unsafe=unsafe)
         x, y = load_npz_data(data) if data is not None else (None, None)
         if auto:
             result = auto_fix(original, x, y, steps=steps, seed=seed)

@@ -30,7 +30,9 @@ def fixed_run(tmp_path_factory):
     keras.utils.set_random_seed(0)
     root = tmp_path_factory.mktemp("fix")
     model = sick_model()
-    model.compile(keras.optimizers.SGD(0.05), "sparse_categorical_crossentropy", ["accuracy"])
+    model.compile(
+        keras.optimizers.SGD(0.05), "sparse_categorical_crossentropy", metrics=["accuracy"]
+    )
     model_path = root / "sick.keras"
     model.save(model_path)
     x, y = load_digits_data()
@@ -113,7 +115,8 @@ def test_saved_model_loads_without_gradscope(fixed_run):
         import keras
         model = keras.models.load_model({str(fixed_run["out"])!r})
         assert "gradscope" not in sys.modules
-        print(model.layers[0].activation.__name__, len(model.layers))
+        lr = float(model.optimizer.learning_rate.numpy())
+        print(model.layers[0].activation.__name__, type(model.optimizer).__name__, lr, model.loss)
         """
     )
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
@@ -121,7 +124,11 @@ def test_saved_model_loads_without_gradscope(fixed_run):
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert proc.stdout.split()[0] != "sigmoid"
+    activation, optimizer, lr, loss = proc.stdout.split()
+    assert activation != "sigmoid"
+    # The user's compile settings travel with the fixed model.
+    assert (optimizer, loss) == ("SGD", "sparse_categorical_crossentropy")
+    assert float(lr) == pytest.approx(0.05)
 
 
 def test_bad_input_exits_2_with_one_line(tmp_path, fixed_run):

@@ -22,7 +22,9 @@ def sequential() -> keras.Model:
         ],
         name="seq",
     )
-    model.compile(keras.optimizers.SGD(0.1), "sparse_categorical_crossentropy", ["accuracy"])
+    model.compile(
+        keras.optimizers.SGD(0.1), "sparse_categorical_crossentropy", metrics=["accuracy"]
+    )
     return model
 
 
@@ -35,7 +37,9 @@ def functional() -> keras.Model:
     c = keras.layers.Concatenate(name="cat")([a, b])
     out = keras.layers.Dense(3, activation="softmax", name="out")(c)
     model = keras.Model(inp, out, name="fun")
-    model.compile(keras.optimizers.Adam(1e-3), "sparse_categorical_crossentropy", ["accuracy"])
+    model.compile(
+        keras.optimizers.Adam(1e-3), "sparse_categorical_crossentropy", metrics=["accuracy"]
+    )
     return model
 
 
