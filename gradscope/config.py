@@ -128,12 +128,13 @@ class VanishingThresholds:
         error_ratio: two further orders of magnitude (1e-5): early layers effectively receive no
             signal (gradscope choice, DeepDiagnosis's absolute floor |∇W| < 1e-7 is of this order
             for unit-scale last-layer gradients).
-        stalled_update_ratio: an early layer whose median ‖ΔW‖/‖W‖ is below this does not train;
-            the lower bound of DeepDiagnosis's healthy range [1e-5, 1e-1] (CS231n: ≈1e-3 healthy).
-        stalled_relative_update: an early layer whose update ratio is below this fraction of the
-            last layer's learns two orders of magnitude slower (CS231n reads update ratios in
-            orders of magnitude around 1e-3; 1e-2 = two decades apart; gradscope choice). This
-            makes the rule independent of the learning rate's absolute value.
+        stalled_update_ratio: layers below the output whose median ‖ΔW‖/‖W‖ (median over the
+            window, then over those layers) is below this do not train; the lower bound of
+            DeepDiagnosis's healthy range [1e-5, 1e-1] (CS231n: ≈1e-3 healthy).
+        stalled_relative_update: ... or whose update ratio is below this fraction of the output
+            layer's: with the output layer at CS231n's healthy 1e-3, 1e-2 puts them at
+            DeepDiagnosis's 1e-5 floor, two orders of magnitude slower. Being relative, the rule
+            does not depend on the learning rate's absolute value.
         training_update_ratio: the last layer counts as training when its ratio is at least this,
             one decade below CS231n's healthy 1e-3 (gradscope choice).
     """

@@ -4,8 +4,9 @@ Two signals, each judged on medians over the last window of records:
 
 * gradient RMS (grad_norm / sqrt(params)) of the first weight layer over that of the last one
   below ``warning_ratio`` (AutoTrainer's ``gra_rate < 1e-3``);
-* the first layer's update ratio ‖ΔW‖/‖W‖ below ``stalled_update_ratio``, or below
-  ``stalled_relative_update`` times the last layer's, while the last layer's is at least
+* the median update ratio ‖ΔW‖/‖W‖ of the layers below the output layer under
+  ``stalled_update_ratio``, or under ``stalled_relative_update`` times the output layer's, while
+  the output layer's is at least
   ``training_update_ratio`` (early layers frozen in place, late layers training). Under Adam or
   RMSprop updates are rescaled per weight, so this signal mostly shows with SGD-like optimizers.
 """
@@ -13,6 +14,8 @@ Two signals, each judged on medians over the last window of records:
 from __future__ import annotations
 
 import math
+
+import numpy as np
 
 from gradscope.config import DetectThresholds, VanishingThresholds
 from gradscope.data.store import Run
@@ -58,13 +61,18 @@ def detect_vanishing(run: Run, thresholds: DetectThresholds) -> list[Finding]:
     ratio = None
     if rms_first is not None and rms_last is not None and rms_last > 0:
         ratio = rms_first / rms_last
-    upd_first, upd_last = ratios[first], ratios[last]
+    upd_last = ratios[last]
+    # "Early layers": every weight layer below the output layer, summarised by their median, so
+    # one layer with unusually scaled inputs (often the first) neither triggers nor hides it.
+    hidden = [v for n, v in ratios.items() if n != last and v is not None]
+    upd_hidden = float(np.median(hidden)) if hidden else None
     stalled = (
-        upd_first is not None
+        upd_hidden is not None
         and upd_last is not None
         and upd_last >= th.training_update_ratio
         and (
-            upd_first < th.stalled_update_ratio or upd_first < th.stalled_relative_update * upd_last
+            upd_hidden < th.stalled_update_ratio
+            or upd_hidden < th.stalled_relative_update * upd_last
         )
     )
     by_ratio = ratio is not None and ratio < th.warning_ratio
@@ -83,9 +91,10 @@ def detect_vanishing(run: Run, thresholds: DetectThresholds) -> list[Finding]:
             f"(per weight) than at '{last}'"
         )
     else:
+        slower = upd_last / upd_hidden if upd_hidden else math.inf
         what = (
-            f"'{first}' barely moves (update ratio {upd_first:.1e} per step) while "
-            f"'{last}' trains ({upd_last:.1e})"
+            f"the layers below '{last}' barely move (median update ratio {upd_hidden:.1e} per "
+            f"step, {slower:.0f}x slower than '{last}' at {upd_last:.1e})"
         )
     message = f"Vanishing gradients: {what}, so the early layers learn little or nothing." + (
         " The model still learns, so this is informational." if progress.learning else ""
@@ -98,6 +107,10 @@ def detect_vanishing(run: Run, thresholds: DetectThresholds) -> list[Finding]:
         "grad_rms": rms,
         "update_ratio": ratios,
         "stalled_updates": stalled,
+        "hidden_update_ratio_median": upd_hidden,
+        "update_ratio_hidden_over_last": None
+        if not (upd_hidden is not None and upd_last)
+        else upd_hidden / upd_last,
         "window_records": len(window),
         "window_steps": [window[0].step, window[-1].step],
         "progress": progress.to_evidence(),

@@ -2,6 +2,7 @@
 
 import math
 
+import numpy as np
 import pytest
 from synthetic_runs import dense, make_run, uniform_stats
 
@@ -74,12 +75,27 @@ def test_vanishing_warning_band_and_threshold_override(tmp_path):
 
 
 def test_vanishing_by_stalled_updates(tmp_path):
-    # Gradient ratio healthy (0.1) but the first layer's updates stalled (SGD-like picture).
-    run = make_run(tmp_path, LAYERS, _grad_chain(0.1, 1.0, upd_first=3e-6, upd_last=3e-3))
+    # Gradient ratio healthy (0.1) but the hidden layers' updates stalled (SGD-like picture).
+    run = make_run(tmp_path, LAYERS, _grad_chain(0.1, 1.0, upd_first=1e-7, upd_last=3e-3))
     (f,) = detect(run, kinds=["vanishing_gradients"])
     assert f.evidence["stalled_updates"] is True
     assert f.severity is Severity.WARNING
-    assert "barely moves" in f.message
+    assert "barely move" in f.message
+    # Independent: geometric update ratios over 4 layers; median of the 3 below the output.
+    ups = [1e-7 ** (1 - t) * 3e-3**t for t in (0, 1 / 3, 2 / 3)]
+    assert f.evidence["hidden_update_ratio_median"] == pytest.approx(np.median(ups))
+    assert f.evidence["update_ratio_hidden_over_last"] == pytest.approx(np.median(ups) / 3e-3)
+
+
+def test_one_fast_first_layer_does_not_hide_stalled_hidden_layers(tmp_path):
+    def stats(step):
+        ups = {"d0": 5e-4, "d1": 4e-6, "d2": 3e-6, "out": 3e-3}
+        return {n: {"grad_norm": 1.0, "update_ratio": u} for n, u in ups.items()}
+
+    run = make_run(tmp_path, LAYERS, stats)
+    (f,) = detect(run, kinds=["vanishing_gradients"])
+    assert f.evidence["hidden_update_ratio_median"] == pytest.approx(4e-6)
+    assert f.layers == ("d0", "d1", "d2")  # the first layer is always listed, then slow ones
 
 
 def test_vanishing_is_gated_when_learning(tmp_path):

@@ -96,6 +96,8 @@ SCENARIOS = {
         optimizer=keras.optimizers.SGD(0.01),
     ),
     "he_relu": lambda: mlp(4, 64, "relu", "he_normal"),
+    # Plain SGD: the stalled-update rule must stay quiet on a healthy net too.
+    "he_relu_sgd": lambda: mlp(4, 64, "relu", "he_normal", optimizer=keras.optimizers.SGD(0.05)),
     "he_relu_bn": lambda: mlp(4, 64, "relu", "he_normal", bn=True),
     "selu_lecun": lambda: mlp(8, 64, "selu", "lecun_normal"),
     "glorot_tanh_shallow": lambda: mlp(2, 64, "tanh", "glorot_uniform"),
@@ -134,7 +136,15 @@ def _serious(findings):
 
 
 @pytest.mark.parametrize(
-    "name", ["he_relu", "he_relu_bn", "selu_lecun", "glorot_tanh_shallow", "unusual_working"]
+    "name",
+    [
+        "he_relu",
+        "he_relu_sgd",
+        "he_relu_bn",
+        "selu_lecun",
+        "glorot_tanh_shallow",
+        "unusual_working",
+    ],
 )
 def test_healthy_models_get_no_warnings(trained, name):
     _, _, findings, history = trained(name)
@@ -154,11 +164,13 @@ def test_deep_sigmoid_vanishing_and_saturation(trained, digits):
     serious = _serious(findings)
     assert {"vanishing_gradients", "saturation"} <= set(serious)
     van = serious["vanishing_gradients"]
-    # Independent check: the first layer's updates are >= 100x smaller than the output layer's.
+    # Independent check from the raw series: the layers below the output update >= 100x slower
+    # (median over the last half of the 58 records, then over the hidden layers).
     first, last = run.layer_names[0], run.layer_names[-1]
-    _, up_first = run.series("update_ratio", first)
-    _, up_last = run.series("update_ratio", last)
-    assert np.median(up_first[-29:]) < 1e-2 * np.median(up_last[-29:])
+    hidden = [np.median(run.series("update_ratio", n)[1][-29:]) for n in run.layer_names[:-1]]
+    out_rate = np.median(run.series("update_ratio", last)[1][-29:])
+    assert np.median(hidden) < 1e-2 * out_rate
+    assert van.evidence["hidden_update_ratio_median"] == pytest.approx(np.median(hidden), rel=1e-6)
     assert van.layers[0] == first
     # Independent check of the saturation level: hidden sigmoid outputs on the data, final weights.
     sat = serious["saturation"]
