@@ -158,5 +158,25 @@ def fix(
     raise typer.Exit(0 if result.verified else 1)
 
 
+@app.command()
+def report(
+    run_dirs: list[Path] = typer.Argument(
+        ..., metavar="RUN_DIR...", help="Run directories; two are before/after."
+    ),
+    out: Path = typer.Option(Path("report.html"), "-o", "--out", help="The HTML file to write."),
+    title: str | None = typer.Option(None, "--title", help="Report title."),
+) -> None:
+    """Writes a self-contained HTML report of one run, or compares several (exit 0, 2 bad input)."""
+    from gradscope.errors import GradscopeInputError
+    from gradscope.render.html import render_report
+
+    try:
+        path = render_report(run_dirs, out, title=title)
+    except GradscopeInputError as err:
+        typer.echo(f"gradscope report: {err}", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(f"Report written to {path}")
+
+
 if __name__ == "__main__":  # pragma: no cover
     app()

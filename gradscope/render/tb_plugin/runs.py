@@ -1,0 +1,168 @@
+"""Finding gradscope runs under a log directory and turning one into the dashboard's JSON.
+
+The JSON is arranged recorded data only (thinned layers × steps gradient norms, window medians of
+dead/saturated fractions, findings); the browser draws it.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import threading
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from gradscope.data.store import META_FILE, STATS_FILE, load_run
+from gradscope.findings import FINDINGS_FILE, Finding
+from gradscope.render.build import RunData, finding_view, verdict
+from gradscope.render.matrix import thin_indices, window_median
+from gradscope.render.sources import findings_of
+
+#: Heatmap columns sent at most per run; the browser gets evenly thinned records beyond this.
+MAX_COLUMNS: int = 400
+#: How deep below the log directory runs are looked for (TensorBoard users nest runs a few deep).
+MAX_DEPTH: int = 6
+
+
+def discover_runs(logdir: str | os.PathLike[str]) -> dict[str, Path]:
+    """Finds gradscope run directories (those holding ``meta.json``) under a log directory.
+
+    Hidden folders are skipped and run directories are not searched further (Keras's own
+    ``train/`` and ``validation/`` folders live inside them).
+
+    Args:
+        logdir: TensorBoard's log directory.
+
+    Returns:
+        run name (path relative to ``logdir``, POSIX style, ``"."`` for ``logdir`` itself) ->
+        directory, sorted by name.
+
+    Example:
+        >>> discover_runs("runs")  # doctest: +SKIP
+        {'healthy': PosixPath('runs/healthy'), 'sick': PosixPath('runs/sick')}
+    """
+    root = Path(logdir)
+    found: dict[str, Path] = {}
+    if not root.is_dir():
+        return found
+    for current, dirs, files in os.walk(root):
+        path = Path(current)
+        depth = len(path.relative_to(root).parts)
+        if META_FILE in files:
+            found[path.relative_to(root).as_posix()] = path
+            dirs[:] = []
+            continue
+        dirs[:] = [d for d in sorted(dirs) if not d.startswith(".")] if depth < MAX_DEPTH else []
+    return dict(sorted(found.items()))
+
+
+def _clean(values: Iterable[float]) -> list[float | None]:
+    # Strict JSON has no NaN/Inf: they become null and the browser draws them as "no data".
+    return [float(v) if math.isfinite(v) else None for v in values]
+
+
+def _finding_json(finding: Finding) -> dict[str, Any]:
+    view = finding_view(finding, None)
+    return {
+        "code": view.code,
+        "kind": view.kind,
+        "title": view.title,
+        "severity": view.severity,
+        "layers": list(view.layers),
+        "message": view.message,
+        "fixes": [{"id": f.id, "title": f.title} for f in view.fixes],
+    }
+
+
+def dashboard_payload(name: str, path: Path, max_columns: int = MAX_COLUMNS) -> dict[str, Any]:
+    """Builds the dashboard's JSON for one run.
+
+    Args:
+        name: the run's name (as listed by :func:`discover_runs`).
+        path: the run directory.
+        max_columns: heatmap columns at most.
+
+    Returns:
+        A strict-JSON-safe dict: ``run``, ``model``, ``status``, ``verdict``,
+        ``verdict_level``, ``n_records``, ``layers``, ``steps``, ``grad_norm`` (layers × steps,
+        null where missing), ``act_layers``, ``dead_frac``, ``sat_frac`` (window medians, null
+        where not recorded) and ``findings``.
+
+    Raises:
+        RunFormatError: if the run directory is unreadable.
+
+    Example:
+        >>> dashboard_payload("sick", Path("runs/sick"))["verdict"]  # doctest: +SKIP
+        'Problems: vanishing gradients.'
+    """
+    run = load_run(path)
+    findings = findings_of(run)
+    data = RunData.of(run)
+    grads = data.sub("grad_norm", data.grad_layers)
+    cols = thin_indices(len(grads.steps), max_columns)
+    text, level = verdict(findings, len(run.records))
+    act = list(data.act_layers)
+    return {
+        "run": name,
+        "model": run.meta.model_name,
+        "status": run.meta.status,
+        "verdict": text,
+        "verdict_level": level,
+        "n_records": len(run.records),
+        "layers": list(data.grad_layers),
+        "steps": [int(s) for s in grads.steps[cols]],
+        "grad_norm": [_clean(row) for row in grads.values[:, cols]] if len(cols) else [],
+        "act_layers": act,
+        "dead_frac": _clean(window_median(data.sub("dead_frac", act))) if act else [],
+        "sat_frac": _clean(window_median(data.sub("sat_frac", act))) if act else [],
+        "findings": [_finding_json(f) for f in findings],
+    }
+
+
+def _signature(path: Path) -> tuple[float, ...]:
+    # The payload changes when training appends records or detect writes findings.
+    out: list[float] = []
+    for file in (META_FILE, STATS_FILE, FINDINGS_FILE):
+        try:
+            st = (path / file).stat()
+            out += [st.st_mtime_ns, st.st_size]
+        except OSError:
+            out += [-1.0, -1.0]
+    return tuple(out)
+
+
+class PayloadCache:
+    """Caches payloads per run directory until its files change (TensorBoard polls often).
+
+    Example:
+        >>> cache = PayloadCache()
+        >>> payload = cache.get("sick", Path("runs/sick"))  # doctest: +SKIP
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._entries: dict[Path, tuple[tuple[float, ...], dict[str, Any]]] = {}
+
+    def get(self, name: str, path: Path) -> dict[str, Any]:
+        """Returns the run's payload, rebuilt only if its files changed.
+
+        Args:
+            name: the run name.
+            path: the run directory.
+
+        Returns:
+            The payload of :func:`dashboard_payload`.
+        """
+        signature = _signature(path)
+        with self._lock:
+            hit = self._entries.get(path)
+        if hit is not None and hit[0] == signature:
+            return hit[1]
+        payload = dashboard_payload(name, path)
+        with self._lock:
+            self._entries[path] = (signature, payload)
+        return payload
+
+
+__all__ = ["MAX_COLUMNS", "PayloadCache", "dashboard_payload", "discover_runs"]
