@@ -8,7 +8,8 @@ import pytest
 import gradscope
 
 ROOT = Path(gradscope.__file__).parent
-PURE = sorted((ROOT / "detect").glob("*.py")) + [
+PURE = [
+    *sorted((ROOT / "detect").glob("*.py")),
     ROOT / "audit" / "spec.py",
     ROOT / "audit" / "static.py",
     ROOT / "findings.py",
