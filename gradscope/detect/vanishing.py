@@ -125,11 +125,12 @@ def _affected(
     upd_last: float | None,
     th: VanishingThresholds,
 ) -> tuple[str, ...]:
-    # Every layer whose gradient is small relative to the last layer's, or whose updates stalled
-    # by the same two rules as the first layer; the first layer is always listed (it triggered).
+    # Layers below the output whose gradient is small relative to the output layer's, or whose
+    # own updates stalled by the thresholds of the stalled rule; the first layer stands in when
+    # none qualifies alone (the finding then rests on the median).
     names = list(rms)
-    out = [names[0]]
-    for name in names[1:-1]:
+    out = []
+    for name in names[:-1]:
         value, upd = rms[name], ratios.get(name)
         small = value is not None and bool(rms_last) and value / rms_last < th.warning_ratio
         slow = upd is not None and (
@@ -138,4 +139,4 @@ def _affected(
         )
         if small or slow:
             out.append(name)
-    return tuple(out)
+    return tuple(out) if out else (names[0],)

@@ -155,8 +155,11 @@ def auto_fix(
     plan = plan_fixes([*findings, *before.findings], model)
     current, current_trial = model, before
     outcomes: list[StepOutcome] = []
+    # Kinds reported from outside the trial (e.g. a full training run) stay open until a kept
+    # fix has targeted them; the trial itself decides for everything it can observe.
+    outside = {f.kind for f in findings}
     for i, step in enumerate(plan.steps):
-        open_kinds = current_trial.kinds() | {f.kind for f in findings}
+        open_kinds = current_trial.kinds() | outside
         targets = [k for k in step.answers if k in open_kinds]
         if not targets:
             outcomes.append(
@@ -181,6 +184,7 @@ def auto_fix(
             before=current_trial,
         )
         if v.verified:
+            outside -= set(targets)
             current, current_trial = candidate, v.after
             outcomes.append(StepOutcome(step.fix_id, True, _why(v, kept=True), v))
         else:
