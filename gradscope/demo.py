@@ -13,7 +13,6 @@ from pathlib import Path
 import keras
 import numpy as np
 from rich.console import Console
-from rich.table import Table
 
 from gradscope.collect.callback import GradScope
 from gradscope.data.store import Run, load_run
@@ -96,29 +95,46 @@ def healthy_model(depth: int = DEPTH, width: int = WIDTH) -> keras.Model:
 
 @dataclass(frozen=True)
 class DemoResult:
-    """Where the demo's runs went and how they trained.
+    """Where the demo's outputs went and what it measured.
 
     Attributes:
-        sick_run: run directory of the deep sigmoid network.
-        healthy_run: run directory of the He + ReLU network.
-        sick_accuracy: final training accuracy of the sick network.
-        healthy_accuracy: final training accuracy of the healthy network.
+        before_run: run directory of the chapter's sick network.
+        after_run: run directory of the network gradscope fixed.
+        report: the HTML report (before/after).
+        applied: fix ids gradscope applied and verified.
+        before_findings: finding kinds on the sick network.
+        after_findings: finding kinds on the fixed network.
+        before_ratio: first/last layer median gradient-norm ratio, sick network.
+        after_ratio: the same, fixed network.
+        before_accuracy: final training accuracy of the sick network.
+        after_accuracy: final training accuracy of the fixed network.
     """
 
-    sick_run: Path
-    healthy_run: Path
-    sick_accuracy: float
-    healthy_accuracy: float
+    before_run: Path
+    after_run: Path
+    report: Path
+    applied: tuple[str, ...]
+    before_findings: tuple[str, ...]
+    after_findings: tuple[str, ...]
+    before_ratio: float
+    after_ratio: float
+    before_accuracy: float
+    after_accuracy: float
 
 
-def _train(model: keras.Model, x: np.ndarray, y: np.ndarray, run_dir: Path, epochs: int) -> float:
+def _compile(model: keras.Model) -> keras.Model:
     model.compile(
         keras.optimizers.SGD(0.05), "sparse_categorical_crossentropy", metrics=["accuracy"]
     )
-    history = model.fit(
-        x, y, batch_size=32, epochs=epochs, verbose=0, callbacks=[GradScope(run_dir, freq=5)]
-    )
-    return float(history.history["accuracy"][-1])
+    return model
+
+
+def _train(
+    model: keras.Model, x: np.ndarray, y: np.ndarray, run_dir: Path, epochs: int
+) -> GradScope:
+    callback = GradScope(run_dir, freq=5, histogram_freq=50, verbose=0)
+    model.fit(x, y, batch_size=32, epochs=epochs, verbose=0, callbacks=[callback])
+    return callback
 
 
 def median_grad_norms(run: Run) -> dict[str, float]:
@@ -131,7 +147,7 @@ def median_grad_norms(run: Run) -> dict[str, float]:
         layer name -> median gradient L2 norm, in forward order.
 
     Example:
-        >>> median_grad_norms(load_run("reports/demo/sick"))  # doctest: +SKIP
+        >>> median_grad_norms(load_run("reports/demo/before"))  # doctest: +SKIP
     """
     out = {}
     for info in run.layers:
@@ -142,12 +158,37 @@ def median_grad_norms(run: Run) -> dict[str, float]:
     return out
 
 
-def run_demo(out: Path, epochs: int = 10, console: Console | None = None) -> DemoResult:
-    """Trains the sick and the healthy network with GradScope and prints the comparison.
+def first_last_ratio(run: Run) -> float:
+    """Median gradient norm of the first watched layer divided by the last one's.
 
     Args:
-        out: output folder; ``out/sick`` and ``out/healthy`` are replaced.
-        epochs: epochs per model.
+        run: a loaded run.
+
+    Returns:
+        The ratio (the chapter's "vanishing" number: ≪ 1 when early layers starve).
+
+    Example:
+        >>> first_last_ratio(load_run("reports/demo/before"))  # doctest: +SKIP
+        1.4e-06
+    """
+    norms = list(median_grad_norms(run).values())
+    return norms[0] / norms[-1] if norms and norms[-1] > 0 else float("nan")
+
+
+def _accuracy(run: Run) -> float:
+    return run.epochs[-1].logs.get("accuracy", float("nan")) if run.epochs else float("nan")
+
+
+def run_demo(
+    out: Path, epochs: int = 10, trial_steps: int = 40, console: Console | None = None
+) -> DemoResult:
+    """The chapter's story: train the sick net, diagnose, fix a copy, train it, report.
+
+    Args:
+        out: output folder; ``before/``, ``after/``, ``trials/`` and ``report.html`` in it are
+            replaced.
+        epochs: training epochs per model.
+        trial_steps: steps of each verification trial while fixing.
         console: where to print (a default rich console if None).
 
     Returns:
@@ -156,34 +197,61 @@ def run_demo(out: Path, epochs: int = 10, console: Console | None = None) -> Dem
     Example:
         >>> run_demo(Path("reports/demo"), epochs=2)  # doctest: +SKIP
     """
+    from gradscope.fix import auto_fix
+    from gradscope.render.html import render_report
+    from gradscope.render.terminal import print_summary
+
     console = console or Console()
     keras.utils.set_random_seed(42)
     x, y = load_digits_data()
-    dirs = {"sick": out / "sick", "healthy": out / "healthy"}
-    for path in dirs.values():
+    before_dir, after_dir, trials = out / "before", out / "after", out / "trials"
+    for path in (before_dir, after_dir, trials):
         shutil.rmtree(path, ignore_errors=True)
-    with console.status("Training the deep sigmoid network (Keras defaults)..."):
-        sick_acc = _train(sick_model(), x, y, dirs["sick"], epochs)
-    with console.status("Training the same depth with ReLU + He init..."):
-        healthy_acc = _train(healthy_model(), x, y, dirs["healthy"], epochs)
-    sick, healthy = (
-        median_grad_norms(load_run(dirs["sick"])),
-        median_grad_norms(load_run(dirs["healthy"])),
+
+    console.rule("1. The chapter's sick network: 10 × Dense(64, sigmoid), Keras defaults")
+    sick = _compile(sick_model())
+    with console.status(f"Training {epochs} epochs on digits with GradScope..."):
+        before = _train(sick, x, y, before_dir, epochs)
+    print_summary(before_dir, before.findings, console=console)
+
+    console.rule("2. gradscope fixes a copy and verifies each fix on a short trial")
+    with console.status("Planning fixes and running verification trials..."):
+        result = auto_fix(sick, x, y, steps=trial_steps, run_dir=trials, findings=before.findings)
+    for outcome in result.outcomes:
+        mark = "[green]kept[/]" if outcome.kept else "[dim]skipped[/]"
+        console.print(f"  {mark} {outcome.fix_id}: {outcome.reason}", soft_wrap=True)
+
+    console.rule("3. The fixed network, trained the same way")
+    fixed = _compile(result.model)
+    with console.status(f"Training the fixed network {epochs} epochs..."):
+        after = _train(fixed, x, y, after_dir, epochs)
+    print_summary(after_dir, after.findings, console=console)
+
+    report = render_report(
+        {"before": before_dir, "after": after_dir},
+        out / "report.html",
+        title="gradscope demo: deep sigmoid network, before and after the fix",
     )
-    table = Table(title="Median gradient norm per layer (input → output)")
-    table.add_column("layer")
-    table.add_column("sigmoid, default init", justify="right")
-    table.add_column("ReLU, He init", justify="right")
-    for name in sick:
-        table.add_row(name, f"{sick[name]:.2e}", f"{healthy.get(name, float('nan')):.2e}")
-    console.print(table)
-    names = list(sick)
-    ratio = sick[names[0]] / sick[names[-1]] if sick[names[-1]] else float("nan")
+    before_run, after_run = load_run(before_dir), load_run(after_dir)
+    demo = DemoResult(
+        before_run=before_dir,
+        after_run=after_dir,
+        report=report,
+        applied=tuple(result.applied),
+        before_findings=tuple(f.kind for f in before.findings),
+        after_findings=tuple(f.kind for f in after.findings),
+        before_ratio=first_last_ratio(before_run),
+        after_ratio=first_last_ratio(after_run),
+        before_accuracy=_accuracy(before_run),
+        after_accuracy=_accuracy(after_run),
+    )
+    console.rule("Result")
     console.print(
-        f"Deep sigmoid: first/last layer gradient ratio {ratio:.1e}, "
-        f"training accuracy {sick_acc:.2f}; ReLU + He: accuracy {healthy_acc:.2f}."
+        f"first/last layer gradient ratio {demo.before_ratio:.1e} → {demo.after_ratio:.1e}; "
+        f"training accuracy {demo.before_accuracy:.2f} → {demo.after_accuracy:.2f} "
+        f"(fixes applied: {', '.join(demo.applied) or 'none'})."
     )
     # soft_wrap: paths and the command must stay copy-pasteable, never wrapped mid-path.
-    console.print(f"Runs written to {dirs['sick']} and {dirs['healthy']}.", soft_wrap=True)
-    console.print(f"See them in TensorBoard: tensorboard --logdir {out}", soft_wrap=True)
-    return DemoResult(dirs["sick"], dirs["healthy"], sick_acc, healthy_acc)
+    console.print(f"HTML report: {report}", soft_wrap=True)
+    console.print(f"TensorBoard: tensorboard --logdir {out}", soft_wrap=True)
+    return demo
