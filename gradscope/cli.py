@@ -5,11 +5,18 @@ The CLI only parses arguments and calls library functions.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import typer
 
 from gradscope._version import __version__
+
+# TensorFlow's C++ start-up chatter (oneDNN, a failed cuInit on CPU machines) drowns the CLI's
+# output, and real failures reach the CLI as Python exceptions anyway; the user's
+# own setting wins. Set before any command imports TensorFlow (gradscope's package imports are
+# lazy for this reason).
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 app = typer.Typer(
     name="gradscope",

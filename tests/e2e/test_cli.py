@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import json
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 from typer.testing import CliRunner
 
-from gradscope import __version__, load_run
+from gradscope import __version__
 from gradscope.cli import app
 
 
@@ -28,15 +31,56 @@ def test_console_script_is_installed() -> None:
     assert __version__ in out.stdout
 
 
+def test_cli_import_is_lazy_and_quiet() -> None:
+    # Parsing arguments must not pay for TensorFlow; the CLI quiets TF's C++ logs by default.
+    code = (
+        "import os, sys, gradscope.cli, gradscope; "
+        "print('tensorflow' in sys.modules, os.environ['TF_CPP_MIN_LOG_LEVEL']); "
+        "gradscope.GradScope; print('tensorflow' in sys.modules)"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env
+    )
+    assert out.stdout.split() == ["False", "3", "True"]
+
+
+def _median_norm(run_dir: Path, layer: str) -> float:
+    # Straight from stats.jsonl, independent of load_run and the demo's own helpers.
+    rows = [json.loads(x) for x in (run_dir / "stats.jsonl").read_text().splitlines()]
+    return float(np.median([r["layers"][layer]["grad_norm"] for r in rows]))
+
+
+def _kinds(run_dir: Path, min_severity: str = "warning") -> set[str]:
+    doc = json.loads((run_dir / "findings.json").read_text())
+    order = ["info", "warning", "error"]
+    keep = order[order.index(min_severity) :]
+    return {f["kind"] for f in doc["findings"] if f["severity"] in keep}
+
+
 def test_demo_quick_tells_the_vanishing_story(tmp_path) -> None:
     result = CliRunner().invoke(app, ["demo", "--quick", "--out", str(tmp_path)])
     assert result.exit_code == 0, result.output
     assert f"tensorboard --logdir {tmp_path}" in result.output
-    sick, healthy = load_run(tmp_path / "sick"), load_run(tmp_path / "healthy")
-    _, first = sick.series("grad_norm", "hidden_1")
-    _, last = sick.series("grad_norm", "output")
+    assert f"HTML report: {tmp_path / 'report.html'}" in result.output
+    before, after = tmp_path / "before", tmp_path / "after"
     # The chapter's picture: early layers get gradients orders of magnitude smaller.
-    assert np.median(first) / np.median(last) < 1e-3
-    _, first_h = healthy.series("grad_norm", "hidden_1")
-    _, last_h = healthy.series("grad_norm", "output")
-    assert np.median(first_h) / np.median(last_h) > 1e-1
+    ratio_before = _median_norm(before, "hidden_1") / _median_norm(before, "output")
+    ratio_after = _median_norm(after, "hidden_1") / _median_norm(after, "output")
+    assert ratio_before < 1e-3
+    assert ratio_after > 100 * ratio_before
+    # Diagnosed, fixed, and the fixed run is clean.
+    assert "vanishing_gradients" in _kinds(before)
+    assert _kinds(after) == set()
+    assert "vanishing gradients" in result.output.lower()
+    assert "kept" in result.output
+    # The fixed network learns more in the same epochs.
+    acc = [
+        json.loads((d / "epochs.jsonl").read_text().splitlines()[-1])["logs"]["accuracy"]
+        for d in (before, after)
+    ]
+    assert acc[1] > acc[0] + 0.2
+    # TensorBoard event files and the before/after report.
+    assert list(before.glob("events.out.tfevents.*")) and list(after.glob("events.out.tfevents.*"))
+    html = (tmp_path / "report.html").read_text(encoding="utf-8")
+    assert 'data-section="comparison"' in html and "vanishing" in html.lower()
