@@ -41,6 +41,13 @@ class RunFormatError(ValueError):
     """A run directory is missing, unreadable or written by a newer gradscope."""
 
 
+def _umask() -> int:
+    # The only portable way to read the umask is to set it; restore it at once.
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Writes ``data`` to ``path`` atomically: a temp file in the same folder, then rename.
 
@@ -54,6 +61,8 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        # mkstemp creates 0600; the result should have the permissions open() would give it.
+        os.fchmod(fd, 0o666 & ~_umask())
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()

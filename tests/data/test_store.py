@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import stat
 
 import numpy as np
 import pytest
@@ -118,6 +120,15 @@ def test_max_records_bounds_the_log_and_keeps_even_spacing(tmp_path) -> None:
     gaps = np.diff(steps)
     assert len(set(gaps.tolist())) == 1  # evenly spaced
     assert steps[-1] >= 1000 - gaps[0]  # covers the whole run
+
+
+def test_atomic_write_respects_umask(tmp_path) -> None:
+    old = os.umask(0o027)
+    try:
+        atomic_write_bytes(tmp_path / "a.json", b"{}")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "a.json").stat().st_mode) == 0o640
 
 
 def test_atomic_write_replaces_whole_file(tmp_path) -> None:
