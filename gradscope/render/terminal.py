@@ -31,7 +31,8 @@ STYLES: dict[str, str] = {
 def _layers_table(data: RunData, findings: Sequence[Finding], title: str) -> Table:
     table = Table(
         title=title,
-        caption=f"medians over the last {100 * SUMMARY_WINDOW_FRACTION:.0f} % of recorded steps",
+        caption=f"medians over the last {100 * SUMMARY_WINDOW_FRACTION:.0f} % of recorded steps;"
+        " output saturation (dim) is confidence, never judged",
     )
     table.add_column("layer")
     table.add_column("activation")
@@ -39,8 +40,11 @@ def _layers_table(data: RunData, findings: Sequence[Finding], title: str) -> Tab
     table.add_column("update ratio", justify="right")
     table.add_column("dead", justify="right")
     table.add_column("saturated", justify="right")
-    for row in layer_rows(data, findings):
+    rows = layer_rows(data, findings)
+    for i, row in enumerate(rows):
         style = STYLES.get(row.severity or "", "")
+        # A confident softmax/sigmoid output is the goal, not a problem: show it, dimmed.
+        sat = Text(pct(row.sat_frac), style="dim" if i == len(rows) - 1 else "")
         table.add_row(
             # Text objects, not markup strings: a layer name like "[red]x" must print verbatim.
             Text(row.name),
@@ -48,7 +52,7 @@ def _layers_table(data: RunData, findings: Sequence[Finding], title: str) -> Tab
             sci(row.grad_norm),
             sci(row.update_ratio),
             pct(row.dead_frac),
-            pct(row.sat_frac),
+            sat,
             style=style,
         )
     return table
