@@ -1,0 +1,467 @@
+"""Training overhead of GradScope versus a plain ``model.fit`` and Keras's TensorBoard callback.
+
+One process, alternating repeats: in every round each variant is fitted once, in an order rotated
+from round to round, so that slow drift of the machine (other processes, thermal state) spreads
+over all variants instead of biasing one. Every variant first gets one un-timed warm-up fit
+(tracing, oneDNN primitive caches, file-system caches). Each variant trains its own model
+instance, built with the same seed, and keeps it over the rounds (as a user re-running ``fit``
+would).
+
+Numbers per fit (medians over the rounds, ratios to ``plain``):
+
+* ``fit``: wall time of the whole ``model.fit`` call, as the user sees it. GradScope installs its
+  hooks in ``on_train_begin`` and forces a retrace of the train step on every fit, and diagnoses
+  the run at the end, so this includes the per-fit fixed cost.
+* ``steady``: wall time per step of epochs 2..E (end of epoch 1 to end of epoch E): no tracing,
+  no ``on_train_begin``/``on_train_end`` work. This is the cost that grows with training length.
+* ``CPU``: CPU time per step (all threads of this process, user + system) over the same epochs.
+  On a shared machine wall time also measures the neighbours; CPU time mostly does not, so it
+  is the ratio to trust when the load line says others were busy.
+* ``fixed``: ``fit - steady * total_steps``: the per-fit cost that does not grow with steps.
+
+Variants (the ``id`` column): plain fit; GradScope defaults (freq=10, activations every 10 steps
+from wrapped layer calls); GradScope(freq=1, histogram_freq=10); Keras
+``TensorBoard(histogram_freq=1)``; a no-op callback that only defines ``on_train_batch_end``
+(any such callback makes Keras leave asynchronous callback dispatch, so this isolates that
+cost); and, for issue 3's choice of activation source, GradScope with activations off, from
+wrapped layer calls (``activation_freq`` set, no probe) and from a 256-example ``probe_data``
+batch, each at freq=10 and at freq=1.
+
+Run ``python benchmarks/overhead.py`` (full, ~15 min on 2 cores) or
+``python benchmarks/overhead.py --quick`` (MLP only, a few steps; a sanity check, not a result).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import numpy as np
+from benchutil import LoadMeter, LoadWindow, fmt_ratio, header, markdown_table, wait_for_quiet
+
+BATCH_SIZE = 32
+PROBE_EXAMPLES = 256
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Size of one benchmark run."""
+
+    examples: int  # training examples (digits tiled); steps per epoch = examples / BATCH_SIZE
+    epochs: int  # epochs per timed fit (epoch 1 is excluded from "steady")
+    rounds: int  # alternating rounds
+    warmup: bool = True  # one un-timed fit per variant before the rounds
+    models: str = "mlp,cnn"
+    variants: tuple[str, ...] | None = None  # ids to run; None runs all
+
+
+FULL = Settings(examples=3 * 1797, epochs=3, rounds=5)
+#: A sanity check of every code path that matters (not a result): each fit is dominated by
+#: tracing, so it runs only the variants of the main table and the freq=1 activation triple.
+QUICK = Settings(
+    examples=256,
+    epochs=2,
+    rounds=1,
+    warmup=False,
+    models="mlp",
+    variants=(
+        "plain",
+        "gs_default",
+        "gs_freq1_hist10",
+        "tensorboard_hist1",
+        "gs_f1_act_off",
+        "gs_f1_wrapped",
+        "gs_f1_probe",
+    ),
+)
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One benchmarked configuration."""
+
+    id: str
+    description: str
+    make: Callable[[str, np.ndarray], list[Any]]  # (log_dir, probe batch) -> callbacks
+
+
+@dataclass
+class Timing:
+    """Collected timings of one (model, variant) pair, seconds."""
+
+    fit: list[float] = field(default_factory=list)
+    steady: list[float] = field(default_factory=list)
+    cpu: list[float] = field(default_factory=list)
+
+
+def load_data(examples: int) -> tuple[np.ndarray, np.ndarray]:
+    """Standardized scikit-learn digits (8x8 images, 10 classes), tiled to ``examples`` rows."""
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    x = digits.data.astype(np.float32)
+    x = (x - x.mean(axis=0)) / (x.std(axis=0) + 1e-6)
+    y = digits.target.astype(np.int32)
+    reps = -(-examples // len(x))
+    return np.tile(x, (reps, 1))[:examples], np.tile(y, reps)[:examples]
+
+
+def build_mlp(seed: int = 0) -> Any:
+    """10 hidden Dense(256, relu) layers + softmax head, for 64 inputs (issue 3's MLP)."""
+    import keras
+
+    keras.utils.set_random_seed(seed)
+    layers: list[Any] = [keras.Input((64,))]
+    layers += [keras.layers.Dense(256, activation="relu") for _ in range(10)]
+    layers += [keras.layers.Dense(10, activation="softmax")]
+    model = keras.Sequential(layers, name="mlp")
+    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="sparse_categorical_crossentropy")
+    return model
+
+
+def build_cnn(seed: int = 0) -> Any:
+    """Small CNN on digits-sized 8x8x1 images: 2 conv + max-pool + 2 dense."""
+    import keras
+
+    keras.utils.set_random_seed(seed)
+    model = keras.Sequential(
+        [
+            keras.Input((8, 8, 1)),
+            keras.layers.Conv2D(32, 3, padding="same", activation="relu"),
+            keras.layers.Conv2D(64, 3, padding="same", activation="relu"),
+            keras.layers.MaxPooling2D(2),
+            keras.layers.Flatten(),
+            keras.layers.Dense(128, activation="relu"),
+            keras.layers.Dense(10, activation="softmax"),
+        ],
+        name="cnn",
+    )
+    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="sparse_categorical_crossentropy")
+    return model
+
+
+MODELS: dict[str, tuple[str, Callable[[], Any], tuple[int, ...]]] = {
+    "mlp": ("MLP 10x256 Dense ReLU, 64 inputs", build_mlp, (64,)),
+    "cnn": ("CNN 2 conv + pool + 2 dense, 8x8x1 images", build_cnn, (8, 8, 1)),
+}
+
+
+def variants() -> list[Variant]:
+    """The benchmarked configurations (``plain`` first: it is the baseline of every ratio).
+
+    GradScope gets ``verbose=0``: it only silences the end-of-fit summary print; the diagnosis
+    itself still runs and is timed.
+    """
+    import keras
+
+    from gradscope import GradScope
+
+    def scope(**kwargs: Any) -> Callable[[str, np.ndarray], list[Any]]:
+        return lambda d, p: [GradScope(d, verbose=0, **kwargs)]
+
+    def probed(**kwargs: Any) -> Callable[[str, np.ndarray], list[Any]]:
+        return lambda d, p: [GradScope(d, verbose=0, probe_data=p, **kwargs)]
+
+    class NoopBatchEnd(keras.callbacks.Callback):
+        """Does nothing, but defines on_train_batch_end (Keras then syncs every batch)."""
+
+        def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
+            pass
+
+    return [
+        Variant("plain", "model.fit, no callback", lambda d, p: []),
+        Variant("gs_default", "GradScope defaults (freq=10, wrapped activations)", scope()),
+        Variant(
+            "gs_freq1_hist10",
+            "GradScope(freq=1, histogram_freq=10)",
+            scope(freq=1, histogram_freq=10),
+        ),
+        Variant(
+            "tensorboard_hist1",
+            "keras.callbacks.TensorBoard(histogram_freq=1)",
+            lambda d, p: [keras.callbacks.TensorBoard(d, histogram_freq=1)],
+        ),
+        Variant(
+            "noop_batch_cb", "empty on_train_batch_end callback", lambda d, p: [NoopBatchEnd()]
+        ),
+        Variant("gs_f10_act_off", "GradScope(activation_freq=0)", scope(activation_freq=0)),
+        Variant("gs_f10_probe", "GradScope(probe_data=256 examples)", probed()),
+        Variant(
+            "gs_f1_act_off",
+            "GradScope(freq=1, activation_freq=0)",
+            scope(freq=1, activation_freq=0),
+        ),
+        Variant(
+            "gs_f1_wrapped",
+            "GradScope(freq=1, activation_freq=1), no probe",
+            scope(freq=1, activation_freq=1),
+        ),
+        Variant(
+            "gs_f1_probe",
+            "GradScope(freq=1, activation_freq=1, probe_data=256 examples)",
+            probed(freq=1, activation_freq=1),
+        ),
+    ]
+
+
+#: (freq, activations off, wrapped calls, probe batch) for the activation-source comparison.
+ACTIVATION_TRIPLES = (
+    (10, "gs_f10_act_off", "gs_default", "gs_f10_probe"),
+    (1, "gs_f1_act_off", "gs_f1_wrapped", "gs_f1_probe"),
+)
+
+
+class _EpochClock:
+    """Remembers when epochs end, wall and CPU (placed after every other callback)."""
+
+    def __init__(self) -> None:
+        import keras
+
+        outer = self
+
+        class Clock(keras.callbacks.Callback):
+            def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+                outer.marks.append((time.perf_counter(), time.process_time()))
+
+        self.marks: list[tuple[float, float]] = []
+        self.callback = Clock()
+
+
+def timed_fit(
+    model: Any, x: np.ndarray, y: np.ndarray, callbacks: list[Any], epochs: int
+) -> tuple[float, float, float]:
+    """Fits once; returns whole-fit wall, epochs 2..E wall and epochs 2..E CPU seconds."""
+    clock = _EpochClock()
+    start = time.perf_counter()
+    model.fit(
+        x,
+        y,
+        batch_size=BATCH_SIZE,
+        epochs=epochs,
+        shuffle=False,
+        verbose=0,
+        callbacks=[*callbacks, clock.callback],
+    )
+    end = time.perf_counter()
+    (wall_1, cpu_1), (wall_e, cpu_e) = clock.marks[0], clock.marks[-1]
+    return end - start, wall_e - wall_1, cpu_e - cpu_1
+
+
+def bench_model(
+    name: str,
+    x: np.ndarray,
+    y: np.ndarray,
+    settings: Settings,
+    chosen: list[Variant],
+    max_wait: float,
+) -> dict[str, Timing]:
+    """Alternating, rotated repeats of every variant on one model architecture."""
+    build = MODELS[name][1]
+    probe = x[:PROBE_EXAMPLES]
+    models = {v.id: build() for v in chosen}
+    by_id = {v.id: v for v in chosen}
+    results = {v.id: Timing() for v in chosen}
+    root = tempfile.mkdtemp(prefix=f"gs-bench-{name}-")
+    count = 0
+
+    def run(variant_id: str) -> tuple[float, float, float]:
+        nonlocal count
+        count += 1
+        log_dir = os.path.join(root, f"{count:03d}")
+        callbacks = by_id[variant_id].make(log_dir, probe)
+        result = timed_fit(models[variant_id], x, y, callbacks, settings.epochs)
+        shutil.rmtree(log_dir, ignore_errors=True)
+        return result
+
+    try:
+        if settings.warmup:
+            for v in chosen:
+                run(v.id)
+        order = [v.id for v in chosen]
+        for r in range(settings.rounds):
+            busy = wait_for_quiet(max_wait) if max_wait > 0 else None
+            with LoadMeter() as meter:
+                shift = r % len(order)
+                for variant_id in order[shift:] + order[:shift]:
+                    fit, steady, cpu = run(variant_id)
+                    results[variant_id].fit.append(fit)
+                    results[variant_id].steady.append(steady)
+                    results[variant_id].cpu.append(cpu)
+            assert meter.window is not None
+            before = "" if busy is None else f"busy before {100 * busy:.0f}%; "
+            print(
+                f"  {name}: round {r + 1}/{settings.rounds} {meter.window.wall:.0f} s; "
+                f"{before}{meter.window.describe()}",
+                file=sys.stderr,
+                flush=True,
+            )
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    return results
+
+
+def _median(values: list[float]) -> float:
+    return statistics.median(values) if values else float("nan")
+
+
+def format_table(
+    results: dict[str, Timing], chosen: list[Variant], steps: int, steady_steps: int
+) -> str:
+    """Markdown table of medians per variant with ratios to ``plain``."""
+    base = results["plain"]
+    b_fit, b_steady, b_cpu = _median(base.fit), _median(base.steady), _median(base.cpu)
+    rows = []
+    for v in chosen:
+        t = results[v.id]
+        fit, steady, cpu = _median(t.fit), _median(t.steady), _median(t.cpu)
+        rows.append(
+            [
+                v.id,
+                v.description,
+                f"{fit:.2f}",
+                fmt_ratio(fit, b_fit),
+                f"{1000 * steady / steady_steps:.2f}",
+                fmt_ratio(steady, b_steady),
+                f"{1000 * cpu / steady_steps:.2f}",
+                fmt_ratio(cpu, b_cpu),
+                f"{fit - steady * steps / steady_steps:.2f}",
+            ]
+        )
+    headers = [
+        "id",
+        "variant",
+        "fit [s]",
+        "fit ratio",
+        "steady [ms/step]",
+        "steady ratio",
+        "CPU [ms/step]",
+        "CPU ratio",
+        "fixed [s]",
+    ]
+    return markdown_table(headers, rows)
+
+
+def activation_table(results: dict[str, Timing], steady_steps: int) -> tuple[str, list[str]]:
+    """Wrapped layer calls vs probe batch: extra cost per step over activations off.
+
+    Returns the table and one verdict sentence per frequency.
+    """
+    rows = []
+    verdicts = []
+    for freq, off, wrapped, probe in ACTIVATION_TRIPLES:
+        if not all(k in results for k in (off, wrapped, probe)):
+            continue
+        per_step = {
+            k: (
+                1000 * _median(results[k].steady) / steady_steps,
+                1000 * _median(results[k].cpu) / steady_steps,
+            )
+            for k in (off, wrapped, probe)
+        }
+        extra = {}
+        for source, k in (("wrapped layer calls", wrapped), ("probe_data batch", probe)):
+            wall_extra = per_step[k][0] - per_step[off][0]
+            cpu_extra = per_step[k][1] - per_step[off][1]
+            extra[source] = cpu_extra
+            rows.append(
+                [
+                    f"freq={freq} {source} ({k})",
+                    f"{wall_extra:+.2f}",
+                    f"{cpu_extra:+.2f}",
+                    fmt_ratio(per_step[k][0], per_step[off][0]),
+                    fmt_ratio(per_step[k][1], per_step[off][1]),
+                ]
+            )
+        w, p = extra["wrapped layer calls"], extra["probe_data batch"]
+        faster = "wrapped layer calls" if w <= p else "probe_data batch"
+        total = fmt_ratio(per_step[probe][1], per_step[wrapped][1])
+        verdicts.append(
+            f"freq={freq}: faster activation source: {faster} "
+            f"(extra CPU per step {w:+.2f} ms wrapped vs {p:+.2f} ms probe; "
+            f"probe/wrapped total CPU per step {total})"
+        )
+    headers = [
+        "activation source",
+        "extra wall [ms/step]",
+        "extra CPU [ms/step]",
+        "steady ratio vs act off",
+        "CPU ratio vs act off",
+    ]
+    return markdown_table(headers, rows), verdicts
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Runs the benchmark and prints one table per model."""
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument(
+        "--quick", action="store_true", help="tiny sanity run (MLP, 16 steps, 7 variants)"
+    )
+    parser.add_argument("--rounds", type=int, default=None, help="override the number of rounds")
+    parser.add_argument("--models", default=None, help="comma-separated subset of: mlp, cnn")
+    parser.add_argument(
+        "--max-wait",
+        type=float,
+        default=None,
+        help="seconds to wait before a round for other processes to calm down "
+        "(default 20, 0 with --quick)",
+    )
+    args = parser.parse_args(argv)
+    settings = QUICK if args.quick else FULL
+    rounds = args.rounds or settings.rounds
+    models = [m.strip() for m in (args.models or settings.models).split(",") if m.strip()]
+    for m in models:
+        if m not in MODELS:
+            parser.error(f"unknown model {m!r}; choose from {sorted(MODELS)}")
+    max_wait = args.max_wait if args.max_wait is not None else (0.0 if args.quick else 20.0)
+
+    print(header("GradScope training overhead", argv), flush=True)
+    x, y = load_data(settings.examples)
+    chosen = [v for v in variants() if settings.variants is None or v.id in settings.variants]
+    per_epoch = -(-len(x) // BATCH_SIZE)
+    steps, steady_steps = per_epoch * settings.epochs, per_epoch * (settings.epochs - 1)
+    print(
+        f"settings: {per_epoch} steps/epoch x {settings.epochs} epochs, batch {BATCH_SIZE}, "
+        f"{rounds} rounds, warm-up {'on' if settings.warmup else 'off'}, "
+        f"steady = epochs 2..{settings.epochs} ({steady_steps} steps)",
+        flush=True,
+    )
+    windows: list[tuple[str, LoadWindow]] = []
+    for name in models:
+        title, _, shape = MODELS[name]
+        inputs = x.reshape(-1, *shape)
+        with LoadMeter() as meter:
+            run_settings = Settings(
+                settings.examples, settings.epochs, rounds, settings.warmup, name
+            )
+            results = bench_model(name, inputs, y, run_settings, chosen, max_wait)
+        assert meter.window is not None
+        windows.append((name, meter.window))
+        print(f"\n## {name}: {title}\n")
+        print(f"load during {name} ({meter.window.wall:.0f} s): {meter.window.describe()}\n")
+        print(format_table(results, chosen, steps, steady_steps))
+        table, verdicts = activation_table(results, steady_steps)
+        print(
+            f"\nactivation source ({name}): extra cost over the same GradScope without "
+            "activations\n"
+        )
+        print(table)
+        print()
+        for line in verdicts:
+            print(f"{name} {line}")
+        print(flush=True)
+    print(f"load after: loadavg {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
