@@ -6,6 +6,7 @@ The CLI only parses arguments and calls library functions.
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import typer
@@ -17,6 +18,25 @@ from gradscope._version import __version__
 # own setting wins. Set before any command imports TensorFlow (gradscope's package imports are
 # lazy for this reason).
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+
+def _import_tensorflow_quietly() -> None:
+    # TF ≥ 2.18 prints oneDNN/CUDA notices through absl before its log level is read, so the
+    # variable above cannot silence them; stderr is muted for the import only. An import error
+    # still surfaces: the exception is raised after stderr is restored.
+    if "tensorflow" in sys.modules or os.environ["TF_CPP_MIN_LOG_LEVEL"] < "2":
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            try:
+                import tensorflow  # noqa: F401
+            finally:
+                os.dup2(saved, 2)
+    finally:
+        os.close(saved)
 
 app = typer.Typer(
     name="gradscope",
@@ -52,6 +72,7 @@ def demo(
     ),
 ) -> None:
     """The chapter's story on digits: sick deep sigmoid net, diagnosis, verified fix, report."""
+    _import_tensorflow_quietly()
     from gradscope.demo import run_demo
 
     if quick:
@@ -73,6 +94,7 @@ def audit(
     ),
 ) -> None:
     """Audits a saved model: static rules, then a short probe on a clone; exit 0/1/2."""
+    _import_tensorflow_quietly()
     from gradscope.audit.command import audit_command
 
     raise typer.Exit(audit_command(model, data=data, steps=steps, as_json=as_json, unsafe=unsafe))
@@ -99,6 +121,7 @@ def fix(
     Without --apply or --auto only the findings and the plan are shown. Exit codes: 0 success,
     1 nothing verified, 2 bad input.
     """
+    _import_tensorflow_quietly()
     import json
     import sys
     import tempfile

@@ -93,7 +93,7 @@ def audit_command(
         if os.environ.get("GRADSCOPE_DEBUG") == "1":
             raise
         message = " ".join(str(error).split())  # exactly one line, whatever the message held
-        print(f"gradscope: error: {message}", file=err)
+        print(f"gradscope audit: {message}", file=err)
         return EXIT_BAD_INPUT
     if as_json:
         print(dumps_findings(result.findings), file=out)

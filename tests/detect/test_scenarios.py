@@ -166,7 +166,7 @@ def test_deep_sigmoid_vanishing_and_saturation(trained, digits):
     van = serious["vanishing_gradients"]
     # Independent check from the raw series: the layers below the output update >= 100x slower
     # (median over the last half of the 58 records, then over the hidden layers).
-    first, last = run.layer_names[0], run.layer_names[-1]
+    last = run.layer_names[-1]
     hidden = [np.median(run.series("update_ratio", n)[1][-29:]) for n in run.layer_names[:-1]]
     out_rate = np.median(run.series("update_ratio", last)[1][-29:])
     assert np.median(hidden) < 1e-2 * out_rate

@@ -45,6 +45,20 @@ def test_cli_import_is_lazy_and_quiet() -> None:
     assert out.stdout.split() == ["False", "3", "True"]
 
 
+def test_stderr_is_one_line_without_tensorflow_chatter(tmp_path) -> None:
+    # A real process: TensorFlow's C++ start-up notices go to fd 2, which CliRunner cannot see.
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    out = subprocess.run(
+        [sys.executable, "-m", "gradscope.cli", "audit", str(tmp_path / "nope.h5")],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    assert out.returncode == 2
+    (line,) = out.stderr.strip().splitlines()
+    assert line.startswith("gradscope audit: ") and "nope.h5" in line
+
+
 def _median_norm(run_dir: Path, layer: str) -> float:
     # Straight from stats.jsonl, independent of load_run and the demo's own helpers.
     rows = [json.loads(x) for x in (run_dir / "stats.jsonl").read_text().splitlines()]
