@@ -1,0 +1,196 @@
+"""The HTML report and the TensorBoard dashboard opened in headless Chromium.
+
+Each page is loaded through the DevTools protocol (:mod:`gradscope.render.browser`), waited for
+until its content has rendered, screenshotted and checked for console errors, uncaught
+exceptions and failed loads. Skipped only when no Chromium is installed (CI installs Debian's).
+"""
+
+from __future__ import annotations
+
+import io
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from matplotlib import image as mpimg
+
+from gradscope.findings import Finding, Severity, write_findings
+from gradscope.render.browser import PageCapture, capture_page, find_chromium
+from gradscope.render.html import render_report
+from gradscope.render.tb_plugin.serve import DASHBOARD_FRAGMENT, PLUGIN_ENTRY, serve_tensorboard
+
+pytestmark = pytest.mark.skipif(
+    find_chromium() is None,
+    reason="no Chromium binary (/usr/bin/chromium or chromium on PATH); .ci/run installs it",
+)
+
+EVIL = '<img src=x onerror="document.title=1">'
+
+# The dashboard's document: the page itself, or the plugin's iframe inside TensorBoard's UI.
+DASHBOARD_DOC = """(() => {
+  if (document.body && document.body.dataset.gradscope) return document;
+  for (const f of document.querySelectorAll('iframe')) {
+    const d = f.contentDocument;
+    if (d && d.body && d.body.dataset.gradscope) return d;
+  }
+  return null;
+})()"""
+DASHBOARD_READY = (
+    f"(() => {{ const d = {DASHBOARD_DOC}; return d && d.body.dataset.gradscope; }})()"
+)
+# What the dashboard drew: runs, verdicts, findings, distinct colours in each heatmap canvas.
+DASHBOARD_PROBE = f"""(() => {{
+  const d = {DASHBOARD_DOC};
+  const colours = [...d.querySelectorAll('canvas.gs-heatmap')].map((c) => {{
+    const px = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+    const seen = new Set();
+    for (let i = 0; i < px.length; i += 4) seen.add((px[i] << 16) | (px[i + 1] << 8) | px[i + 2]);
+    return seen.size;
+  }});
+  return {{
+    state: d.body.dataset.gradscope,
+    runs: [...d.querySelectorAll('section.gs-run')].map((s) => s.dataset.run),
+    verdicts: [...d.querySelectorAll('.gs-verdict')].map((v) => v.className),
+    findings: [...d.querySelectorAll('.gs-finding')].map((f) => f.textContent),
+    bars: d.querySelectorAll('.gs-bars > .gs-bar').length,
+    images: d.querySelectorAll('img').length,
+    colours,
+    title: document.title,
+  }};
+}})()"""
+
+
+def _pixels(capture: PageCapture) -> np.ndarray:
+    image = mpimg.imread(io.BytesIO(capture.png), format="png")
+    return (np.asarray(image)[..., :3] * 255).round().astype(np.uint8)
+
+
+def _assert_not_blank(capture: PageCapture, min_ink: float, min_colours: int) -> None:
+    rgb = _pixels(capture).astype(np.uint32)
+    # One integer per pixel: np.unique on a 1-D array is far faster than on rows.
+    packed = ((rgb[..., 0] << 16) | (rgb[..., 1] << 8) | rgb[..., 2]).ravel()
+    colours, counts = np.unique(packed, return_counts=True)
+    background = colours[counts.argmax()]
+    ink = float(np.mean(packed != background))
+    print(f"ink {ink:.1%}, {len(colours)} colours")  # shown with -s: the measured margins
+    assert ink >= min_ink, f"only {ink:.1%} of the pixels differ from the background"
+    assert len(colours) >= min_colours, f"only {len(colours)} distinct colours"
+
+
+@pytest.fixture(scope="module")
+def report_capture(logdir: Path, tmp_path_factory: pytest.TempPathFactory) -> PageCapture:
+    out = tmp_path_factory.mktemp("browser") / "report.html"
+    # The demo's shape: a before/after comparison of a sick and a healthy run.
+    render_report({"before": logdir / "sick", "after": logdir / "healthy"}, out)
+    probe = """({
+      sections: [...document.querySelectorAll('section[data-section]')].map(s => s.dataset.section),
+      images: document.images.length,
+      broken: [...document.images].filter(i => !(i.complete && i.naturalWidth > 0)).length,
+      height: document.documentElement.scrollHeight,
+    })"""
+    ready = "document.readyState === 'complete' && [...document.images].every(i => i.complete)"
+    return capture_page(out.as_uri(), ready=ready, probe=probe, width=1200, height=1600)
+
+
+def test_report_renders_without_errors(report_capture: PageCapture) -> None:
+    assert report_capture.console_errors == ()
+    probe: dict[str, Any] = report_capture.probe
+    assert probe["sections"][0] == "comparison"
+    assert probe["sections"].count("heatmap") == 2
+    assert probe["images"] >= 10 and probe["broken"] == 0  # every data-URI figure decodes
+    assert probe["height"] > 1600  # a long report, the screenshot is its first screen
+
+
+def test_report_screenshot_is_not_blank(report_capture: PageCapture) -> None:
+    assert report_capture.png[:8] == b"\x89PNG\r\n\x1a\n"
+    rgb = _pixels(report_capture)
+    assert rgb.shape == (1600, 1200, 3)
+    # Text, tables and the first figures: measured ~25 % ink and thousands of colours.
+    _assert_not_blank(report_capture, min_ink=0.05, min_colours=200)
+
+
+@pytest.fixture(scope="module")
+def dashboard_logdir(logdir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    # A copy of the real runs where the sick one has a finding whose strings are hostile.
+    root = tmp_path_factory.mktemp("dashboard")
+    for name in ("sick", "healthy"):
+        shutil.copytree(logdir / name, root / name)
+    finding = Finding(
+        "GS101",
+        "vanishing_gradients",
+        Severity.ERROR,
+        ("hidden_1", "hidden_2"),
+        f"Gradients vanish before the early layers {EVIL}",
+        {"ratio_first_last": 1e-7},
+        ("he_init", "batch_norm"),
+    )
+    write_findings(root / "sick", [finding])
+    return root
+
+
+@pytest.fixture(scope="module")
+def dashboard_captures(dashboard_logdir: Path) -> dict[str, PageCapture]:
+    with serve_tensorboard(dashboard_logdir) as url:
+        entry = capture_page(
+            url + PLUGIN_ENTRY, ready=DASHBOARD_READY, probe=DASHBOARD_PROBE, full_page=True
+        )
+        # TensorBoard's own UI with the gradscope tab selected: the plugin in its iframe.
+        ui = capture_page(
+            url + DASHBOARD_FRAGMENT,
+            ready=DASHBOARD_READY,
+            probe=DASHBOARD_PROBE,
+            width=1400,
+            height=1000,
+            timeout=40,
+        )
+    return {"entry": entry, "ui": ui}
+
+
+@pytest.mark.parametrize("page", ["entry", "ui"])
+def test_dashboard_renders_runs_heatmaps_and_findings(dashboard_captures, page: str) -> None:
+    capture = dashboard_captures[page]
+    assert capture.console_errors == ()
+    probe = capture.probe
+    assert probe["state"] == "rendered"
+    assert probe["runs"] == ["healthy", "sick"]
+    assert probe["verdicts"] == ["gs-verdict gs-ok", "gs-verdict gs-error"]
+    # Each heatmap canvas holds many colours (cells on a log scale plus the legend).
+    assert len(probe["colours"]) == 2 and min(probe["colours"]) >= 20
+    # 2 runs × 6 layers × (dead, saturated) bars.
+    assert probe["bars"] == 2 * 6 * 2
+    assert len(probe["findings"]) == 1
+    assert "GS101" in probe["findings"][0] and EVIL in probe["findings"][0]
+    # The hostile message is text: no <img> was created and its onerror never ran.
+    assert probe["images"] == 0
+    assert probe["title"] != "1"
+
+
+def test_dashboard_screenshots_are_not_blank(dashboard_captures) -> None:
+    _assert_not_blank(dashboard_captures["entry"], min_ink=0.05, min_colours=100)
+    ui = _pixels(dashboard_captures["ui"])
+    assert ui.shape == (1000, 1400, 3)
+    _assert_not_blank(dashboard_captures["ui"], min_ink=0.05, min_colours=100)
+    # TensorBoard's orange header bar is there: the dashboard sits inside TensorBoard's UI.
+    header = ui[10:40, :].reshape(-1, 3).astype(int)
+    orange = (header[:, 0] > 200) & (header[:, 1] > 90) & (header[:, 1] < 160) & (header[:, 2] < 60)
+    assert orange.mean() > 0.5
+
+
+def test_console_errors_are_reported(tmp_path: Path) -> None:
+    # The check above would be vacuous if errors were never seen: a page that fails on purpose.
+    page = tmp_path / "bad.html"
+    page.write_text(
+        "<body><p>x</p><script>console.error('boom'); undefinedFunction();</script>"
+        '<img src="missing.png"></body>',
+        encoding="utf-8",
+    )
+    capture = capture_page(page.as_uri(), width=400, height=300)
+    errors = " | ".join(capture.console_errors)
+    assert "console.error: boom" in errors
+    assert "undefinedFunction is not defined" in errors
+    assert "missing.png" in errors
+    # ... and the blank-screenshot check rejects a page that is almost all background.
+    with pytest.raises(AssertionError, match="differ from the background"):
+        _assert_not_blank(capture, min_ink=0.05, min_colours=100)
