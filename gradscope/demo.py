@@ -20,6 +20,8 @@ from gradscope.data.store import Run, load_run
 #: Depth of the chapter's deep stack of dense layers.
 DEPTH = 10
 WIDTH = 64
+#: The demo saves its untrained sick model under this name in ``out``.
+MODEL_FILE = "deep_sigmoid.keras"
 
 
 def load_digits_data() -> tuple[np.ndarray, np.ndarray]:
@@ -98,6 +100,7 @@ class DemoResult:
     """Where the demo's outputs went and what it measured.
 
     Attributes:
+        model_file: the untrained sick model, saved before training (``deep_sigmoid.keras``).
         before_run: run directory of the chapter's sick network.
         after_run: run directory of the network gradscope fixed.
         report: the HTML report (before/after).
@@ -110,6 +113,7 @@ class DemoResult:
         after_accuracy: final training accuracy of the fixed network.
     """
 
+    model_file: Path
     before_run: Path
     after_run: Path
     report: Path
@@ -185,8 +189,8 @@ def run_demo(
     """The chapter's story: train the sick net, diagnose, fix a copy, train it, report.
 
     Args:
-        out: output folder; ``before/``, ``after/``, ``trials/`` and ``report.html`` in it are
-            replaced.
+        out: output folder; ``before/``, ``after/``, ``trials/``, ``report.html`` and
+            ``deep_sigmoid.keras`` in it are replaced.
         epochs: training epochs per model.
         trial_steps: steps of each verification trial while fixing.
         console: where to print (a default rich console if None).
@@ -198,6 +202,7 @@ def run_demo(
         >>> run_demo(Path("reports/demo"), epochs=2)  # doctest: +SKIP
     """
     from gradscope.fix import auto_fix
+    from gradscope.fix.save import save_model_atomically
     from gradscope.render.html import render_report
     from gradscope.render.terminal import print_summary
 
@@ -207,9 +212,12 @@ def run_demo(
     before_dir, after_dir, trials = out / "before", out / "after", out / "trials"
     for path in (before_dir, after_dir, trials):
         shutil.rmtree(path, ignore_errors=True)
+    out.mkdir(parents=True, exist_ok=True)
 
     console.rule("1. The chapter's sick network: 10 × Dense(64, sigmoid), Keras defaults")
     sick = _compile(sick_model())
+    # The untrained model as a file, so the CLI tour can audit and fix what the demo started from.
+    model_file = save_model_atomically(sick, out / MODEL_FILE)
     with console.status(f"Training {epochs} epochs on digits with GradScope..."):
         before = _train(sick, x, y, before_dir, epochs)
     print_summary(before_dir, before.findings, console=console)
@@ -234,6 +242,7 @@ def run_demo(
     )
     before_run, after_run = load_run(before_dir), load_run(after_dir)
     demo = DemoResult(
+        model_file=model_file,
         before_run=before_dir,
         after_run=after_dir,
         report=report,
@@ -254,4 +263,5 @@ def run_demo(
     # soft_wrap: paths and the command must stay copy-pasteable, never wrapped mid-path.
     console.print(f"HTML report: {report}", soft_wrap=True)
     console.print(f"TensorBoard: tensorboard --logdir {out}", soft_wrap=True)
+    console.print(f"The sick model, to try the CLI on: {model_file}", soft_wrap=True)
     return demo

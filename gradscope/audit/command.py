@@ -12,46 +12,14 @@ from pathlib import Path
 from typing import TextIO
 
 from rich.console import Console
-from rich.table import Table
 
 from gradscope.errors import GradscopeInputError
-from gradscope.findings import Finding, Severity, dumps_findings
+from gradscope.findings import Severity, dumps_findings
+from gradscope.render.terminal import findings_grid
 
 EXIT_OK = 0
 EXIT_FINDINGS = 1
 EXIT_BAD_INPUT = 2
-
-
-def findings_table(findings: list[Finding]) -> Table:
-    """A rich table of findings: severity, code, kind, layers, message, fixes.
-
-    Args:
-        findings: the findings, in display order.
-
-    Returns:
-        The table.
-
-    Example:
-        >>> Console().print(findings_table(result.findings))  # doctest: +SKIP
-    """
-    table = Table(title="gradscope audit", show_lines=True)
-    # Identifiers never wrap (users grep and copy them); prose columns fold.
-    for column in ("severity", "code", "kind"):
-        table.add_column(column, no_wrap=True)
-    for column in ("layers", "message", "fixes"):
-        table.add_column(column, overflow="fold", ratio=3 if column == "message" else 1)
-    styles = {Severity.ERROR: "bold red", Severity.WARNING: "yellow", Severity.INFO: "cyan"}
-    for f in findings:
-        layers = ", ".join(f.layers[:4]) + (f" (+{len(f.layers) - 4})" if len(f.layers) > 4 else "")
-        table.add_row(
-            f"[{styles[f.severity]}]{f.severity}[/]",
-            f.code,
-            f.kind,
-            layers,
-            f.message,
-            ", ".join(f.fixes),
-        )
-    return table
 
 
 def audit_command(
@@ -102,7 +70,7 @@ def audit_command(
         for note in result.notes:
             console.print(f"note: {note}", soft_wrap=True)
         if result.findings:
-            console.print(findings_table(result.findings))
+            console.print(findings_grid(result.findings))
         else:
             console.print("gradscope: no findings.")
         if result.run_dir is not None:

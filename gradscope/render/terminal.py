@@ -17,7 +17,9 @@ from gradscope.render.build import RunData, finding_view, layer_rows, verdict
 from gradscope.render.fmt import pct, sci
 from gradscope.render.matrix import SUMMARY_WINDOW_FRACTION
 from gradscope.render.sources import RunInput, as_run, findings_of
-from gradscope.render.view import FindingView
+
+#: Layer names listed per finding before "(+N)".
+MAX_LAYERS_SHOWN = 4
 
 #: Rich style per severity / verdict level.
 STYLES: dict[str, str] = {
@@ -58,14 +60,32 @@ def _layers_table(data: RunData, findings: Sequence[Finding], title: str) -> Tab
     return table
 
 
-def _findings_grid(views: Sequence[FindingView]) -> Table:
+def findings_grid(findings: Sequence[Finding]) -> Table:
+    """Builds the terminal list of findings: severity, code and title, layers, message, fixes.
+
+    Every user-controlled string (layer names, messages) is a rich ``Text``, never markup.
+
+    Args:
+        findings: the findings, in display order.
+
+    Returns:
+        A rich grid (print it with any :class:`rich.console.Console`).
+
+    Example:
+        >>> Console().print(findings_grid(result.findings))  # doctest: +SKIP
+    """
     # A grid keeps wrapped messages indented under their finding instead of at column 0.
     grid = Table.grid(padding=(0, 1))
     grid.add_column(no_wrap=True)
     grid.add_column()
-    for view in views:
+    # No figures in a terminal: finding_view(..., None) skips building them.
+    for view in (finding_view(f, None) for f in findings):
         body = Text()
         body.append(f"{view.code} {view.title}", style="bold")
+        if view.layers:
+            more = len(view.layers) - MAX_LAYERS_SHOWN
+            names = ", ".join(view.layers[:MAX_LAYERS_SHOWN]) + (f" (+{more})" if more > 0 else "")
+            body.append(f"  {names}", style="dim")
         body.append(f"\n{view.message}")
         if view.fixes:
             body.append("\nfixes: ", style="dim")
@@ -101,9 +121,8 @@ def summary_renderable(
         Text(text, style=STYLES.get(level, "")),
         _layers_table(data, found, title or f"gradscope: {loaded.meta.model_name}"),
     ]
-    # No figures in a terminal: finding_view(..., None) skips building them.
     if found:
-        parts.append(_findings_grid([finding_view(f, None) for f in found]))
+        parts.append(findings_grid(found))
     return Group(*parts)
 
 

@@ -65,7 +65,7 @@ def test_healthy_exits_zero_with_json(models):
 def test_sick_static_only_exits_one(models):
     code, out, _ = run(models / "sick.h5", steps=0)
     assert code == EXIT_FINDINGS
-    assert "deep_saturating_stack" in out and "GS203" in out
+    assert "GS203 Deep stack of saturating activations" in out
 
 
 @pytest.mark.parametrize(

@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import keras
 import numpy as np
 from typer.testing import CliRunner
 
@@ -78,6 +79,9 @@ def test_demo_quick_tells_the_vanishing_story(tmp_path) -> None:
     assert f"tensorboard --logdir {tmp_path}" in result.output
     assert f"HTML report: {tmp_path / 'report.html'}" in result.output
     before, after = tmp_path / "before", tmp_path / "after"
+    # The untrained sick model is left for the CLI tour; plain Keras loads it.
+    model = keras.models.load_model(tmp_path / "deep_sigmoid.keras")
+    assert [layer.activation.__name__ for layer in model.layers[:-1]] == ["sigmoid"] * 10
     # The chapter's picture: early layers get gradients orders of magnitude smaller.
     ratio_before = _median_norm(before, "hidden_1") / _median_norm(before, "output")
     ratio_after = _median_norm(after, "hidden_1") / _median_norm(after, "output")

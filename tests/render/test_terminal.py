@@ -9,7 +9,7 @@ from rich.console import Console
 from synthetic_runs import dense, make_run
 
 from gradscope.findings import Finding, Severity
-from gradscope.render.terminal import print_summary, summary_renderable
+from gradscope.render.terminal import findings_grid, print_summary, summary_renderable
 
 MARKUP = "[red]not_markup[/red]"
 
@@ -67,3 +67,17 @@ def test_findings_colour_their_layers(tmp_path) -> None:
     assert "31m" not in next(x for x in ansi if "not_markup" in x)
     # The output layer's saturation is dimmed (SGR 2): confidence, not a problem.
     assert "\x1b[2m" in next(x for x in ansi if "softmax" in x)
+
+
+def test_findings_grid_lists_layers_and_keeps_markup_as_text() -> None:
+    layers = tuple(f"l{i}" for i in range(6))
+    finding = Finding(
+        "GS103", "dying_relu", Severity.WARNING, layers, f"{MARKUP} died", {}, ("he_init",)
+    )
+    console = _console()
+    console.print(findings_grid([finding]))
+    text = console.export_text()
+    assert "WARNING" in text and "GS103" in text
+    assert "l0, l1, l2, l3 (+2)" in text and "l4" not in text
+    assert f"{MARKUP} died" in text
+    assert "(he_init)" in text
