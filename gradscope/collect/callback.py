@@ -11,6 +11,7 @@ from typing import Any
 import keras
 import numpy as np
 import tensorflow as tf
+from rich.console import Console
 
 from gradscope.collect.diagnose import diagnose, print_findings
 from gradscope.collect.engine import Recorder, validate_frequencies
@@ -31,6 +32,8 @@ from gradscope.findings import Finding, Severity
 PROBE_EXAMPLES = 256
 #: Accepted values of ``on_finding``.
 ON_FINDING = (None, "warn", "stop")
+#: File suffixes accepted for ``html_report``.
+HTML_SUFFIXES = (".html", ".htm")
 #: Finding kinds that stop training when ``on_finding="stop"``.
 STOPPING_KINDS = frozenset({"nonfinite", "exploding_gradients"})
 
@@ -81,6 +84,8 @@ class GradScope(keras.callbacks.Callback):
             (like ``"warn"``, and stop training, as EarlyStopping does, on ``nonfinite`` or
             ``exploding_gradients`` findings).
         verbose: 0 silent, 1 prints the findings summary at the end of fit.
+        html_report: optional path of a self-contained HTML report (``.html``) written at the
+            end of fit, after the findings, as ``gradscope report`` would write it.
 
     Example:
         >>> model.fit(x, y, epochs=3, callbacks=[GradScope("runs/mlp")])  # doctest: +SKIP
@@ -99,6 +104,7 @@ class GradScope(keras.callbacks.Callback):
         max_records: int | None = None,
         on_finding: str | None = None,
         verbose: int = 1,
+        html_report: str | Path | None = None,
     ) -> None:
         super().__init__()
         if not isinstance(log_dir, str | Path) or not str(log_dir):
@@ -117,6 +123,16 @@ class GradScope(keras.callbacks.Callback):
             raise ValueError(
                 f"`on_finding` must be one of {ON_FINDING}. Received: on_finding={on_finding!r}"
             )
+        if html_report is not None and (
+            not isinstance(html_report, str | Path)
+            or Path(html_report).suffix.lower() not in HTML_SUFFIXES
+            or Path(html_report).is_dir()
+        ):
+            raise ValueError(
+                "`html_report` must be None or the path of an .html file to write. "
+                f"Received: html_report={html_report!r}"
+            )
+        self.html_report = None if html_report is None else Path(html_report)
         self.on_finding = on_finding
         self.verbose = int(verbose)
         self.findings: list[Finding] = []
@@ -239,6 +255,8 @@ class GradScope(keras.callbacks.Callback):
                 self.session.close("completed")
                 if self.verbose:
                     print_findings(self.findings, self.log_dir)
+                if self.html_report is not None:
+                    self._write_report()
         finally:
             self._unhook()
 
@@ -250,6 +268,15 @@ class GradScope(keras.callbacks.Callback):
             self.model.train_function = None
 
     # ------------------------------------------------------------------ helpers
+
+    def _write_report(self) -> None:
+        # Imported here: matplotlib and Jinja2 load only for users who ask for the report.
+        from gradscope.render.html import render_report
+
+        assert self.html_report is not None
+        path = render_report(self.log_dir, self.html_report, findings=self.findings)
+        if self.verbose:
+            Console().print(f"gradscope: HTML report written to {path}", soft_wrap=True)
 
     def _react(self, kinds: tuple[str, ...] | None = None) -> None:
         """Diagnoses the run so far; warns once per new finding, stops on the fatal kinds."""
@@ -301,4 +328,5 @@ class GradScope(keras.callbacks.Callback):
             "tensorboard": self.tensorboard,
             "max_records": self.max_records,
             "on_finding": self.on_finding,
+            "html_report": None if self.html_report is None else str(self.html_report),
         }

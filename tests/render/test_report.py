@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import base64
 import json
-from html.parser import HTMLParser
 from pathlib import Path
 
 import numpy as np
 import pytest
+from report_html import RUN_SECTIONS, Page
 from synthetic_runs import dense, make_run
 from typer.testing import CliRunner
 
@@ -19,31 +19,7 @@ from gradscope.findings import Finding, Severity, write_findings
 from gradscope.fix.catalog import get_fix
 from gradscope.render.html import render_report
 
-RUN_SECTIONS = ("summary", "findings", "heatmap", "depth", "update-ratio", "activations", "loss",
-                "model")  # fmt: skip
 EVIL = "<script>alert(1)</script>"
-
-
-class Page(HTMLParser):
-    """Collects what the tests look at: elements with their attributes and the text."""
-
-    def __init__(self, html: str) -> None:
-        super().__init__()
-        self.elements: list[tuple[str, dict[str, str]]] = []
-        self.text: list[str] = []
-        self.feed(html)
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        self.elements.append((tag, {k: v or "" for k, v in attrs}))
-
-    def handle_data(self, data: str) -> None:
-        self.text.append(data)
-
-    def tags(self, tag: str) -> list[dict[str, str]]:
-        return [a for t, a in self.elements if t == tag]
-
-    def sections(self) -> list[str]:
-        return [a["data-section"] for a in self.tags("section") if "data-section" in a]
 
 
 def _vanishing(layers: tuple[str, ...]) -> Finding:
