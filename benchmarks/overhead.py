@@ -28,7 +28,8 @@ wrapped layer calls (``activation_freq`` set, no probe) and from a 256-example `
 batch, each at freq=10 and at freq=1.
 
 Run ``python benchmarks/overhead.py`` (full, ~15 min on 2 cores) or
-``python benchmarks/overhead.py --quick`` (MLP only, a few steps; a sanity check, not a result).
+``python benchmarks/overhead.py --quick`` (a 3-layer MLP, a few steps; a sanity check, not a
+result).
 """
 
 from __future__ import annotations
@@ -63,17 +64,20 @@ class Settings:
     warmup: bool = True  # one un-timed fit per variant before the rounds
     models: str = "mlp,cnn"
     variants: tuple[str, ...] | None = None  # ids to run; None runs all
+    mlp_depth: int = 10
 
 
 FULL = Settings(examples=3 * 1797, epochs=3, rounds=5)
 #: A sanity check of every code path that matters (not a result): each fit is dominated by
-#: tracing, so it runs only the variants of the main table and the freq=1 activation triple.
+#: tracing, whose cost grows with depth, so it runs a 3-layer MLP and only the variants of the
+#: main table and the freq=1 activation triple.
 QUICK = Settings(
-    examples=256,
+    examples=128,
     epochs=2,
     rounds=1,
     warmup=False,
     models="mlp",
+    mlp_depth=3,
     variants=(
         "plain",
         "gs_default",
@@ -116,13 +120,13 @@ def load_data(examples: int) -> tuple[np.ndarray, np.ndarray]:
     return np.tile(x, (reps, 1))[:examples], np.tile(y, reps)[:examples]
 
 
-def build_mlp(seed: int = 0) -> Any:
-    """10 hidden Dense(256, relu) layers + softmax head, for 64 inputs (issue 3's MLP)."""
+def build_mlp(seed: int = 0, depth: int = 10) -> Any:
+    """``depth`` hidden Dense(256, relu) layers + softmax head, for 64 inputs (issue 3: 10)."""
     import keras
 
     keras.utils.set_random_seed(seed)
     layers: list[Any] = [keras.Input((64,))]
-    layers += [keras.layers.Dense(256, activation="relu") for _ in range(10)]
+    layers += [keras.layers.Dense(256, activation="relu") for _ in range(depth)]
     layers += [keras.layers.Dense(10, activation="softmax")]
     model = keras.Sequential(layers, name="mlp")
     model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="sparse_categorical_crossentropy")
@@ -267,6 +271,8 @@ def bench_model(
 ) -> dict[str, Timing]:
     """Alternating, rotated repeats of every variant on one model architecture."""
     build = MODELS[name][1]
+    if name == "mlp" and settings.mlp_depth != 10:
+        build = lambda: build_mlp(depth=settings.mlp_depth)  # noqa: E731
     probe = x[:PROBE_EXAMPLES]
     models = {v.id: build() for v in chosen}
     by_id = {v.id: v for v in chosen}
@@ -404,7 +410,7 @@ def main(argv: list[str] | None = None) -> int:
     """Runs the benchmark and prints one table per model."""
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument(
-        "--quick", action="store_true", help="tiny sanity run (MLP, 16 steps, 7 variants)"
+        "--quick", action="store_true", help="sanity run: 3x256 MLP, 8 steps, 7 variants"
     )
     parser.add_argument("--rounds", type=int, default=None, help="override the number of rounds")
     parser.add_argument("--models", default=None, help="comma-separated subset of: mlp, cnn")
@@ -438,10 +444,17 @@ def main(argv: list[str] | None = None) -> int:
     windows: list[tuple[str, LoadWindow]] = []
     for name in models:
         title, _, shape = MODELS[name]
+        if name == "mlp" and settings.mlp_depth != 10:
+            title = title.replace("10x256", f"{settings.mlp_depth}x256")
         inputs = x.reshape(-1, *shape)
         with LoadMeter() as meter:
             run_settings = Settings(
-                settings.examples, settings.epochs, rounds, settings.warmup, name
+                settings.examples,
+                settings.epochs,
+                rounds,
+                settings.warmup,
+                name,
+                mlp_depth=settings.mlp_depth,
             )
             results = bench_model(name, inputs, y, run_settings, chosen, max_wait)
         assert meter.window is not None

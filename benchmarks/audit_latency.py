@@ -1,0 +1,413 @@
+"""Latency of ``gradscope audit`` versus bare ``load_model`` + one forward/backward pass.
+
+Issue 4's target: audit time (without ``--steps``, i.e. the default probe) at most 1.5x the time
+of ``keras.models.load_model`` plus one forward/backward pass on the same file.
+
+Model files (written once into a temporary directory, compiled, in both formats):
+
+* ``sigmoid_mlp``: the chapter's sick network, 10 x Dense(256, sigmoid) with RandomNormal(1.0)
+  init, SGD(0.01), 32 inputs (the audit tests' model);
+* ``cnn``: a small CNN on 28x28x1 images (2 conv + pool + 2 dense, ReLU/He, Adam).
+
+Per file, in one process, alternating and rotated repeats after one warm-up of each:
+
+* ``bare``: ``keras.models.load_model(path, compile=False)`` + one eager forward/backward
+  (``GradientTape``) on 32 standard-normal examples -- issue 4's baseline;
+* ``traced``: the same load + ``compile`` + ``train_on_batch`` on the same batch: a
+  baseline that, like the audit, traces a compiled train step (context, not the target);
+* ``audit``: ``gradscope.audit.audit(path, log_dir=tmp)`` with its defaults (static rules + an
+  8-step probe on a clone with ``GradScope(freq=1)``);
+* ``audit_static``: ``audit(path, steps=0)``, static rules only (safe load, no probe).
+
+Ratios are medians of each variant over the median of ``bare``. A phase table then shows where
+the audit's time goes: the audit's own functions and callback hooks are wrapped with timers for
+one extra (un-counted) run per file. With ``--cli`` the same comparison is made end to end in
+fresh processes (``python -m gradscope.cli audit FILE`` vs a ``python -c`` that does the bare
+baseline): what a user waits for, including importing TensorFlow.
+
+Run ``python benchmarks/audit_latency.py`` (4 files, 5 rounds, ``--cli``) or
+``python benchmarks/audit_latency.py --quick`` (cnn.h5, 1 round, no warm-up: a sanity check).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import numpy as np
+from benchutil import LoadMeter, fmt_ratio, header, markdown_table, wait_for_quiet
+
+TARGET = 1.5
+BATCH = 32
+FILES_FULL = ("sigmoid_mlp.keras", "sigmoid_mlp.h5", "cnn.keras", "cnn.h5")
+FILES_QUICK = ("cnn.h5",)
+VARIANTS = ("bare", "traced", "audit", "audit_static")
+
+
+def build_sigmoid_mlp() -> Any:
+    """10 x Dense(256, sigmoid), RandomNormal(1.0), SGD(0.01): vanishing + saturation."""
+    import keras
+
+    keras.utils.set_random_seed(0)
+    init = keras.initializers.RandomNormal(stddev=1.0)
+    model = keras.Sequential(
+        [keras.Input((32,))]
+        + [
+            keras.layers.Dense(256, activation="sigmoid", kernel_initializer=init)
+            for _ in range(10)
+        ]
+        + [keras.layers.Dense(10, activation="softmax")],
+        name="sigmoid_mlp",
+    )
+    model.compile(keras.optimizers.SGD(0.01), "sparse_categorical_crossentropy")
+    return model
+
+
+def build_cnn() -> Any:
+    """Small healthy CNN on 28x28x1: 2 conv (ReLU, He) + pool + 2 dense, Adam."""
+    import keras
+
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential(
+        [
+            keras.Input((28, 28, 1)),
+            keras.layers.Conv2D(16, 3, activation="relu", kernel_initializer="he_normal"),
+            keras.layers.MaxPooling2D(2),
+            keras.layers.Conv2D(32, 3, activation="relu", kernel_initializer="he_normal"),
+            keras.layers.MaxPooling2D(2),
+            keras.layers.Flatten(),
+            keras.layers.Dense(64, activation="relu", kernel_initializer="he_normal"),
+            keras.layers.Dense(10, activation="softmax"),
+        ],
+        name="cnn",
+    )
+    model.compile(keras.optimizers.Adam(1e-3), "sparse_categorical_crossentropy")
+    return model
+
+
+def write_models(root: Path, names: tuple[str, ...]) -> dict[str, Path]:
+    """Saves the requested files (``<model>.<keras|h5>``) under ``root``."""
+    import warnings
+
+    builders = {"sigmoid_mlp": build_sigmoid_mlp, "cnn": build_cnn}
+    paths = {}
+    for name in names:
+        stem = name.split(".")[0]
+        path = root / name
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # Keras warns that HDF5 is a legacy format
+            builders[stem]().save(path)
+        paths[name] = path
+    return paths
+
+
+def batch_for(model: Any) -> tuple[np.ndarray, np.ndarray]:
+    """32 standard-normal inputs for the model's input shape and integer class targets."""
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((BATCH, *model.inputs[0].shape[1:])).astype("float32")
+    y = rng.integers(0, int(model.outputs[0].shape[-1]), BATCH).astype("int32")
+    return x, y
+
+
+def bare(path: Path) -> None:
+    """Issue 4's baseline: load_model + one eager forward/backward pass.
+
+    ``compile=False``, as the audit itself loads: the pass needs no optimizer, and restoring the
+    stored one would only make the baseline slower (and the ratio look better).
+    """
+    import keras
+    import tensorflow as tf
+
+    model = keras.models.load_model(path, compile=False)
+    x, y = batch_for(model)
+    loss_fn = keras.losses.SparseCategoricalCrossentropy()
+    with tf.GradientTape() as tape:
+        loss = loss_fn(y, model(x, training=True))
+    grads = tape.gradient(loss, model.trainable_variables)
+    float(loss)
+    _ = [g.numpy() for g in grads]  # make sure the backward pass really ran
+
+
+def traced(path: Path) -> None:
+    """load_model + one compiled train step (traces a tf.function, as the audit's probe does)."""
+    import keras
+
+    # A fresh optimizer: one restored from an .h5 file refuses the loaded model's variables.
+    model = keras.models.load_model(path, compile=False)
+    model.compile(keras.optimizers.SGD(0.01), "sparse_categorical_crossentropy")
+    x, y = batch_for(model)
+    model.train_on_batch(x, y)
+
+
+def run_audit(path: Path, steps: int | None = None) -> None:
+    """``gradscope.audit.audit`` on the file, its probe run written to a temporary directory."""
+    from gradscope.audit import audit
+
+    with tempfile.TemporaryDirectory(prefix="gs-audit-bench-") as tmp:
+        audit(path, steps=steps, log_dir=Path(tmp) / "run")
+
+
+RUNNERS: dict[str, Callable[[Path], None]] = {
+    "bare": bare,
+    "traced": traced,
+    "audit": run_audit,
+    "audit_static": lambda p: run_audit(p, steps=0),
+}
+
+
+@contextlib.contextmanager
+def phase_timers(times: dict[str, float]) -> Iterator[None]:
+    """Wraps the audit's own steps with timers (module attributes, restored on exit).
+
+    Phases: ``load`` (safe inspection + deserialization), ``static rules``, ``probe: clone``,
+    ``probe: compile + dataset``, ``probe: fit start`` (GradScope hooks), ``probe: first step``
+    (tracing the train step), ``probe: other steps``, ``probe: end of fit`` (diagnosis, close),
+    ``probe: load run``, ``detect`` and ``write findings``.
+    """
+    import gradscope.audit as audit_mod
+    import gradscope.audit.probe as probe_mod
+    import gradscope.detect as detect_mod
+
+    patched: list[tuple[Any, str, Any]] = []
+
+    def timed(module: Any, attr: str, phase: str) -> None:
+        original = getattr(module, attr)
+
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            start = time.perf_counter()
+            try:
+                return original(*args, **kwargs)
+            finally:
+                times[phase] = times.get(phase, 0.0) + time.perf_counter() - start
+
+        patched.append((module, attr, original))
+        setattr(module, attr, wrapper)
+
+    base = probe_mod.GradScope
+    marks: dict[str, float] = {}
+
+    class TimedGradScope(base):  # type: ignore[misc,valid-type]
+        """GradScope that notes when fit starts, its first and last batch and its end."""
+
+        def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
+            marks["begin"] = time.perf_counter()
+            super().on_train_begin(logs)
+            marks["begun"] = time.perf_counter()
+
+        def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
+            super().on_train_batch_end(batch, logs)
+            marks.setdefault("first", time.perf_counter())
+            marks["last"] = time.perf_counter()
+
+        def on_train_end(self, logs: dict[str, Any] | None = None) -> None:
+            marks["end"] = time.perf_counter()
+            super().on_train_end(logs)
+            marks["ended"] = time.perf_counter()
+
+    timed(audit_mod, "load_model_safely", "load")
+    timed(audit_mod, "static_findings", "static rules")
+    timed(probe_mod, "_clone", "probe: clone")
+    timed(probe_mod, "load_run", "probe: load run")
+    timed(detect_mod, "detect", "detect")
+    timed(audit_mod, "write_findings", "write findings")
+    timed(audit_mod, "_probe", "probe (total)")
+    patched.append((probe_mod, "GradScope", base))
+    probe_mod.GradScope = TimedGradScope
+    try:
+        yield
+    finally:
+        for module, attr, original in reversed(patched):
+            setattr(module, attr, original)
+        if {"begin", "begun", "first", "last", "end", "ended"} <= set(marks):
+            times["probe: fit start (hooks)"] = marks["begun"] - marks["begin"]
+            times["probe: first step (trace)"] = marks["first"] - marks["begun"]
+            times["probe: other steps"] = marks["last"] - marks["first"]
+            times["probe: end of fit (diagnose)"] = marks["ended"] - marks["end"]
+            # GradScope's end-of-fit diagnosis binds detect at import, so the "detect" timer
+            # sees only the audit's own call; the diagnosis is in "end of fit".
+            accounted = sum(
+                times.get(k, 0.0)
+                for k in (
+                    "probe: clone",
+                    "probe: load run",
+                    "probe: fit start (hooks)",
+                    "probe: first step (trace)",
+                    "probe: other steps",
+                    "probe: end of fit (diagnose)",
+                )
+            )
+            times["probe: compile, data, rest"] = times.get("probe (total)", 0.0) - accounted
+
+
+def profile_audit(path: Path) -> tuple[float, dict[str, float]]:
+    """One timed audit with phase timers; returns (total seconds, phase -> seconds)."""
+    times: dict[str, float] = {}
+    with phase_timers(times):
+        start = time.perf_counter()
+        run_audit(path)
+        total = time.perf_counter() - start
+    return total, times
+
+
+def bench_files(
+    paths: dict[str, Path], rounds: int, warmup: bool, max_wait: float
+) -> dict[str, dict[str, list[float]]]:
+    """Alternating, rotated repeats of every variant on every file; seconds per call."""
+    results = {f: {v: [] for v in VARIANTS} for f in paths}
+    if warmup:  # imports, h5py/zip readers, oneDNN kernels
+        for path in paths.values():
+            for v in VARIANTS:
+                RUNNERS[v](path)
+    for r in range(rounds):
+        if max_wait > 0:
+            wait_for_quiet(max_wait)
+        with LoadMeter() as meter:
+            for name, path in paths.items():
+                shift = r % len(VARIANTS)
+                for v in VARIANTS[shift:] + VARIANTS[:shift]:
+                    start = time.perf_counter()
+                    RUNNERS[v](path)
+                    results[name][v].append(time.perf_counter() - start)
+        assert meter.window is not None
+        print(
+            f"  round {r + 1}/{rounds}: {meter.window.wall:.0f} s; {meter.window.describe()}",
+            file=sys.stderr,
+            flush=True,
+        )
+    return results
+
+
+def cli_times(path: Path, repeats: int) -> dict[str, list[float]]:
+    """End-to-end seconds of fresh processes: ``gradscope audit`` vs the bare baseline."""
+    here = Path(__file__).resolve().parent
+    bare_cmd = [
+        sys.executable,
+        "-c",
+        f"import sys; sys.path.insert(0, {str(here)!r}); import audit_latency as a, pathlib; "
+        f"a.bare(pathlib.Path({str(path)!r}))",
+    ]
+    audit_cmd = [sys.executable, "-m", "gradscope.cli", "audit", str(path), "--json"]
+    out: dict[str, list[float]] = {"bare process": [], "gradscope audit process": []}
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    for _ in range(repeats):
+        for key, cmd in (("bare process", bare_cmd), ("gradscope audit process", audit_cmd)):
+            start = time.perf_counter()
+            proc = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
+            out[key].append(time.perf_counter() - start)
+            if proc.returncode not in (0, 1):  # audit exits 1 when it has findings
+                raise RuntimeError(f"{cmd} failed ({proc.returncode}): {proc.stderr[-2000:]}")
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Writes the model files, runs the comparison and prints the tables."""
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="cnn.h5, 1 round, no warm-up")
+    parser.add_argument("--rounds", type=int, default=None, help="alternating rounds (default 5)")
+    parser.add_argument(
+        "--cli", action=argparse.BooleanOptionalAction, default=None, help="process-level table"
+    )
+    parser.add_argument("--max-wait", type=float, default=None, help="wait for a quiet machine")
+    args = parser.parse_args(argv)
+    names = FILES_QUICK if args.quick else FILES_FULL
+    rounds = args.rounds or (1 if args.quick else 5)
+    cli = args.cli if args.cli is not None else not args.quick
+    max_wait = args.max_wait if args.max_wait is not None else (0.0 if args.quick else 20.0)
+
+    print(header("gradscope audit latency", argv), flush=True)
+    root = Path(tempfile.mkdtemp(prefix="gs-audit-latency-"))
+    try:
+        with LoadMeter() as meter:
+            paths = write_models(root, names)
+            results = bench_files(paths, rounds, warmup=not args.quick, max_wait=max_wait)
+            phases = {name: profile_audit(path) for name, path in paths.items()}
+        assert meter.window is not None
+        print(f"settings: {rounds} rounds, warm-up {'off' if args.quick else 'on'}")
+        print(
+            f"load during the in-process runs ({meter.window.wall:.0f} s): "
+            f"{meter.window.describe()}\n"
+        )
+        print("## in-process: median seconds per call, ratio to bare\n")
+        rows = []
+        for name, by_variant in results.items():
+            base = statistics.median(by_variant["bare"])
+            for v in VARIANTS:
+                med = statistics.median(by_variant[v])
+                rows.append(
+                    [f"{name} {v}", f"{med:.3f}", f"{min(by_variant[v]):.3f}", fmt_ratio(med, base)]
+                )
+        print(markdown_table(["file variant", "median [s]", "min [s]", "ratio"], rows))
+        print()
+        for name, by_variant in results.items():
+            ratio = statistics.median(by_variant["audit"]) / statistics.median(by_variant["bare"])
+            verdict = "met" if ratio <= TARGET else "MISSED"
+            print(f"{name}: audit / bare = {ratio:.2f}x (target <= {TARGET}x: {verdict})")
+        print("\n## where the audit's time goes (one extra run per file, phase timers)\n")
+        phase_names = sorted({p for _, t in phases.values() for p in t}, key=_phase_order)
+        rows = [[p, *(f"{phases[n][1].get(p, 0.0):.3f}" for n in paths)] for p in phase_names]
+        rows.append(["audit (total)", *(f"{phases[n][0]:.3f}" for n in paths)])
+        print(markdown_table(["phase", *(f"{n} [s]" for n in paths)], rows))
+        if cli:
+            print("\n## end to end: fresh processes (includes importing TensorFlow)\n")
+            with LoadMeter() as cli_meter:
+                cli_results = {
+                    name: cli_times(path, max(3, rounds // 2)) for name, path in paths.items()
+                }
+            assert cli_meter.window is not None
+            print(
+                f"load during the process runs ({cli_meter.window.wall:.0f} s): "
+                f"{cli_meter.window.describe()}\n"
+            )
+            rows = []
+            for name, by_cmd in cli_results.items():
+                base = statistics.median(by_cmd["bare process"])
+                for key, values in by_cmd.items():
+                    rows.append(
+                        [
+                            f"{name} {key}",
+                            f"{statistics.median(values):.2f}",
+                            f"{min(values):.2f}",
+                            fmt_ratio(statistics.median(values), base),
+                        ]
+                    )
+            print(markdown_table(["file command", "median [s]", "min [s]", "ratio"], rows))
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    print(f"\nload after: loadavg {os.getloadavg()[0]:.2f}")
+    return 0
+
+
+_ORDER = (
+    "load",
+    "static rules",
+    "probe (total)",
+    "probe: clone",
+    "probe: compile, data, rest",
+    "probe: fit start (hooks)",
+    "probe: first step (trace)",
+    "probe: other steps",
+    "probe: end of fit (diagnose)",
+    "probe: load run",
+    "detect",
+    "write findings",
+)
+
+
+def _phase_order(name: str) -> int:
+    return _ORDER.index(name) if name in _ORDER else len(_ORDER)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,141 @@
+"""Every benchmark script runs with --quick and prints well-formed tables of ratios.
+
+No timing assertions: speed is measured by the benchmarks, not by tests. The four scripts run
+concurrently (each is mostly single-threaded Python: tracing, JSON, templates), so the whole
+check takes about as long as the slowest one.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+BENCH = ROOT / "benchmarks"
+RATIO = re.compile(r"^(\d+(?:\.\d+)?)x$")
+
+#: script -> (first-column names that must appear, lines that must appear in the output).
+EXPECTED: dict[str, tuple[set[str], tuple[str, ...]]] = {
+    "overhead.py": (
+        {
+            "plain",
+            "gs_default",
+            "gs_freq1_hist10",
+            "tensorboard_hist1",
+            "gs_f1_act_off",
+            "gs_f1_wrapped",
+            "gs_f1_probe",
+            "freq=1 wrapped layer calls (gs_f1_wrapped)",
+            "freq=1 probe_data batch (gs_f1_probe)",
+        },
+        ("faster activation source:", "load during mlp"),
+    ),
+    "memory.py": (
+        {"plain", "gs_default", "gs_freq1", "gs_freq1_maxrec", "stats.jsonl", "total"},
+        ("target <= 50 MB", "load during the run"),
+    ),
+    "audit_latency.py": (
+        {
+            "cnn.h5 bare",
+            "cnn.h5 traced",
+            "cnn.h5 audit",
+            "cnn.h5 audit_static",
+            "load",
+            "probe: first step (trace)",
+            "audit (total)",
+        },
+        ("audit / bare =", "load during the in-process runs"),
+    ),
+    "report_latency.py": (
+        {"load_run", "render_report"},
+        ("target < 2 s", "load during the run"),
+    ),
+}
+
+
+def parse_tables(text: str) -> list[list[list[str]]]:
+    """Markdown tables in ``text``: each a list of rows (header first), cells stripped."""
+    tables: list[list[list[str]]] = []
+    current: list[list[str]] = []
+    for line in [*text.splitlines(), ""]:
+        if line.startswith("|"):
+            current.append([c.strip() for c in line.strip().strip("|").split("|")])
+        elif current:
+            tables.append(current)
+            current = []
+    return tables
+
+
+def check_table(table: list[list[str]]) -> None:
+    header, separator, *rows = table
+    assert rows, f"table without rows: {header}"
+    assert all(re.fullmatch(r"-+:?", c) for c in separator), separator
+    for row in rows:
+        assert len(row) == len(header), (header, row)
+    ratio_columns = [i for i, name in enumerate(header) if "ratio" in name]
+    for i in ratio_columns:
+        for row in rows:
+            match = RATIO.match(row[i])
+            assert match, f"{header[i]} of {row[0]!r} is not a ratio: {row[i]!r}"
+            value = float(match.group(1))
+            assert math.isfinite(value) and value > 0, (row[0], header[i], value)
+
+
+@pytest.fixture(scope="module")
+def outputs(tmp_path_factory) -> dict[str, subprocess.CompletedProcess[str]]:
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "MPLBACKEND": "Agg"}
+    cwd = tmp_path_factory.mktemp("bench")
+    procs = {
+        name: subprocess.Popen(
+            [sys.executable, str(BENCH / name), "--quick"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+            cwd=cwd,
+        )
+        for name in EXPECTED
+    }
+    done = {}
+    for name, proc in procs.items():
+        try:
+            out, err = proc.communicate(timeout=300)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            out, err = proc.communicate()
+        done[name] = subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+    return done
+
+
+@pytest.mark.parametrize("script", sorted(EXPECTED))
+def test_quick_run_prints_tables_of_ratios(script: str, outputs) -> None:
+    result = outputs[script]
+    assert result.returncode == 0, result.stderr[-3000:]
+    text = result.stdout
+    assert "machine: CPU" in text and "load before: loadavg" in text
+    tables = parse_tables(text)
+    assert tables, text
+    for table in tables:
+        check_table(table)
+    assert any(any("ratio" in h for h in t[0]) for t in tables), "no ratio column"
+    names = {row[0] for t in tables for row in t[2:]}
+    names |= {row[0].split(" (")[0] for t in tables for row in t[2:]}
+    expected_names, lines = EXPECTED[script]
+    assert expected_names <= names, expected_names - names
+    for line in lines:
+        assert line in text, f"{line!r} missing from the output of {script}"
+
+
+def test_parse_tables_reads_markdown() -> None:
+    text = "x\n| id | ratio |\n| --- | ---: |\n| a | 1.00x |\n| b | 2.50x |\n\ny"
+    (table,) = parse_tables(text)
+    check_table(table)
+    assert [r[0] for r in table[2:]] == ["a", "b"]
+    with pytest.raises(AssertionError):
+        check_table([["id", "ratio"], ["---", "---:"], ["a", "nan"]])
