@@ -52,8 +52,18 @@ def os_name() -> str:
     return platform.platform()
 
 
+def package_version(name: str) -> str:
+    """Installed version of a distribution, read from its metadata (no import), or '?'."""
+    from importlib import metadata
+
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return "?"
+
+
 def machine_line(with_frameworks: bool = True) -> str:
-    """One line describing the machine and the software versions (imports TF if asked)."""
+    """One line describing the machine and the software versions (without importing TF)."""
     parts = [
         f"CPU {cpu_model()}",
         f"{os.cpu_count()} cores",
@@ -62,10 +72,10 @@ def machine_line(with_frameworks: bool = True) -> str:
         f"Python {platform.python_version()}",
     ]
     if with_frameworks:
-        import keras
-        import tensorflow as tf
-
-        parts += [f"TensorFlow {tf.__version__}", f"Keras {keras.__version__}"]
+        parts += [
+            f"TensorFlow {package_version('tensorflow')}",
+            f"Keras {package_version('keras')}",
+        ]
     return "machine: " + ", ".join(parts)
 
 
@@ -183,7 +193,8 @@ def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> 
 
 def header(title: str, argv: Sequence[str] | None = None, with_frameworks: bool = True) -> str:
     """The first lines every benchmark prints: title, command, machine, load before."""
-    command = " ".join(["python", *(argv if argv is not None else sys.argv)])
+    args = sys.argv if argv is None else [sys.argv[0], *argv]
+    command = " ".join(["python", *args])
     return "\n".join(
         [
             f"# {title}",
