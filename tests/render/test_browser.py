@@ -19,7 +19,11 @@ from matplotlib import image as mpimg
 from gradscope.findings import Finding, Severity, write_findings
 from gradscope.render.browser import PageCapture, capture_page, find_chromium
 from gradscope.render.html import render_report
-from gradscope.render.tb_plugin.serve import DASHBOARD_FRAGMENT, PLUGIN_ENTRY, serve_tensorboard
+from gradscope.render.tb_plugin.serve import (
+    DASHBOARD_DOCUMENT,
+    capture_dashboard,
+    serve_tensorboard,
+)
 
 pytestmark = pytest.mark.skipif(
     find_chromium() is None,
@@ -28,21 +32,9 @@ pytestmark = pytest.mark.skipif(
 
 EVIL = '<img src=x onerror="document.title=1">'
 
-# The dashboard's document: the page itself, or the plugin's iframe inside TensorBoard's UI.
-DASHBOARD_DOC = """(() => {
-  if (document.body && document.body.dataset.gradscope) return document;
-  for (const f of document.querySelectorAll('iframe')) {
-    const d = f.contentDocument;
-    if (d && d.body && d.body.dataset.gradscope) return d;
-  }
-  return null;
-})()"""
-DASHBOARD_READY = (
-    f"(() => {{ const d = {DASHBOARD_DOC}; return d && d.body.dataset.gradscope; }})()"
-)
 # What the dashboard drew: runs, verdicts, findings, distinct colours in each heatmap canvas.
 DASHBOARD_PROBE = f"""(() => {{
-  const d = {DASHBOARD_DOC};
+  const d = {DASHBOARD_DOCUMENT};
   const colours = [...d.querySelectorAll('canvas.gs-heatmap')].map((c) => {{
     const px = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
     const seen = new Set();
@@ -133,18 +125,11 @@ def dashboard_logdir(logdir: Path, tmp_path_factory: pytest.TempPathFactory) -> 
 @pytest.fixture(scope="module")
 def dashboard_captures(dashboard_logdir: Path) -> dict[str, PageCapture]:
     with serve_tensorboard(dashboard_logdir) as url:
-        entry = capture_page(
-            url + PLUGIN_ENTRY, ready=DASHBOARD_READY, probe=DASHBOARD_PROBE, full_page=True
+        entry = capture_dashboard(
+            url, in_tensorboard_ui=False, probe=DASHBOARD_PROBE, width=1280, full_page=True
         )
         # TensorBoard's own UI with the gradscope tab selected: the plugin in its iframe.
-        ui = capture_page(
-            url + DASHBOARD_FRAGMENT,
-            ready=DASHBOARD_READY,
-            probe=DASHBOARD_PROBE,
-            width=1400,
-            height=1000,
-            timeout=40,
-        )
+        ui = capture_dashboard(url, probe=DASHBOARD_PROBE, width=1400, height=1000)
     return {"entry": entry, "ui": ui}
 
 
