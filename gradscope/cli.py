@@ -38,6 +38,19 @@ def _import_tensorflow_quietly() -> None:
     finally:
         os.close(saved)
 
+
+def _bad_input(command: str, err: BaseException) -> typer.Exit:
+    # Exactly one line on stderr, whatever the message held, then exit 2; GRADSCOPE_DEBUG=1
+    # re-raises so the traceback shows.
+    if os.environ.get("GRADSCOPE_DEBUG") == "1":
+        raise err
+    message = " ".join(str(err).split())
+    if isinstance(err, KeyError):
+        message = message.strip("'\"")
+    typer.echo(f"gradscope {command}: {message}", err=True)
+    return typer.Exit(2)
+
+
 app = typer.Typer(
     name="gradscope",
     help="Tells you why your TensorFlow/Keras network is not learning, and fixes it.",
@@ -173,12 +186,8 @@ def fix(
                     console.print(f"{f.severity} {f.code} {f.kind}: {f.message}", soft_wrap=True)
                 print_plan(plan, console)
             raise typer.Exit(0)
-    except GradscopeInputError as err:
-        typer.echo(f"gradscope fix: {err}", err=True)
-        raise typer.Exit(2) from None
-    except (KeyError, ValueError) as err:
-        typer.echo(f"gradscope fix: {str(err).strip(chr(39))}", err=True)
-        raise typer.Exit(2) from None
+    except (KeyError, ValueError) as err:  # GradscopeInputError is a ValueError
+        raise _bad_input("fix", err) from None
     if result.applied and (result.verified or fix_ids):
         # --apply writes what was asked for even if unverified (exit 1 says so); --auto writes
         # only a verified model.
@@ -204,14 +213,14 @@ def report(
     title: str | None = typer.Option(None, "--title", help="Report title."),
 ) -> None:
     """Writes a self-contained HTML report of one run, or compares several (exit 0, 2 bad input)."""
+    _import_tensorflow_quietly()  # the report's findings may need the detectors (TensorFlow)
     from gradscope.errors import GradscopeInputError
     from gradscope.render.html import render_report
 
     try:
         path = render_report(run_dirs, out, title=title)
     except GradscopeInputError as err:
-        typer.echo(f"gradscope report: {err}", err=True)
-        raise typer.Exit(2) from None
+        raise _bad_input("report", err) from None
     typer.echo(f"Report written to {path}")
 
 

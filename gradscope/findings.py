@@ -248,7 +248,14 @@ def findings_from_json(document: Mapping[str, Any]) -> list[Finding]:
             f"Findings schema version {version} is newer than this gradscope understands "
             f"({FINDINGS_SCHEMA_VERSION}); upgrade gradscope. Received: schema_version={version}"
         )
-    return [Finding.from_json(x) for x in items]
+    out = []
+    for i, item in enumerate(items):
+        try:
+            out.append(Finding.from_json(item))
+        except (KeyError, TypeError, ValueError, AttributeError) as err:
+            # A hand-edited or foreign document: say which entry, never a bare KeyError.
+            raise ValueError(f"Finding #{i} is malformed ({type(err).__name__}: {err})") from err
+    return out
 
 
 def dumps_findings(findings: Iterable[Finding], indent: int | None = 1) -> str:

@@ -116,8 +116,12 @@ def audit(
         spec = spec_from_model(model)
     findings = static_findings(spec, thresholds.static)
     if data is not None:
+        from gradscope.audit.probe import check_arrays
+
+        # Validated before any statistic is taken of it (strings, zero rows, NaN would crash).
+        data = check_arrays(*data)
         x = np.asarray(data[0], dtype=np.float64).reshape(len(data[0]), -1)
-        if len(x) > 1 and np.isfinite(x).all():
+        if len(x) > 1:
             findings += selu_input_findings(spec, x.mean(0), x.std(0), thresholds.static)
     run = None
     if model is not None and steps > 0:

@@ -11,6 +11,7 @@ with a one-line message.
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import tempfile
@@ -22,7 +23,14 @@ from pathlib import Path
 from typing import Any
 
 from gradscope.audit.spec import ModelSpec, spec_from_config
-from gradscope.errors import GradscopeInputError
+from gradscope.errors import GradscopeInputError, first_line
+
+#: A stored weight takes at least this many bytes in a model file (int8-quantized; float32 takes
+#: 4), so a file declaring more weights than it has bytes cannot be an honest model file.
+MIN_BYTES_PER_WEIGHT = 1
+#: Deflate never expands data by more than about 1032:1 (zlib's technical bound), so a compressed
+#: .keras archive cannot hold more than this many bytes per byte on disk.
+MAX_DEFLATE_RATIO = 1032
 
 _HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 _ZIP_MAGIC = b"PK\x03\x04"
@@ -157,7 +165,8 @@ def _read_hdf5(path: Path) -> _Read:
                     "it holds weights only (save_weights); rebuild the model in code and "
                     "load_weights, then save with model.save('model.keras')"
                     if "layer_names" in attrs or "model_weights" in h5
-                    else "it has no model_config attribute"
+                    else "it has no model_config attribute; pass a file written by "
+                    "model.save('model.keras') or model.save('model.h5')"
                 )
                 raise _fail(f"'{path}' is an HDF5 file but not a saved Keras model: {hint}.")
             config = _json_attr(attrs["model_config"], path, "model_config")
@@ -183,17 +192,25 @@ def _read_keras_zip(path: Path) -> _Read:
         with zipfile.ZipFile(path) as archive:
             names = set(archive.namelist())
             if "config.json" not in names:
-                raise _fail(f"'{path}' is a zip archive but not a .keras model (no config.json).")
+                raise _fail(
+                    f"'{path}' is a zip archive but not a .keras model (no config.json); pass a "
+                    "file written by model.save('model.keras')."
+                )
             config = json.loads(archive.read("config.json"))
             meta = json.loads(archive.read("metadata.json")) if "metadata.json" in names else {}
+    except GradscopeInputError:
+        raise  # already says what is wrong (it is a ValueError too: keep it from the branch below)
     except (zipfile.BadZipFile, EOFError, OSError) as err:
         raise _fail(
-            f"'{path}' is a truncated or corrupt .keras archive ({_first_line(err)})."
+            f"'{path}' is a truncated or corrupt .keras archive ({_first_line(err)}); "
+            "save the model again."
         ) from err
     except ValueError as err:
-        raise _fail(f"'{path}' has an unreadable config.json ({_first_line(err)}).") from err
+        raise _fail(
+            f"'{path}' has an unreadable config.json ({_first_line(err)}); save the model again."
+        ) from err
     if not isinstance(config, Mapping):
-        raise _fail(f"'{path}' has a config.json that is not a model config.")
+        raise _fail(f"'{path}' has a config.json that is not a model config; save the model again.")
     compile_cfg = config.get("compile_config")
     compile_cfg = compile_cfg if isinstance(compile_cfg, Mapping) else {}
     # Recent Keras 3 versions do not store the optimizer in compile_config; then it is unknown.
@@ -216,18 +233,25 @@ def _json_attr(value: Any, path: Path, name: str) -> Mapping[str, Any]:
 
 
 def _first_line(err: BaseException) -> str:
-    text = str(err).strip().splitlines()
-    return text[0][:160] if text else type(err).__name__
+    return first_line(err)
 
 
-def _walk(node: Any) -> Iterator[Mapping[str, Any]]:
+_Owner = tuple[str, str] | None
+
+
+def _walk(node: Any, owner: _Owner = None) -> Iterator[tuple[Mapping[str, Any], _Owner]]:
+    """Yields every mapping in a config with the (name, class) of the layer that holds it."""
     if isinstance(node, Mapping):
-        yield node
+        yield node, owner
+        cls, inner = node.get("class_name"), node.get("config")
+        name = inner.get("name") if isinstance(inner, Mapping) else None
+        if isinstance(cls, str) and isinstance(name, str):
+            owner = (name, cls)
         for value in node.values():
-            yield from _walk(value)
+            yield from _walk(value, owner)
     elif isinstance(node, list):
         for value in node:
-            yield from _walk(value)
+            yield from _walk(value, owner)
 
 
 @lru_cache(maxsize=1)
@@ -267,7 +291,7 @@ def scan_config(config: Mapping[str, Any]) -> tuple[tuple[str, ...], tuple[str, 
     lambdas: list[str] = []
     unknown: list[str] = []
     known = _known_names()
-    for node in _walk(config):
+    for node, owner in _walk(config):
         cls = node.get("class_name")
         if not isinstance(cls, str):
             continue
@@ -278,7 +302,12 @@ def scan_config(config: Mapping[str, Any]) -> tuple[tuple[str, ...], tuple[str, 
         if cls == "Lambda":
             lambdas.append(str(name))
         elif cls == "__lambda__":
-            lambdas.append("<serialized lambda>")
+            # Keras 3 stores a Lambda layer's function as a nested __lambda__: name the layer
+            # once. Elsewhere (e.g. a lambda activation) name the layer that holds it.
+            if owner is None:
+                lambdas.append("<serialized lambda>")
+            elif owner[1] != "Lambda":
+                lambdas.append(f"{owner[0]} (serialized lambda)")
         elif cls == "function":
             # A function reference: fine if Keras's own (e.g. an activation), else user code.
             if not (isinstance(module, str) and module.startswith("keras")) and inner not in known:
@@ -362,8 +391,9 @@ def load_model_safely(
     model = _deserialize(stored, unsafe, custom)
     if not model.trainable_weights:
         raise _fail(
-            f"'{stored.path}' has no trainable weights (all layers frozen or weight-free); there "
-            "are no gradients to audit."
+            f"'{stored.path}' has no trainable weights (all layers frozen or weight-free), so "
+            "there are no gradients to audit; set layer.trainable = True on the layers you train "
+            "and save the model again."
         )
     return LoadedModel(stored, model)
 
@@ -414,8 +444,95 @@ def upgrade_legacy_config(config: Mapping[str, Any]) -> dict[str, Any] | None:
     return {**config, "config": {**dict(inner), "layers": layers}}
 
 
+def declared_weights(
+    stored: StoredModel, unsafe: bool = False, custom_objects: Mapping[str, Any] | None = None
+) -> int | None:
+    """Counts the weights a stored model declares, without allocating any of them.
+
+    The model is rebuilt from its config inside ``keras.StatelessScope(initialize_variables=
+    False)``: variables get their shapes but no memory.
+
+    Args:
+        stored: what the file declares (see :func:`inspect_model_file`).
+        unsafe: allow Lambda layers and unknown custom objects (their code runs).
+        custom_objects: custom classes/functions by name.
+
+    Returns:
+        The number of weight values (trainable or not), or None if the config cannot be rebuilt
+        this way (the real load then reports what is wrong).
+
+    Example:
+        >>> declared_weights(inspect_model_file("model.h5"))  # doctest: +SKIP
+        51
+    """
+    import keras
+
+    config = dict(stored.model_config)
+    if stored.format == "h5":
+        config = upgrade_legacy_config(config) or config
+    custom = dict(custom_objects or {}) or None
+    try:
+        with keras.StatelessScope(initialize_variables=False):
+            if stored.format == "h5":
+                # The loader Keras itself uses for HDF5 configs (Keras 2 class names and layout).
+                from keras.src.legacy.saving import saving_utils
+
+                model = saving_utils.model_from_config(config, custom_objects=custom)
+            else:
+                model = keras.saving.deserialize_keras_object(
+                    config, custom_objects=custom, safe_mode=not unsafe
+                )
+            return sum(math.prod(int(d) for d in v.shape) for v in model.weights)
+    except Exception:
+        return None
+
+
+def _capacity(stored: StoredModel) -> int:
+    # The most weight bytes the file could possibly hold.
+    size = stored.path.stat().st_size
+    if stored.format == "keras":
+        with zipfile.ZipFile(stored.path) as archive:
+            if any(i.compress_type != zipfile.ZIP_STORED for i in archive.infolist()):
+                return size * MAX_DEFLATE_RATIO
+    return size
+
+
+def check_declared_size(
+    stored: StoredModel, unsafe: bool = False, custom_objects: Mapping[str, Any] | None = None
+) -> None:
+    """Refuses a file whose config declares more weights than the file can hold.
+
+    Keras allocates and initializes every variable before it reads a single stored weight, so a
+    few-KB file declaring a 100,000 x 200,000 Dense kernel would make it allocate 80 GB. An honest
+    file stores every weight (at least :data:`MIN_BYTES_PER_WEIGHT` bytes each).
+
+    Args:
+        stored: what the file declares.
+        unsafe: allow Lambda layers and unknown custom objects.
+        custom_objects: custom classes/functions by name.
+
+    Raises:
+        GradscopeInputError: if the declared weights cannot fit in the file.
+
+    Example:
+        >>> check_declared_size(inspect_model_file("model.h5"))  # doctest: +SKIP
+    """
+    declared = declared_weights(stored, unsafe, custom_objects)
+    if declared is None:
+        return
+    capacity = _capacity(stored)
+    if declared * MIN_BYTES_PER_WEIGHT > capacity:
+        raise _fail(
+            f"'{stored.path}' declares {declared:,} weights but is only "
+            f"{stored.path.stat().st_size:,} bytes, so it is crafted or truncated; refusing to "
+            "allocate them. If the model is yours, save the model again."
+        )
+
+
 def _deserialize(stored: StoredModel, unsafe: bool, custom: dict[str, Any]) -> Any:
     import keras
+
+    check_declared_size(stored, unsafe, custom)
 
     def load(path: Path) -> Any:
         # compile=False: the audit compiles its own clone; legacy HDF5 compile configs (e.g.

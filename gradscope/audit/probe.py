@@ -11,7 +11,9 @@ import inspect
 import math
 import os
 import tempfile
-from collections.abc import Mapping
+import zipfile
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,7 +24,9 @@ import tensorflow as tf
 
 from gradscope.collect.callback import GradScope
 from gradscope.data.store import Run, load_run
-from gradscope.errors import GradscopeInputError
+from gradscope.errors import GradscopeInputError, first_line
+
+_ZIP_MAGIC = b"PK\x03\x04"
 
 #: Training steps of the probe by default.
 DEFAULT_STEPS = 8
@@ -66,6 +70,13 @@ def load_npz_data(path: str | os.PathLike[str]) -> tuple[np.ndarray, np.ndarray]
     file = Path(path)
     if not file.is_file():
         raise GradscopeInputError(f"No data file at '{file}'. Pass an .npz with arrays x and y.")
+    with file.open("rb") as fh:
+        head = fh.read(4)
+    if head != _ZIP_MAGIC:
+        # np.load would try to unpickle anything else and suggest allow_pickle: never do that.
+        raise GradscopeInputError(
+            f"'{file}' is not an .npz archive; save the data with np.savez(path, x=x, y=y)."
+        )
     try:
         with np.load(file, allow_pickle=False) as npz:
             missing = [k for k in ("x", "y") if k not in npz.files]
@@ -77,9 +88,13 @@ def load_npz_data(path: str | os.PathLike[str]) -> tuple[np.ndarray, np.ndarray]
             return np.asarray(npz["x"]), np.asarray(npz["y"])
     except GradscopeInputError:
         raise
-    except (OSError, ValueError, EOFError) as err:
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:
+        reason = first_line(err)
+        if "allow_pickle" in reason:
+            reason = "it holds pickled Python objects, which gradscope never loads"
         raise GradscopeInputError(
-            f"'{file}' is not a readable .npz of numeric arrays x and y ({err})."
+            f"'{file}' is not a readable .npz of numeric arrays x and y ({reason}); save them "
+            "with np.savez(path, x=x, y=y)."
         ) from err
 
 
@@ -169,6 +184,45 @@ def synthetic_data(model: keras.Model, loss: Any, n: int, seed: int = 0) -> Prob
     return ProbeData(x, y, synthetic=True)
 
 
+def check_arrays(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Validates user data that does not depend on the model: types, length, finiteness.
+
+    Args:
+        x: inputs, examples first.
+        y: targets, examples first.
+
+    Returns:
+        ``(x, y)`` as NumPy arrays.
+
+    Raises:
+        GradscopeInputError: for non-numeric arrays, zero examples, mismatched lengths or
+            NaN/Inf values.
+
+    Example:
+        >>> check_arrays(np.zeros((0, 3)), np.zeros(0))  # doctest: +SKIP
+        Traceback (most recent call last):
+        GradscopeInputError: The data has zero examples; ...
+    """
+    x, y = np.asarray(x), np.asarray(y)
+    if x.dtype.kind not in "biuf" or y.dtype.kind not in "biuf":
+        raise GradscopeInputError(
+            f"x and y must be numeric arrays; convert them, e.g. x.astype('float32'). "
+            f"Received dtypes {x.dtype}, {y.dtype}."
+        )
+    if x.ndim == 0 or len(x) == 0:
+        raise GradscopeInputError(
+            "The data has zero examples; x and y need at least one row (one example)."
+        )
+    if y.ndim == 0 or len(y) != len(x):
+        raise GradscopeInputError(
+            f"x and y differ in length: {len(x)} vs {len(y) if y.ndim else 0}; pass one target "
+            "per example."
+        )
+    if not (np.isfinite(x).all() and np.isfinite(y).all()):
+        raise GradscopeInputError("The data contains NaN or Inf values; clean it before auditing.")
+    return x, y
+
+
 def check_data(model: keras.Model, x: np.ndarray, y: np.ndarray) -> ProbeData:
     """Validates user data for the probe.
 
@@ -188,27 +242,49 @@ def check_data(model: keras.Model, x: np.ndarray, y: np.ndarray) -> ProbeData:
         >>> check_data(model, x, y).synthetic  # doctest: +SKIP
         False
     """
-    if x.dtype.kind not in "biuf" or y.dtype.kind not in "biuf":
-        raise GradscopeInputError(
-            f"x and y must be numeric arrays. Received dtypes {x.dtype}, {y.dtype}."
-        )
-    if x.ndim == 0 or len(x) == 0:
-        raise GradscopeInputError("The data has zero examples; x needs at least one row.")
-    if y.ndim == 0 or len(y) != len(x):
-        raise GradscopeInputError(
-            f"x and y differ in length: {len(x)} vs {len(y) if y.ndim else 0}."
-        )
-    if not (np.isfinite(x).all() and np.isfinite(y).all()):
-        raise GradscopeInputError("The data contains NaN or Inf values; clean it before auditing.")
+    x, y = check_arrays(x, y)
     expected = tuple(model.inputs[0].shape[1:]) if model.inputs and len(model.inputs) == 1 else None
     if expected is not None and (
         len(expected) != x.ndim - 1
         or any(e is not None and e != d for e, d in zip(expected, x.shape[1:], strict=False))
     ):
         raise GradscopeInputError(
-            f"x has example shape {tuple(x.shape[1:])} but the model expects {expected}."
+            f"x has example shape {tuple(x.shape[1:])} but the model expects {expected} (None: "
+            "any size); reshape x to (examples, *that shape)."
         )
     return ProbeData(x, y, synthetic=False)
+
+
+@contextmanager
+def data_errors(model: keras.Model, loss: Any) -> Iterator[None]:
+    """Turns the errors Keras raises while training on unsuitable data into one-line input errors.
+
+    Targets that do not fit the output or the loss (wrong rank or width, labels out of range)
+    only show when Keras computes the loss; the user then needs the shapes, not a traceback.
+
+    Args:
+        model: the model being trained.
+        loss: its loss, named in the message.
+
+    Yields:
+        Nothing; wrap the ``fit`` call.
+
+    Raises:
+        GradscopeInputError: instead of ValueError, TypeError or
+            ``tf.errors.InvalidArgumentError`` from training.
+
+    Example:
+        >>> with data_errors(model, "mse"):  # doctest: +SKIP
+        ...     model.fit(x, y)
+    """
+    try:
+        yield
+    except (ValueError, TypeError, tf.errors.InvalidArgumentError) as err:
+        out = tuple(model.outputs[0].shape[1:]) if model.outputs else None
+        raise GradscopeInputError(
+            f"Training on the data failed ({first_line(err, limit=220)}); check that y fits the "
+            f"model's output shape {out} and its loss {loss!r}."
+        ) from err
 
 
 def _clone(model: keras.Model) -> keras.Model:
@@ -229,15 +305,29 @@ def _optimizer(model: keras.Model, stored: Mapping[str, Any] | None) -> keras.op
     if compiled is not None:
         return type(compiled).from_config(compiled.get_config())
     if stored:
-        built = _legacy_optimizer(stored)
+        built = legacy_optimizer(stored)
         if built is not None:
             return built
     return keras.optimizers.Adam(1e-3)
 
 
-def _legacy_optimizer(stored: Mapping[str, Any]) -> keras.optimizers.Optimizer | None:
-    # Built-in optimizer classes only (never user code); Keras 2 names ("lr") are mapped and
-    # arguments Keras 3 dropped ("decay") are left out.
+def legacy_optimizer(stored: Mapping[str, Any]) -> keras.optimizers.Optimizer | None:
+    """Builds the optimizer an HDF5 file's ``training_config`` names, if Keras 3 has it.
+
+    Built-in optimizer classes only (never user code); Keras 2 names (``lr``) are mapped and
+    arguments Keras 3 dropped (``decay``) are left out.
+
+    Args:
+        stored: ``{"class_name", "config"}`` from the file.
+
+    Returns:
+        The optimizer, or None if the class is unknown or the config unusable.
+
+    Example:
+        >>> legacy_optimizer({"class_name": "SGD", "config": {"lr": 0.05}}).learning_rate
+        ... # doctest: +SKIP
+        0.05
+    """
     cls = getattr(keras.optimizers, str(stored.get("class_name", "")), None)
     config = stored.get("config")
     if not (isinstance(cls, type) and issubclass(cls, keras.optimizers.Optimizer)):
@@ -310,12 +400,14 @@ def probe(
         .repeat()
         .batch(min(batch_size, n), drop_remainder=True)
     )
-    clone.fit(
-        dataset,
-        steps_per_epoch=steps,
-        epochs=1,
-        shuffle=False,  # the dataset shuffles itself
-        verbose=0,
-        callbacks=[GradScope(run_dir, freq=1, tensorboard=False, verbose=0)],
-    )
+    # Errors on gradscope's own synthetic data are gradscope's bugs: let them surface as such.
+    with nullcontext() if probe_data.synthetic else data_errors(model, loss):
+        clone.fit(
+            dataset,
+            steps_per_epoch=steps,
+            epochs=1,
+            shuffle=False,  # the dataset shuffles itself
+            verbose=0,
+            callbacks=[GradScope(run_dir, freq=1, tensorboard=False, verbose=0)],
+        )
     return load_run(run_dir)

@@ -350,7 +350,9 @@ def load_run(path: str | os.PathLike[str]) -> Run:
         meta_json = json.loads(meta_path.read_text(encoding="utf-8"))
         version = int(meta_json["schema_version"])
     except (ValueError, KeyError, TypeError) as err:
-        raise RunFormatError(f"'{meta_path}' is corrupt ({err}); the run cannot be read.") from err
+        raise RunFormatError(
+            f"'{meta_path}' is corrupt ({err}); the run cannot be read, record the run again."
+        ) from err
     if version > SCHEMA_VERSION:
         raise RunFormatError(
             f"'{root}' was written with run schema version {version}, newer than this gradscope "

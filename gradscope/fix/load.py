@@ -7,6 +7,7 @@ has them, and the fixed model is saved with them.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import os
 from collections.abc import Mapping
@@ -48,4 +49,22 @@ def load_for_fix(path: str | os.PathLike[str], unsafe: bool = False) -> keras.Mo
         except Exception:
             # A legacy or partial config: trials fall back to the default optimizer instead.
             return model
+    elif isinstance(loaded.stored.loss, str):
+        _compile_legacy(model, loaded)
     return model
+
+
+def _compile_legacy(model: keras.Model, loaded: LoadedModel) -> None:
+    # Keras 2 HDF5 files name their loss and optimizer in training_config; trials then train
+    # with the user's loss (e.g. one-hot categorical targets), like `gradscope audit` does.
+    from gradscope.audit.probe import legacy_optimizer
+    from gradscope.fix.verify import DEFAULT_OPTIMIZER
+
+    stored = loaded.stored
+    optimizer = legacy_optimizer(stored.optimizer_config) if stored.optimizer_config else None
+    if optimizer is None:
+        optimizer = keras.optimizers.deserialize(dict(DEFAULT_OPTIMIZER))
+    with contextlib.suppress(Exception):
+        # An unknown legacy loss name leaves the model uncompiled: trials then infer the loss
+        # from the output layer.
+        model.compile(optimizer=optimizer, loss=stored.loss)

@@ -33,11 +33,17 @@ def save_model_atomically(model: keras.Model, path: str | os.PathLike[str]) -> P
         )
     if not target.parent.is_dir():
         raise GradscopeInputError(f"No folder '{target.parent}' to write '{target.name}' into.")
+    if target.is_dir():
+        raise GradscopeInputError(f"'{target}' is a directory; pass a file name ending in .keras.")
     # Same folder, so os.replace is an atomic rename on the same file system.
     tmp = target.parent / f".{target.stem}.{os.getpid()}.tmp.keras"
     try:
         model.save(tmp)
         os.replace(tmp, target)
+    except OSError as err:
+        raise GradscopeInputError(
+            f"Cannot write '{target}' ({err.strerror or err}); pass -o with a writable path."
+        ) from err
     finally:
         if tmp.exists():
             tmp.unlink()

@@ -25,7 +25,7 @@ import keras
 import numpy as np
 
 from gradscope.audit.extract import spec_from_model
-from gradscope.audit.probe import check_data, infer_loss, synthetic_data
+from gradscope.audit.probe import check_data, data_errors, infer_loss, synthetic_data
 from gradscope.audit.static import static_findings
 from gradscope.collect.callback import GradScope
 from gradscope.config import DETECT_THRESHOLDS, DetectThresholds
@@ -268,15 +268,17 @@ def run_trial(
     keras.utils.set_random_seed(seed)
     trained = _trial_copy(model)
     order = _order(len(x), steps, batch_size, seed)
-    trained.fit(
-        x[order],
-        y[order],
-        batch_size=batch_size,
-        epochs=1,
-        shuffle=False,  # the order above is the shared one
-        verbose=0,
-        callbacks=[GradScope(run_dir, freq=1, tensorboard=False, verbose=0)],
-    )
+    # Targets that do not fit the output or loss only fail inside fit: one line, not a traceback.
+    with data_errors(trained, _loss_of(trained)):
+        trained.fit(
+            x[order],
+            y[order],
+            batch_size=batch_size,
+            epochs=1,
+            shuffle=False,  # the order above is the shared one
+            verbose=0,
+            callbacks=[GradScope(run_dir, freq=1, tensorboard=False, verbose=0)],
+        )
     run = load_run(run_dir)
     # Static rules too, so fixes aimed at e.g. init_activation_mismatch are checked as well.
     findings = detect(run, thresholds) + static_findings(spec_from_model(model), thresholds.static)

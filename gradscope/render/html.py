@@ -14,6 +14,7 @@ from pathlib import Path
 import jinja2
 
 from gradscope.data.store import atomic_write_bytes
+from gradscope.errors import GradscopeInputError
 from gradscope.findings import Finding
 from gradscope.render.build import report_view
 from gradscope.render.fmt import num, pct, sci
@@ -82,8 +83,18 @@ def render_report(
         >>> render_report(["runs/sick", "runs/fixed"], "report.html")  # doctest: +SKIP
         PosixPath('report.html')
     """
+    path = Path(out_path)
+    if path.is_dir():
+        raise GradscopeInputError(
+            f"'{path}' is a directory; pass the path of the HTML file to write, e.g. "
+            f"'{path / 'report.html'}'."
+        )
     items = resolve(runs, findings)
     view = report_view(items, title or _default_title([x.label for x in items]))
-    path = Path(out_path)
-    atomic_write_bytes(path, render_html(view).encode("utf-8"))
+    try:
+        atomic_write_bytes(path, render_html(view).encode("utf-8"))
+    except OSError as err:
+        raise GradscopeInputError(
+            f"Cannot write the report to '{path}' ({err.strerror or err}); pass a writable path."
+        ) from err
     return path

@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from gradscope.data.store import Run, RunFormatError, load_run
-from gradscope.errors import GradscopeInputError
+from gradscope.errors import GradscopeInputError, first_line
 from gradscope.findings import Finding, read_findings, sort_findings
 
 #: A run, or the directory of one.
@@ -79,7 +79,10 @@ def findings_of(run: Run) -> list[Finding]:
     try:
         stored = read_findings(run.path)
     except ValueError as err:
-        raise GradscopeInputError(f"'{run.path}/findings.json' is unreadable: {err}") from err
+        raise GradscopeInputError(
+            f"'{run.path}/findings.json' is unreadable ({first_line(err)}); delete it and the "
+            "detectors run again on the recorded statistics."
+        ) from err
     if stored or (run.path / "findings.json").exists():
         return sort_findings(stored)
     # Imported here: the detectors are only needed when no findings were stored.
