@@ -24,3 +24,12 @@ with contextlib.suppress(RuntimeError):  # devices already initialized by anothe
 @pytest.fixture(autouse=True)
 def _seed() -> None:
     keras.utils.set_random_seed(1234)
+
+
+@pytest.fixture(scope="session")
+def readme_tour(tmp_path_factory: pytest.TempPathFactory):
+    """README's runnable tour, run once: (working directory, steps). Starts with the demo."""
+    from readme_tour import run_tour
+
+    cwd = tmp_path_factory.mktemp("tour")
+    return cwd, run_tour(cwd)
