@@ -15,6 +15,7 @@ from pathlib import Path
 
 import keras
 import numpy as np
+from _report import write_report  # examples/_report.py
 
 from gradscope import GradScope, load_run
 from gradscope.demo import load_digits_data
@@ -84,3 +85,4 @@ if __name__ == "__main__":
     args = parser.parse_args()
     chosen = ("sigmoid", "relu", "selu") if args.quick else tuple(ACTIVATIONS)
     main(args.out, epochs=1 if args.quick else 5, names=chosen)
+    write_report(args.out, title=__doc__.splitlines()[0])

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import keras
 import numpy as np
+from _report import write_report  # examples/_report.py
 
 from gradscope import GradScope, load_run
 from gradscope.demo import load_digits_data
@@ -67,3 +68,4 @@ if __name__ == "__main__":
     parser.add_argument("--quick", action="store_true", help="one epoch only")
     args = parser.parse_args()
     main(args.out, epochs=1 if args.quick else 5)
+    write_report(args.out, title=__doc__.splitlines()[0])

@@ -15,6 +15,7 @@ import shutil
 from pathlib import Path
 
 import keras
+from _report import write_report  # examples/_report.py
 
 from gradscope import GradScope, load_run
 from gradscope.demo import load_digits_data, median_grad_norms
@@ -72,3 +73,4 @@ if __name__ == "__main__":
     args = parser.parse_args()
     acts = ("relu",) if args.quick else ("relu", "tanh", "selu")
     main(args.out, epochs=1 if args.quick else 5, activations=acts)
+    write_report(args.out, title=__doc__.splitlines()[0])

@@ -21,6 +21,7 @@ tf.config.set_logical_device_configuration(
 )
 
 import keras  # noqa: E402
+from _report import write_report  # noqa: E402 (examples/_report.py)
 
 from gradscope import GradScope, load_run  # noqa: E402
 from gradscope.demo import healthy_model, load_digits_data  # noqa: E402
@@ -56,3 +57,4 @@ if __name__ == "__main__":
     parser.add_argument("--quick", action="store_true", help="one epoch only")
     args = parser.parse_args()
     main(args.out, epochs=1 if args.quick else 5)
+    write_report(args.out, title=__doc__.splitlines()[0])

@@ -50,3 +50,7 @@ def test_example_runs_quick(script: Path, tmp_path) -> None:
         assert run.records, run_dir
         assert run.meta.status == "completed", run_dir
     assert result.stdout.strip(), "examples print what they measured"
+    # One report comparing every run the example made: a summary section per run.
+    html = (out / "report.html").read_text(encoding="utf-8")
+    assert html.count('data-section="summary"') == len(run_dirs)
+    assert f"Report: {out / 'report.html'}" in result.stdout
