@@ -105,12 +105,17 @@ def audit(
     unsafe: bool = typer.Option(
         False, "--unsafe", help="Allow Lambda layers / custom objects (runs code from the file)."
     ),
+    html: Path | None = typer.Option(
+        None, "--html", help="Also write a self-contained HTML report of the probe run here."
+    ),
 ) -> None:
     """Audits a saved model: static rules, then a short probe on a clone; exit 0/1/2."""
     _import_tensorflow_quietly()
     from gradscope.audit.command import audit_command
 
-    raise typer.Exit(audit_command(model, data=data, steps=steps, as_json=as_json, unsafe=unsafe))
+    raise typer.Exit(
+        audit_command(model, data=data, steps=steps, as_json=as_json, unsafe=unsafe, html=html)
+    )
 
 
 @app.command()
@@ -128,6 +133,9 @@ def fix(
     seed: int = typer.Option(0, "--seed", help="Seed shared by the trials."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of tables."),
     unsafe: bool = typer.Option(False, "--unsafe", help="Load files that run code (trusted only)."),
+    html: Path | None = typer.Option(
+        None, "--html", help="Also write an HTML report of the trials (before/after) here."
+    ),
 ) -> None:
     """Plans fixes for a model, applies them to a copy, verifies by trial, writes FIXED.keras.
 
@@ -148,10 +156,14 @@ def fix(
         from gradscope.audit.probe import load_npz_data
         from gradscope.fix import TRANSFORMS, auto_fix, fix_model, plan_fixes, run_trial
         from gradscope.fix.load import load_for_fix
+        from gradscope.fix.report import write_fix_report, write_trial_report
         from gradscope.fix.save import save_model_atomically
         from gradscope.fix.summary import print_plan, print_result
         from gradscope.fix.verify import trial_data
+        from gradscope.render.html import check_html_path
 
+        if html is not None:
+            check_html_path(html)
         fix_ids = [f.strip() for f in apply.split(",") if f.strip()] if apply else []
         unknown = [f for f in fix_ids if f not in TRANSFORMS]
         if unknown:
@@ -185,6 +197,9 @@ def fix(
                 for f in trial.findings:
                     console.print(f"{f.severity} {f.code} {f.kind}: {f.message}", soft_wrap=True)
                 print_plan(plan, console)
+            if html is not None:
+                write_trial_report(trial, html)
+                console.print(f"HTML report written to {html}", soft_wrap=True)
             raise typer.Exit(0)
     except (KeyError, ValueError) as err:  # GradscopeInputError is a ValueError
         raise _bad_input("fix", err) from None
@@ -200,6 +215,12 @@ def fix(
         print_result(result, console)
         if result.applied and (result.verified or fix_ids):
             console.print(f"Fixed model written to {output}.", soft_wrap=True)
+    if html is not None:
+        try:
+            write_fix_report(result, html)
+        except GradscopeInputError as err:
+            raise _bad_input("fix", err) from None
+        console.print(f"HTML report written to {html}", soft_wrap=True)
     sys.stdout.flush()
     raise typer.Exit(0 if result.verified else 1)
 

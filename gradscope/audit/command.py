@@ -22,12 +22,21 @@ EXIT_FINDINGS = 1
 EXIT_BAD_INPUT = 2
 
 
+def _bad_input(error: GradscopeInputError, err: TextIO) -> int:
+    if os.environ.get("GRADSCOPE_DEBUG") == "1":
+        raise error
+    message = " ".join(str(error).split())  # exactly one line, whatever the message held
+    print(f"gradscope audit: {message}", file=err)
+    return EXIT_BAD_INPUT
+
+
 def audit_command(
     model: Path,
     data: Path | None = None,
     steps: int | None = None,
     as_json: bool = False,
     unsafe: bool = False,
+    html: Path | None = None,
     stdout: TextIO | None = None,
     stderr: TextIO | None = None,
 ) -> int:
@@ -39,6 +48,7 @@ def audit_command(
         steps: probe training steps (None: the default; 0: static rules only).
         as_json: print the findings document (strict JSON) to stdout instead of a table.
         unsafe: allow Lambda layers and unknown custom objects (runs code from the file).
+        html: also write the HTML report of the probe run (with every finding) to this file.
         stdout: where results go (default ``sys.stdout``).
         stderr: where the one-line error goes (default ``sys.stderr``).
 
@@ -55,14 +65,19 @@ def audit_command(
         from gradscope.audit import audit
         from gradscope.audit.probe import load_npz_data
 
+        if html is not None:
+            from gradscope.render.html import check_html_path
+
+            # Checked before the probe runs: a bad path should not cost the whole audit.
+            check_html_path(html)
+            if steps == 0:
+                raise GradscopeInputError(
+                    "--html shows the probe's statistics; drop --steps 0 or pass --steps N > 0."
+                )
         arrays = load_npz_data(data) if data is not None else None
         result = audit(model, data=arrays, steps=steps, unsafe=unsafe)
     except GradscopeInputError as error:
-        if os.environ.get("GRADSCOPE_DEBUG") == "1":
-            raise
-        message = " ".join(str(error).split())  # exactly one line, whatever the message held
-        print(f"gradscope audit: {message}", file=err)
-        return EXIT_BAD_INPUT
+        return _bad_input(error, err)
     if as_json:
         print(dumps_findings(result.findings), file=out)
     else:
@@ -75,5 +90,14 @@ def audit_command(
             console.print("gradscope: no findings.")
         if result.run_dir is not None:
             console.print(f"Probe run: {result.run_dir}", soft_wrap=True)
+    if html is not None:
+        from gradscope.audit.report import write_audit_report
+
+        try:
+            path = write_audit_report(result, html)
+        except GradscopeInputError as error:
+            return _bad_input(error, err)
+        # stdout stays pure JSON with --json.
+        print(f"HTML report written to {path}", file=err if as_json else out)
     worst = result.worst
     return EXIT_FINDINGS if worst is not None and worst >= Severity.WARNING else EXIT_OK

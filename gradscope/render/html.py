@@ -57,6 +57,35 @@ def _default_title(labels: Sequence[str]) -> str:
     return "gradscope report: " + " vs ".join(labels)
 
 
+#: File suffixes accepted for HTML report paths.
+HTML_SUFFIXES: tuple[str, ...] = (".html", ".htm")
+
+
+def check_html_path(path: str | os.PathLike[str], option: str = "--html") -> Path:
+    """Checks, before any work is done, that a report path names an ``.html`` file.
+
+    Args:
+        path: where the report will go.
+        option: how the user passed it, for the message.
+
+    Returns:
+        The path.
+
+    Raises:
+        GradscopeInputError: the path does not end in ``.html``/``.htm`` or is a directory.
+
+    Example:
+        >>> check_html_path("out/report.html")
+        PosixPath('out/report.html')
+    """
+    out = Path(path)
+    if out.suffix.lower() not in HTML_SUFFIXES or out.is_dir():
+        raise GradscopeInputError(
+            f"{option} must be the path of an .html file to write. Received: '{out}'"
+        )
+    return out
+
+
 def render_report(
     runs: RunInput | Sequence[RunInput] | Mapping[str, RunInput],
     out_path: str | os.PathLike[str],

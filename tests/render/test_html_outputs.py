@@ -1,8 +1,9 @@
-"""HTML reports written by the callback (``html_report=``), ``audit --html`` and ``fix --html``."""
+"""HTML reports written by the callback (``html_report=``), ``audit --html``, ``fix --html``."""
 
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import keras
@@ -10,8 +11,10 @@ import numpy as np
 import pytest
 from helpers import toy_data
 from report_html import RUN_SECTIONS, Page, section
+from typer.testing import CliRunner
 
 from gradscope import GradScope
+from gradscope.cli import app
 
 
 def _exploding_model() -> keras.Model:
@@ -93,3 +96,126 @@ def test_numbers_in_report_are_finite_or_marked(tmp_path: Path) -> None:
     assert not all(np.isfinite(v) for v in losses if v is not None)  # the run did blow up
     text = " ".join(Page(out.read_text(encoding="utf-8")).text)
     assert "nan" not in text.split() and "inf" not in text.split()
+
+
+# ---------------------------------------------------------------- audit --html / fix --html
+
+
+@pytest.fixture(scope="module")
+def sick_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential(
+        [keras.Input((12,))]
+        + [
+            keras.layers.Dense(
+                16,
+                "sigmoid",
+                kernel_initializer=keras.initializers.RandomNormal(stddev=1.0),
+                name=f"sig_{i}",
+            )
+            for i in range(5)
+        ]
+        + [keras.layers.Dense(3, "softmax", name="out")],
+        name="sick_sigmoid",
+    )
+    model.compile(keras.optimizers.SGD(0.01), loss="sparse_categorical_crossentropy")
+    path = tmp_path_factory.mktemp("models") / "sick.keras"
+    model.save(path)
+    return path
+
+
+def _codes(findings_json: list[dict]) -> list[str]:
+    return [f["code"] for f in findings_json]
+
+
+def _codes_in(html_part: str) -> list[str]:
+    # Finding codes as shown in a findings section, in order (GS + three digits).
+    return re.findall(r"\bGS\d{3}\b", " ".join(Page(html_part).text))
+
+
+def test_audit_html_shows_every_finding_of_the_audit(sick_file: Path, tmp_path: Path) -> None:
+    out = tmp_path / "audit.html"
+    args = ["audit", str(sick_file), "--steps", "12", "--json", "--html", str(out)]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 1, result.output  # the sick net has warnings or errors
+    doc = json.loads(result.stdout)  # stdout stays pure JSON
+    assert f"HTML report written to {out}" in result.stderr
+    codes = _codes(doc["findings"])
+    assert codes, "the sick sigmoid stack must have findings"
+    html = out.read_text(encoding="utf-8")
+    assert Page(html).sections() == list(RUN_SECTIONS)
+    # Static findings and probe findings alike, in the audit's order, each exactly once.
+    shown = _codes_in(section(html, "findings"))
+    assert sorted(set(shown)) == sorted(set(codes))
+    assert "gradscope audit: sick_sigmoid" in html
+    summary = " ".join(" ".join(Page(section(html, "summary")).text).split())
+    assert "recorded 12 steps (0 → 11)" in summary  # the probe's --steps
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--html", "audit.txt"], "--html must be the path of an .html file"),
+        (["--steps", "0", "--html", "a.html"], "drop --steps 0"),
+    ],
+)
+def test_audit_html_bad_input_is_one_line_and_fast(
+    sick_file: Path, tmp_path: Path, extra: list[str], message: str
+) -> None:
+    result = CliRunner().invoke(app, ["audit", str(sick_file), *[
+        str(tmp_path / a) if a.endswith((".txt", ".html")) else a for a in extra]])  # fmt: skip
+    assert result.exit_code == 2
+    assert message in result.stderr and result.stderr.strip().count("\n") == 0
+    assert list(tmp_path.iterdir()) == []  # nothing written, no probe run here
+
+
+def test_fix_apply_html_compares_the_verification_trials(sick_file: Path, tmp_path: Path) -> None:
+    out = tmp_path / "fix.html"
+    args = ["fix", str(sick_file), "-o", str(tmp_path / "fixed.keras"), "--apply",
+            "relu_activation", "--steps", "12", "--json", "--html", str(out)]  # fmt: skip
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code in (0, 1), result.output
+    doc = json.loads(result.stdout)
+    before, after = doc["overall"]["before"], doc["overall"]["after"]
+    html = out.read_text(encoding="utf-8")
+    page = Page(html)
+    assert page.sections() == ["comparison", *RUN_SECTIONS, *RUN_SECTIONS]
+    label = "after: relu_activation"
+    comparison = section(html, "comparison")
+    assert "before" in comparison and label in comparison
+    status = "verified" if doc["verified"] else "not verified"
+    assert f"gradscope fix: relu_activation ({status} on a 12-step trial)" in html
+    # Each run shows the findings its trial was judged by, from the trial runs on disk.
+    assert sorted(set(_codes_in(section(html, "findings", 0)))) == sorted(
+        set(_codes(before["findings"]))
+    )
+    assert sorted(set(_codes_in(section(html, "findings", 1)))) == sorted(
+        set(_codes(after["findings"]))
+    )
+    # The runs are the trials: their recorded step counts are the trial's.
+    for trial in (before, after):
+        lines = (Path(trial["run_dir"]) / "stats.jsonl").read_text(encoding="utf-8").splitlines()
+        assert len(lines) == 12 == len(trial["losses"])
+    # The after trial trained the fixed model: ReLU in its model table, sigmoid before.
+    assert "<td>relu</td>" in section(html, "model", 1)
+    assert "<td>sigmoid</td>" in section(html, "model", 0)
+
+
+def test_fix_plan_only_html_shows_the_original_trial(sick_file: Path, tmp_path: Path) -> None:
+    out = tmp_path / "plan.html"
+    result = CliRunner().invoke(app, ["fix", str(sick_file), "--steps", "8", "--json",
+                                      "--html", str(out)])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.stdout)
+    html = out.read_text(encoding="utf-8")
+    assert Page(html).sections() == list(RUN_SECTIONS)
+    assert "8-step trial of the original model" in html
+    assert sorted(set(_codes_in(section(html, "findings")))) == sorted(set(_codes(doc["findings"])))
+
+
+def test_fix_html_bad_path_fails_before_any_trial(sick_file: Path, tmp_path: Path) -> None:
+    (tmp_path / "dir.html").mkdir()
+    result = CliRunner().invoke(app, ["fix", str(sick_file), "--html", str(tmp_path / "dir.html")])
+    assert result.exit_code == 2
+    assert "--html must be the path of an .html file" in result.stderr
+    assert [p.name for p in tmp_path.iterdir()] == ["dir.html"]
