@@ -1,12 +1,31 @@
-"""Shared by the examples: one HTML report comparing every run an example wrote."""
+"""Shared by the examples: their command line, and one HTML report comparing their runs."""
 
 from __future__ import annotations
 
+import argparse
 import json
 from pathlib import Path
 
 from gradscope.render.html import render_report
 from gradscope.render.tb_plugin.runs import discover_runs
+
+
+def parse_args(doc: str, default_out: str, quick_help: str) -> tuple[Path, bool]:
+    """Parses ``--out`` and ``--quick``, the two options every example takes.
+
+    Args:
+        doc: the example's docstring (shown by ``--help``).
+        default_out: the default output folder.
+        quick_help: what ``--quick`` shortens.
+
+    Returns:
+        ``(out, quick)``.
+    """
+    parser = argparse.ArgumentParser(description=doc)
+    parser.add_argument("--out", type=Path, default=Path(default_out))
+    parser.add_argument("--quick", action="store_true", help=quick_help)
+    args = parser.parse_args()
+    return args.out, args.quick
 
 
 def write_report(out: Path, title: str) -> Path:

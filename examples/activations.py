@@ -9,13 +9,12 @@ Run: python examples/activations.py [--out runs/activations] [--quick]
 
 from __future__ import annotations
 
-import argparse
 import shutil
 from pathlib import Path
 
 import keras
 import numpy as np
-from _report import write_report  # examples/_report.py
+from _common import parse_args, write_report  # examples/_common.py
 
 from gradscope import GradScope, load_run
 from gradscope.demo import load_digits_data
@@ -79,10 +78,7 @@ def main(out: Path, epochs: int, names: tuple[str, ...]) -> dict[str, dict[str, 
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--out", type=Path, default=Path("runs/activations"))
-    parser.add_argument("--quick", action="store_true", help="one epoch, three activations")
-    args = parser.parse_args()
-    chosen = ("sigmoid", "relu", "selu") if args.quick else tuple(ACTIVATIONS)
-    main(args.out, epochs=1 if args.quick else 5, names=chosen)
-    write_report(args.out, title=__doc__.splitlines()[0])
+    out, quick = parse_args(__doc__, "runs/activations", "one epoch, three activations")
+    chosen = ("sigmoid", "relu", "selu") if quick else tuple(ACTIVATIONS)
+    main(out, epochs=1 if quick else 5, names=chosen)
+    write_report(out, title=__doc__.splitlines()[0])

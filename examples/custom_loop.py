@@ -5,14 +5,13 @@ Run: python examples/custom_loop.py [--out runs/custom_loop] [--quick]
 
 from __future__ import annotations
 
-import argparse
 import shutil
 from pathlib import Path
 
 import keras
 import numpy as np
 import tensorflow as tf
-from _report import write_report  # examples/_report.py
+from _common import parse_args, write_report  # examples/_common.py
 
 from gradscope import Scope, load_run
 from gradscope.demo import load_digits_data
@@ -61,9 +60,6 @@ def main(out: Path, epochs: int) -> Path:
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--out", type=Path, default=Path("runs/custom_loop"))
-    parser.add_argument("--quick", action="store_true", help="one epoch only")
-    args = parser.parse_args()
-    main(args.out, epochs=1 if args.quick else 5)
-    write_report(args.out, title=__doc__.splitlines()[0])
+    out, quick = parse_args(__doc__, "runs/custom_loop", "one epoch only")
+    main(out, epochs=1 if quick else 5)
+    write_report(out, title=__doc__.splitlines()[0])

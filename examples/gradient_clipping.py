@@ -10,14 +10,13 @@ Run: python examples/gradient_clipping.py [--out runs/clipping] [--quick]
 
 from __future__ import annotations
 
-import argparse
 import math
 import shutil
 from pathlib import Path
 
 import keras
 import numpy as np
-from _report import write_report  # examples/_report.py
+from _common import parse_args, write_report  # examples/_common.py
 
 from gradscope import GradScope, load_run
 from gradscope.demo import load_digits_data
@@ -63,9 +62,6 @@ def main(out: Path, epochs: int) -> dict[str, float]:
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--out", type=Path, default=Path("runs/clipping"))
-    parser.add_argument("--quick", action="store_true", help="one epoch only")
-    args = parser.parse_args()
-    main(args.out, epochs=1 if args.quick else 5)
-    write_report(args.out, title=__doc__.splitlines()[0])
+    out, quick = parse_args(__doc__, "runs/clipping", "one epoch only")
+    main(out, epochs=1 if quick else 5)
+    write_report(out, title=__doc__.splitlines()[0])

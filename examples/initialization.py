@@ -10,12 +10,11 @@ Run: python examples/initialization.py [--out runs/initialization] [--quick]
 
 from __future__ import annotations
 
-import argparse
 import shutil
 from pathlib import Path
 
 import keras
-from _report import write_report  # examples/_report.py
+from _common import parse_args, write_report  # examples/_common.py
 
 from gradscope import GradScope, load_run
 from gradscope.demo import load_digits_data, median_grad_norms
@@ -67,10 +66,7 @@ def main(out: Path, epochs: int, activations: tuple[str, ...]) -> dict[tuple[str
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--out", type=Path, default=Path("runs/initialization"))
-    parser.add_argument("--quick", action="store_true", help="one epoch, ReLU only")
-    args = parser.parse_args()
-    acts = ("relu",) if args.quick else ("relu", "tanh", "selu")
-    main(args.out, epochs=1 if args.quick else 5, activations=acts)
-    write_report(args.out, title=__doc__.splitlines()[0])
+    out, quick = parse_args(__doc__, "runs/initialization", "one epoch, ReLU only")
+    acts = ("relu",) if quick else ("relu", "tanh", "selu")
+    main(out, epochs=1 if quick else 5, activations=acts)
+    write_report(out, title=__doc__.splitlines()[0])

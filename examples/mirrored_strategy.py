@@ -8,7 +8,6 @@ Run: python examples/mirrored_strategy.py [--out runs/mirrored] [--quick]
 
 from __future__ import annotations
 
-import argparse
 import shutil
 from pathlib import Path
 
@@ -21,7 +20,7 @@ tf.config.set_logical_device_configuration(
 )
 
 import keras  # noqa: E402
-from _report import write_report  # noqa: E402 (examples/_report.py)
+from _common import parse_args, write_report  # noqa: E402 (examples/_common.py)
 
 from gradscope import GradScope, load_run  # noqa: E402
 from gradscope.demo import healthy_model, load_digits_data  # noqa: E402
@@ -52,9 +51,6 @@ def main(out: Path, epochs: int) -> int:
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--out", type=Path, default=Path("runs/mirrored"))
-    parser.add_argument("--quick", action="store_true", help="one epoch only")
-    args = parser.parse_args()
-    main(args.out, epochs=1 if args.quick else 5)
-    write_report(args.out, title=__doc__.splitlines()[0])
+    out, quick = parse_args(__doc__, "runs/mirrored", "one epoch only")
+    main(out, epochs=1 if quick else 5)
+    write_report(out, title=__doc__.splitlines()[0])

@@ -10,13 +10,12 @@ Run: python examples/optimizers.py [--out runs/optimizers] [--quick]
 
 from __future__ import annotations
 
-import argparse
 import shutil
 from pathlib import Path
 
 import keras
 import numpy as np
-from _report import write_report  # examples/_report.py
+from _common import parse_args, write_report  # examples/_common.py
 
 from gradscope import GradScope, load_run
 from gradscope.demo import healthy_model, load_digits_data
@@ -82,10 +81,7 @@ def main(out: Path, epochs: int, names: tuple[str, ...] | None = None) -> dict[s
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--out", type=Path, default=Path("runs/optimizers"))
-    parser.add_argument("--quick", action="store_true", help="one epoch, three optimizers")
-    args = parser.parse_args()
-    chosen = ("sgd", "adam", "sgd+1cycle") if args.quick else None
-    main(args.out, epochs=1 if args.quick else 5, names=chosen)
-    write_report(args.out, title=__doc__.splitlines()[0])
+    out, quick = parse_args(__doc__, "runs/optimizers", "one epoch, three optimizers")
+    chosen = ("sgd", "adam", "sgd+1cycle") if quick else None
+    main(out, epochs=1 if quick else 5, names=chosen)
+    write_report(out, title=__doc__.splitlines()[0])

@@ -9,12 +9,11 @@ Run: python examples/transfer_learning.py [--out runs/transfer] [--quick]
 
 from __future__ import annotations
 
-import argparse
 import shutil
 from pathlib import Path
 
 import keras
-from _report import write_report  # examples/_report.py
+from _common import parse_args, write_report  # examples/_common.py
 
 from gradscope import GradScope, load_run
 from gradscope.demo import load_digits_data
@@ -76,9 +75,6 @@ def main(out: Path, epochs: int) -> dict[str, list[str]]:
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--out", type=Path, default=Path("runs/transfer"))
-    parser.add_argument("--quick", action="store_true", help="one epoch per phase")
-    args = parser.parse_args()
-    main(args.out, epochs=1 if args.quick else 5)
-    write_report(args.out, title=__doc__.splitlines()[0])
+    out, quick = parse_args(__doc__, "runs/transfer", "one epoch per phase")
+    main(out, epochs=1 if quick else 5)
+    write_report(out, title=__doc__.splitlines()[0])

@@ -63,11 +63,7 @@ def sick_model(depth: int = DEPTH, width: int = WIDTH) -> keras.Model:
         >>> len(sick_model(depth=3).layers)
         4
     """
-    layers: list[keras.layers.Layer] = [keras.Input((64,))]
-    for i in range(depth):
-        layers.append(keras.layers.Dense(width, activation="sigmoid", name=f"hidden_{i + 1}"))
-    layers.append(keras.layers.Dense(10, activation="softmax", name="output"))
-    return keras.Sequential(layers, name="deep_sigmoid")
+    return _mlp("sigmoid", "glorot_uniform", "deep_sigmoid", depth, width)
 
 
 def healthy_model(depth: int = DEPTH, width: int = WIDTH) -> keras.Model:
@@ -84,15 +80,19 @@ def healthy_model(depth: int = DEPTH, width: int = WIDTH) -> keras.Model:
         >>> healthy_model(depth=2).layers[0].activation.__name__
         'relu'
     """
+    return _mlp("relu", "he_normal", "deep_relu_he", depth, width)
+
+
+def _mlp(activation: str, init: str, name: str, depth: int, width: int) -> keras.Model:
     layers: list[keras.layers.Layer] = [keras.Input((64,))]
     for i in range(depth):
         layers.append(
             keras.layers.Dense(
-                width, activation="relu", kernel_initializer="he_normal", name=f"hidden_{i + 1}"
+                width, activation=activation, kernel_initializer=init, name=f"hidden_{i + 1}"
             )
         )
     layers.append(keras.layers.Dense(10, activation="softmax", name="output"))
-    return keras.Sequential(layers, name="deep_relu_he")
+    return keras.Sequential(layers, name=name)
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,48 @@
+"""The demo's building blocks: data, models and the ratio it reports."""
+
+from __future__ import annotations
+
+import numpy as np
+from synthetic_runs import dense, make_run
+
+from gradscope.demo import (
+    first_last_ratio,
+    healthy_model,
+    load_digits_data,
+    median_grad_norms,
+    sick_model,
+)
+
+
+def test_digits_are_standardized_and_complete() -> None:
+    x, y = load_digits_data()
+    assert x.shape == (1797, 64) and x.dtype == np.float32 and y.dtype == np.int32
+    assert set(np.unique(y)) == set(range(10))
+    varying = x.std(axis=0) > 0
+    assert np.allclose(x.mean(axis=0), 0, atol=1e-5)
+    assert np.allclose(x[:, varying].std(axis=0), 1, atol=1e-4)
+    assert np.all(x[:, ~varying] == 0)  # constant pixels stay 0, not NaN
+
+
+def test_models_are_the_chapter_pair() -> None:
+    sick, healthy = sick_model(depth=4, width=8), healthy_model(depth=4, width=8)
+    for model, act, init in ((sick, "sigmoid", "GlorotUniform"), (healthy, "relu", "HeNormal")):
+        hidden, out = model.layers[:-1], model.layers[-1]
+        assert len(hidden) == 4 and all(layer.units == 8 for layer in hidden)
+        assert {layer.activation.__name__ for layer in hidden} == {act}
+        assert {type(layer.kernel_initializer).__name__ for layer in hidden} == {init}
+        assert out.units == 10 and out.activation.__name__ == "softmax"
+        assert model.input_shape == (None, 64)
+
+
+def test_ratio_and_medians_from_a_known_run(tmp_path) -> None:
+    norms = {"a": [1e-6, 3e-6, 2e-6], "b": [0.1, 0.2, 0.3], "frozen": [5.0, 5.0, 5.0]}
+    layers = [dense("a"), dense("frozen", trainable=False), dense("b")]
+    run = make_run(
+        tmp_path / "run",
+        layers,
+        lambda s: {n: {"grad_norm": norms[n][s]} for n in ("a", "b")},
+        steps=3,
+    )
+    assert median_grad_norms(run) == {"a": 2e-6, "b": 0.2}  # frozen layers are not watched
+    assert first_last_ratio(run) == np.float64(2e-6) / 0.2
