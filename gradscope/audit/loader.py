@@ -17,6 +17,7 @@ import shutil
 import tempfile
 import zipfile
 from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -444,6 +445,34 @@ def upgrade_legacy_config(config: Mapping[str, Any]) -> dict[str, Any] | None:
     return {**config, "config": {**dict(inner), "layers": layers}}
 
 
+@contextmanager
+def unsafe_deserialization(enabled: bool) -> Iterator[None]:
+    """Lets Keras rebuild Lambda layers while the block runs, if the user passed ``--unsafe``.
+
+    Loading is not the only deserialization: the probe and the fix trials copy the model
+    (``clone_model``), which rebuilds every layer from its config, and Keras's safe mode refuses
+    a Lambda's bytecode there too. The scope ends with the block, so nothing else in the process
+    becomes unsafe.
+
+    Args:
+        enabled: True to allow unsafe deserialization inside the block; False changes nothing.
+
+    Yields:
+        Nothing.
+
+    Example:
+        >>> with unsafe_deserialization(True):  # doctest: +SKIP
+        ...     clone = keras.models.clone_model(model_with_lambda)
+    """
+    if not enabled:
+        yield
+        return
+    from keras.src.saving.serialization_lib import SafeModeScope
+
+    with SafeModeScope(safe_mode=False):
+        yield
+
+
 def declared_weights(
     stored: StoredModel, unsafe: bool = False, custom_objects: Mapping[str, Any] | None = None
 ) -> int | None:
@@ -467,7 +496,9 @@ def declared_weights(
     """
     import keras
 
-    config = dict(stored.model_config)
+    # Compiling would create optimizer variables, which a stateless scope refuses; only the
+    # model's own weights matter here.
+    config = {k: v for k, v in stored.model_config.items() if k != "compile_config"}
     if stored.format == "h5":
         config = upgrade_legacy_config(config) or config
     custom = dict(custom_objects or {}) or None

@@ -22,6 +22,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from gradscope.audit.loader import unsafe_deserialization
 from gradscope.collect.callback import GradScope
 from gradscope.data.store import Run, load_run
 from gradscope.errors import GradscopeInputError, first_line
@@ -289,7 +290,10 @@ def data_errors(model: keras.Model, loss: Any) -> Iterator[None]:
 
 def _clone(model: keras.Model) -> keras.Model:
     try:
-        clone = keras.models.clone_model(model)
+        # A live model's Lambda functions are already in this process; the copy re-creates
+        # them from its own config, so Keras's safe mode (meant for files) would only block it.
+        with unsafe_deserialization(True):
+            clone = keras.models.clone_model(model)
     except Exception as err:
         raise GradscopeInputError(
             f"The model cannot be cloned for probing ({type(err).__name__}: {err}); "

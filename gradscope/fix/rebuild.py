@@ -17,6 +17,7 @@ from typing import Any
 import keras
 import numpy as np
 
+from gradscope.audit.loader import unsafe_deserialization
 from gradscope.errors import GradscopeInputError
 from gradscope.fix.graph import is_functional, is_model
 
@@ -103,7 +104,10 @@ def rebuild(
         >>> copy = rebuild(model, {})  # doctest: +SKIP  (an exact copy with copied weights)
     """
     require_built(model)
-    new_model = _rebuild_level(model, edits)
+    # A live model's Lambda functions are already in this process; rebuilding re-creates them
+    # from its own config, so Keras's safe mode (meant for files) would only block the copy.
+    with unsafe_deserialization(True):
+        new_model = _rebuild_level(model, edits)
     config = compile_config
     if config is None and model.compiled:
         config = model.get_compile_config()

@@ -25,6 +25,7 @@ import keras
 import numpy as np
 
 from gradscope.audit.extract import spec_from_model
+from gradscope.audit.loader import unsafe_deserialization
 from gradscope.audit.probe import check_data, data_errors, infer_loss, synthetic_data
 from gradscope.audit.static import static_findings
 from gradscope.collect.callback import GradScope
@@ -204,7 +205,8 @@ def _trial_copy(model: keras.Model) -> keras.Model:
         copy_ = rebuild(model, {})
     except UnsupportedModelError:
         try:
-            copy_ = keras.models.clone_model(model)
+            with unsafe_deserialization(True):  # a live model's own functions (see rebuild)
+                copy_ = keras.models.clone_model(model)
             copy_.set_weights(model.get_weights())
         except Exception as err:
             raise UnsupportedModelError(

@@ -272,3 +272,86 @@ def test_unrebuildable_file_keeps_static_description(tmp_path):
         load_model_safely(path)
     assert err.value.stored.spec.layers[0].name == "d"
     assert "only static rules ran" in _one_line(err)
+
+
+@pytest.mark.parametrize("suffix", [".h5", ".keras"])
+@pytest.mark.parametrize("command", ["audit", "fix"])
+def test_cli_refuses_lambda_until_unsafe(tmp_path, suffix, command):
+    from typer.testing import CliRunner
+
+    from gradscope.cli import app
+
+    marker = tmp_path / "marker.txt"
+    model = _marker_model(marker)
+    model.compile("sgd", "mse")
+    path = tmp_path / f"lambda{suffix}"
+    model.save(path)
+    marker.unlink(missing_ok=True)  # building and saving ran the function; start clean
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    args = [command, str(path)] + (["--steps", "3"] if command == "fix" else [])
+    refused = CliRunner().invoke(app, args)
+    assert refused.exit_code == 2
+    assert refused.stderr.count("\n") == 1
+    assert "evil" in refused.stderr and "--unsafe" in refused.stderr
+    assert not marker.exists()
+    # The user opts in: the file loads and its code runs (the marker proves it is the same file).
+    trusted = CliRunner().invoke(app, [*args, "--unsafe"])
+    assert trusted.exit_code in (0, 1), (trusted.stderr, trusted.exception)
+    assert marker.read_text() == "pwned"
+    assert hashlib.sha256(path.read_bytes()).hexdigest() == digest
+
+
+def test_lambda_in_keras_archive_is_named_once(tmp_path):
+    path = tmp_path / "lambda.keras"
+    _marker_model(tmp_path / "marker.txt").save(path)
+    assert inspect_model_file(path).lambda_layers == ("evil",)
+
+
+@pytest.mark.parametrize("name", ["m.keras", "m.h5"])
+def test_declared_weights_counts_without_allocating(files, name):
+    from gradscope.audit.loader import check_declared_size, declared_weights
+
+    root, model = files
+    stored = inspect_model_file(root / name)
+    assert declared_weights(stored) == model.count_params()
+    check_declared_size(stored)  # an honest file passes
+
+
+def test_compressed_keras_archive_is_not_mistaken_for_a_crafted_one(tmp_path):
+    # Someone re-zipped a .keras with deflate: the file is smaller than its weights, honestly.
+    big = keras.Sequential(
+        [keras.Input((200,)), keras.layers.Dense(200, kernel_initializer="zeros")]
+    )
+    big.save(tmp_path / "big.keras")
+    packed = tmp_path / "packed.keras"
+    with (
+        zipfile.ZipFile(tmp_path / "big.keras") as src,
+        zipfile.ZipFile(packed, "w", compression=zipfile.ZIP_DEFLATED) as dst,
+    ):
+        for item in src.infolist():
+            dst.writestr(item.filename, src.read(item.filename))
+    assert packed.stat().st_size < big.count_params()  # zeros compress far below 1 byte/weight
+    loaded = load_model_safely(packed)
+    assert loaded.model.count_params() == big.count_params()
+
+
+def test_crafted_declared_size_is_refused_before_allocating(tmp_path):
+    path = tmp_path / "wide.h5"
+    config = {
+        "class_name": "Sequential",
+        "config": {
+            "name": "s",
+            "layers": [
+                {
+                    "class_name": "InputLayer",
+                    "config": {"batch_shape": [None, 50_000], "name": "i"},
+                },
+                {"class_name": "Dense", "config": {"name": "wide", "units": 50_000}},
+            ],
+        },
+    }
+    with h5py.File(path, "w") as f:
+        f.attrs["model_config"] = json.dumps(config)
+    with pytest.raises(GradscopeInputError) as err:
+        load_model_safely(path)
+    assert "declares 2,500,050,000 weights" in _one_line(err)
