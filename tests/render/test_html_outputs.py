@@ -15,6 +15,10 @@ from typer.testing import CliRunner
 
 from gradscope import GradScope
 from gradscope.cli import app
+from gradscope.findings import Finding, Severity
+from gradscope.fix.auto import FixResult, StepOutcome
+from gradscope.fix.report import write_fix_report
+from gradscope.fix.verify import TrialStats, Verification
 
 
 def _exploding_model() -> keras.Model:
@@ -219,3 +223,37 @@ def test_fix_html_bad_path_fails_before_any_trial(sick_file: Path, tmp_path: Pat
     assert result.exit_code == 2
     assert "--html must be the path of an .html file" in result.stderr
     assert [p.name for p in tmp_path.iterdir()] == ["dir.html"]
+
+
+def _trial(run_dir: Path, findings: tuple = ()) -> TrialStats:
+    records = (run_dir / "stats.jsonl").read_text(encoding="utf-8").splitlines()
+    losses = tuple(json.loads(line)["loss"] for line in records)
+    return TrialStats(run_dir, losses, losses[-1], {}, None, None, findings=findings)
+
+
+def test_fix_report_branches_on_what_was_kept(logdir: Path, tmp_path: Path) -> None:
+    # auto_fix's two endings, on real runs: a kept fix (two trials) and none kept (one trial).
+    vanishing = Finding("GS101", "vanishing_gradients", Severity.ERROR, ("hidden_1",), "Vanish.")
+    before = _trial(logdir / "sick", (vanishing,))
+    after = _trial(logdir / "healthy")
+    kept = FixResult(
+        None,  # type: ignore[arg-type]  # the model is not part of the report
+        Verification(before, after, ("vanishing_gradients",), ("vanishing_gradients",), (),
+                     True, True),
+        (StepOutcome("relu_activation", True, "verified"),),
+    )  # fmt: skip
+    html = write_fix_report(kept, tmp_path / "kept.html").read_text(encoding="utf-8")
+    assert Page(html).sections() == ["comparison", *RUN_SECTIONS, *RUN_SECTIONS]
+    assert "gradscope fix: relu_activation (verified on a 10-step trial)" in html
+    assert _codes_in(section(html, "findings", 0)) == ["GS101"]
+    assert _codes_in(section(html, "findings", 1)) == []
+
+    none_kept = FixResult(
+        None,  # type: ignore[arg-type]
+        Verification(before, before, (), (), ("vanishing_gradients",), True, False),
+        (StepOutcome("relu_activation", False, "not verified"),),
+    )
+    html = write_fix_report(none_kept, tmp_path / "none.html").read_text(encoding="utf-8")
+    assert Page(html).sections() == list(RUN_SECTIONS)
+    assert "gradscope fix: no fix kept (10-step trial of the original)" in html
+    assert _codes_in(section(html, "findings")) == ["GS101"]
