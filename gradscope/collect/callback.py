@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import warnings
-from collections.abc import Sequence
+import weakref
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import keras
 import numpy as np
@@ -28,6 +30,8 @@ from gradscope.data.store import load_run
 from gradscope.detect import detect
 from gradscope.findings import Finding, Severity
 
+_T = TypeVar("_T")
+
 #: Examples of ``probe_data`` used for activation statistics.
 PROBE_EXAMPLES = 256
 #: Accepted values of ``on_finding``.
@@ -46,6 +50,18 @@ def _probe_inputs(probe_data: Any) -> Any:
         x = next(iter(x.unbatch().batch(PROBE_EXAMPLES)))
         x = x[0] if isinstance(x, tuple) else x
     return tf.nest.map_structure(lambda a: tf.convert_to_tensor(np.asarray(a)[:PROBE_EXAMPLES]), x)
+
+
+def _abandon_fit(model: keras.Model, hooks: Hooks, session: RecordingSession) -> None:
+    """Cleans up after a fit that never reached ``on_train_end`` (an exception, Ctrl-C).
+
+    Called when the callback is garbage-collected or the interpreter exits with the fit still
+    open: the model gets its own methods back and the run is marked ``"interrupted"``.
+    """
+    with contextlib.suppress(Exception):  # at interpreter exit, cleanup must never raise
+        hooks.remove()
+        model.train_function = None
+        session.close("interrupted")
 
 
 def _has_nonfinite(record: StepRecord) -> bool:
@@ -147,6 +163,8 @@ class GradScope(keras.callbacks.Callback):
         self._recorder_key: tuple[int, int] | None = None
         self._probe_fn: Any = None
         self._created: str | None = None
+        self._abandon: weakref.finalize | None = None
+        self._write_error: OSError | None = None
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -159,24 +177,32 @@ class GradScope(keras.callbacks.Callback):
             raise ValueError(
                 "GradScope needs a compiled model: call model.compile(...) before fit."
             )
+        self._check_owner()
+        check_writable(self.log_dir)
+        self._epoch = 0
+        self._epoch_seen = 0
+        self._last_loss: float | None = None
+        self._warned: set[tuple[str, tuple[str, ...]]] = set()
+        self._write_error = None
+        # Subclassed models may only build their weights while Keras traces the first step;
+        # then the hooks are attached after that step and recording starts at step 1.
+        if model.built:
+            self._attach()
+
+    def _check_owner(self) -> None:
         if owned_by_other_run(self.log_dir, self._created):
             raise ValueError(
                 f"log_dir '{self.log_dir}' already holds another gradscope run; records of two "
                 "runs are never mixed. Pass a new directory (e.g. runs/<name>-2) or delete the "
                 f"old run. Received: log_dir={str(self.log_dir)!r}"
             )
-        check_writable(self.log_dir)
-        self._epoch = 0
-        self._epoch_seen = 0
-        self._last_loss: float | None = None
-        self._warned: set[tuple[str, tuple[str, ...]]] = set()
-        # Subclassed models may only build their weights while Keras traces the first step;
-        # then the hooks are attached after that step and recording starts at step 1.
-        if model.built:
-            self._attach()
 
     def _attach(self) -> None:
         model = self.model
+        if self.session is None or self.session.closed:
+            # Checked again here: a lazily built model attaches after its first step, by which
+            # time another callback may have claimed the directory.
+            self._check_owner()
         optimizer = base_optimizer(model.optimizer)
         if not optimizer.built:
             # Built here, outside the train step, so that optimizer slots are created eagerly.
@@ -213,6 +239,9 @@ class GradScope(keras.callbacks.Callback):
                 max_records=self.max_records,
             )
             self._created = self.session.writer.meta.created
+        # Keras skips on_train_end when an exception leaves fit; if this callback is then
+        # dropped (or the script dies), unhook the model and mark the run interrupted.
+        self._abandon = weakref.finalize(self, _abandon_fit, model, hooks, self.session)
         self._step = int(optimizer.iterations.numpy())
 
     def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
@@ -235,24 +264,22 @@ class GradScope(keras.callbacks.Callback):
         if -(-self._step // freq) <= -(-before // freq):
             return
         self._last_loss = log_float((logs or {}).get("loss"))
-        records = self._collect(before)
+        records = self._guarded(lambda: self._collect(before)) or []
         if self.on_finding and any(_has_nonfinite(r) for r in records):
             self._react(kinds=("nonfinite",))
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         """Saves the epoch's logs (with validation metrics) into the run."""
-        if self.session is not None:
-            self.session.epoch_end(epoch, self._step, logs)
-            if self.on_finding:
+        session = self.session
+        if session is not None and self._write_error is None:
+            self._guarded(lambda: session.epoch_end(epoch, self._step, logs))
+            if self.on_finding and self._write_error is None:
                 self._react()
 
     def on_train_end(self, logs: dict[str, Any] | None = None) -> None:
         """Reads the last records, closes the run and removes every hook from the model."""
         try:
-            if self.session is not None:
-                self._collect(self._step)
-                self.findings = diagnose(self.session)
-                self.session.close("completed")
+            if self.session is not None and self._guarded(self._finish_run):
                 if self.verbose:
                     print_findings(self.findings, self.log_dir)
                 if self.html_report is not None:
@@ -260,7 +287,42 @@ class GradScope(keras.callbacks.Callback):
         finally:
             self._unhook()
 
+    def _finish_run(self) -> bool:
+        assert self.session is not None
+        self._collect(self._step)
+        self.findings = diagnose(self.session)
+        self.session.close("completed")
+        return True
+
+    def _guarded(self, action: Callable[[], _T]) -> _T | None:
+        """Runs a write to the run directory; on OSError stops recording, never training.
+
+        The log_dir is checked at on_train_begin, but a disk can still fill up (or a network
+        share vanish) at step 10,000: a diagnostics callback must not kill the training it
+        watches. It warns once, marks the run ``"failed"`` if it still can, and records nothing
+        more in this fit; what was written stays readable.
+        """
+        if self._write_error is not None:
+            return None
+        try:
+            return action()
+        except OSError as err:
+            self._write_error = err
+            warnings.warn(
+                f"GradScope stopped recording: writing the run to '{self.log_dir}' failed "
+                f"({err.strerror or err}); training continues and the run recorded so far stays "
+                "readable.",
+                stacklevel=3,
+            )
+            if self.session is not None:
+                with contextlib.suppress(Exception):
+                    self.session.close("failed")
+            return None
+
     def _unhook(self) -> None:
+        if self._abandon is not None:
+            self._abandon.detach()
+            self._abandon = None
         if self._hooks is not None:
             self._hooks.remove()
             self._hooks = None

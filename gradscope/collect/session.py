@@ -227,16 +227,22 @@ class RecordingSession:
         """Saves everything and marks the run's status (idempotent).
 
         Args:
-            status: ``"completed"`` or ``"interrupted"``.
+            status: ``"completed"``, ``"interrupted"`` or ``"failed"`` (the disk stopped taking
+                writes).
         """
         if self.closed:
             return
         self.closed = True
-        self.save_histograms()
-        self.writer.set_status(status)
-        self.writer.close()
-        if self.tb is not None:
-            self.tb.close()
+        # Every file is closed even if a write fails (disk full); the first error propagates.
+        try:
+            self.save_histograms()
+            self.writer.set_status(status)
+        finally:
+            try:
+                self.writer.close()
+            finally:
+                if self.tb is not None:
+                    self.tb.close()
 
 
 def owned_by_other_run(log_dir: Path, created: str | None) -> bool:

@@ -106,7 +106,9 @@ class RunMeta:
         created: ISO-8601 creation time.
         gradscope_version: version that wrote the run.
         schema_version: format version, :data:`SCHEMA_VERSION` when written by this version.
-        status: ``"running"`` while training, then ``"completed"`` or ``"interrupted"``.
+        status: ``"running"`` while training, then ``"completed"``, ``"interrupted"`` (fit left
+            by an exception; written when the callback is dropped or the process exits) or
+            ``"failed"`` (writing the run failed, e.g. disk full; training went on).
     """
 
     layers: tuple[LayerInfo, ...]

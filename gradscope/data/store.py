@@ -183,9 +183,13 @@ class RunWriter:
         """Closes the log files (idempotent)."""
         for fh in (self._stats, self._epochs):
             if not fh.closed:
-                fh.flush()
-                os.fsync(fh.fileno())
-                fh.close()
+                try:
+                    fh.flush()
+                    os.fsync(fh.fileno())
+                finally:
+                    # Closed even when the flush fails (disk full): no handle left to fail again
+                    # at garbage collection.
+                    fh.close()
 
 
 def _read_jsonl(path: Path) -> tuple[list[tuple[str, dict[str, Any]]], int]:
