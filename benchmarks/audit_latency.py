@@ -19,11 +19,13 @@ Per file, in one process, alternating and rotated repeats after one warm-up of e
   8-step probe on a clone with ``GradScope(freq=1)``);
 * ``audit_static``: ``audit(path, steps=0)``, static rules only (safe load, no probe).
 
-Ratios are medians of each variant over the median of ``bare``. A phase table then shows where
-the audit's time goes: the audit's own functions and callback hooks are wrapped with timers for
-one extra (un-counted) run per file. With ``--cli`` the same comparison is made end to end in
-fresh processes (``python -m gradscope.cli audit FILE`` vs a ``python -c`` that does the bare
-baseline): what a user waits for, including importing TensorFlow.
+Ratios are medians of each variant over the median of ``bare``, in wall time and in CPU time of
+this process (all threads; the fairer figure when other processes compete for the cores). A
+phase table then shows where the audit's time goes: the audit's own functions and callback hooks
+are wrapped with timers for one extra (un-counted) run per file. With ``--cli`` the same
+comparison is made end to end in fresh processes (``python -m gradscope.cli audit FILE`` vs a
+``python -c`` that does the bare baseline): what a user waits for, including importing
+TensorFlow.
 
 Run ``python benchmarks/audit_latency.py`` (4 files, 5 rounds, ``--cli``) or
 ``python benchmarks/audit_latency.py --quick`` (cnn.h5, 1 round, no warm-up: a sanity check).
@@ -34,6 +36,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -261,11 +264,15 @@ def profile_audit(path: Path) -> tuple[float, dict[str, float]]:
     return total, times
 
 
+#: (wall seconds, CPU seconds) of one call.
+Sample = tuple[float, float]
+
+
 def bench_files(
     paths: dict[str, Path], rounds: int, warmup: bool, max_wait: float
-) -> dict[str, dict[str, list[float]]]:
-    """Alternating, rotated repeats of every variant on every file; seconds per call."""
-    results = {f: {v: [] for v in VARIANTS} for f in paths}
+) -> dict[str, dict[str, list[Sample]]]:
+    """Alternating, rotated repeats of every variant on every file; (wall, CPU) per call."""
+    results: dict[str, dict[str, list[Sample]]] = {f: {v: [] for v in VARIANTS} for f in paths}
     if warmup:  # imports, h5py/zip readers, oneDNN kernels
         for path in paths.values():
             for v in VARIANTS:
@@ -277,9 +284,11 @@ def bench_files(
             for name, path in paths.items():
                 shift = r % len(VARIANTS)
                 for v in VARIANTS[shift:] + VARIANTS[:shift]:
-                    start = time.perf_counter()
+                    start, start_cpu = time.perf_counter(), time.process_time()
                     RUNNERS[v](path)
-                    results[name][v].append(time.perf_counter() - start)
+                    results[name][v].append(
+                        (time.perf_counter() - start, time.process_time() - start_cpu)
+                    )
         assert meter.window is not None
         print(
             f"  round {r + 1}/{rounds}: {meter.window.wall:.0f} s; {meter.window.describe()}",
@@ -289,8 +298,13 @@ def bench_files(
     return results
 
 
-def cli_times(path: Path, repeats: int) -> dict[str, list[float]]:
-    """End-to-end seconds of fresh processes: ``gradscope audit`` vs the bare baseline."""
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def cli_times(path: Path, repeats: int) -> dict[str, list[Sample]]:
+    """End-to-end (wall, CPU) of fresh processes: ``gradscope audit`` vs the bare baseline."""
     here = Path(__file__).resolve().parent
     bare_cmd = [
         sys.executable,
@@ -299,16 +313,41 @@ def cli_times(path: Path, repeats: int) -> dict[str, list[float]]:
         f"a.bare(pathlib.Path({str(path)!r}))",
     ]
     audit_cmd = [sys.executable, "-m", "gradscope.cli", "audit", str(path), "--json"]
-    out: dict[str, list[float]] = {"bare process": [], "gradscope audit process": []}
+    out: dict[str, list[Sample]] = {"bare process": [], "gradscope audit process": []}
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
     for _ in range(repeats):
         for key, cmd in (("bare process", bare_cmd), ("gradscope audit process", audit_cmd)):
-            start = time.perf_counter()
+            start, start_cpu = time.perf_counter(), _children_cpu()
             proc = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
-            out[key].append(time.perf_counter() - start)
+            out[key].append((time.perf_counter() - start, _children_cpu() - start_cpu))
             if proc.returncode not in (0, 1):  # audit exits 1 when it has findings
                 raise RuntimeError(f"{cmd} failed ({proc.returncode}): {proc.stderr[-2000:]}")
     return out
+
+
+SUMMARY_HEADERS = ("median [s]", "min [s]", "ratio", "CPU median [s]", "CPU ratio")
+
+
+def _median(samples: list[Sample], k: int) -> float:
+    return statistics.median(s[k] for s in samples)
+
+
+def summary_rows(name: str, by_key: dict[str, list[Sample]], base: str) -> list[list[str]]:
+    """Rows of ``<name> <key>``: wall median, wall min, ratio, CPU median, CPU ratio."""
+    rows = []
+    for key, samples in by_key.items():
+        wall, cpu = _median(samples, 0), _median(samples, 1)
+        rows.append(
+            [
+                f"{name} {key}",
+                f"{wall:.3f}",
+                f"{min(s[0] for s in samples):.3f}",
+                fmt_ratio(wall, _median(by_key[base], 0)),
+                f"{cpu:.3f}",
+                fmt_ratio(cpu, _median(by_key[base], 1)),
+            ]
+        )
+    return rows
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -339,21 +378,17 @@ def main(argv: list[str] | None = None) -> int:
             f"load during the in-process runs ({meter.window.wall:.0f} s): "
             f"{meter.window.describe()}\n"
         )
-        print("## in-process: median seconds per call, ratio to bare\n")
-        rows = []
-        for name, by_variant in results.items():
-            base = statistics.median(by_variant["bare"])
-            for v in VARIANTS:
-                med = statistics.median(by_variant[v])
-                rows.append(
-                    [f"{name} {v}", f"{med:.3f}", f"{min(by_variant[v]):.3f}", fmt_ratio(med, base)]
-                )
-        print(markdown_table(["file variant", "median [s]", "min [s]", "ratio"], rows))
+        print("## in-process: median seconds per call, ratios to bare\n")
+        rows = [row for name, by in results.items() for row in summary_rows(name, by, "bare")]
+        print(markdown_table(["file variant", *SUMMARY_HEADERS], rows))
         print()
         for name, by_variant in results.items():
-            ratio = statistics.median(by_variant["audit"]) / statistics.median(by_variant["bare"])
-            verdict = "met" if ratio <= TARGET else "MISSED"
-            print(f"{name}: audit / bare = {ratio:.2f}x (target <= {TARGET}x: {verdict})")
+            for label, k in (("wall", 0), ("CPU", 1)):
+                ratio = _median(by_variant["audit"], k) / _median(by_variant["bare"], k)
+                verdict = "met" if ratio <= TARGET else "MISSED"
+                print(
+                    f"{name}: audit / bare = {ratio:.2f}x {label} (target <= {TARGET}x: {verdict})"
+                )
         print("\n## where the audit's time goes (one extra run per file, phase timers)\n")
         phase_names = sorted({p for _, t in phases.values() for p in t}, key=_phase_order)
         rows = [[p, *(f"{phases[n][1].get(p, 0.0):.3f}" for n in paths)] for p in phase_names]
@@ -370,19 +405,12 @@ def main(argv: list[str] | None = None) -> int:
                 f"load during the process runs ({cli_meter.window.wall:.0f} s): "
                 f"{cli_meter.window.describe()}\n"
             )
-            rows = []
-            for name, by_cmd in cli_results.items():
-                base = statistics.median(by_cmd["bare process"])
-                for key, values in by_cmd.items():
-                    rows.append(
-                        [
-                            f"{name} {key}",
-                            f"{statistics.median(values):.2f}",
-                            f"{min(values):.2f}",
-                            fmt_ratio(statistics.median(values), base),
-                        ]
-                    )
-            print(markdown_table(["file command", "median [s]", "min [s]", "ratio"], rows))
+            rows = [
+                row
+                for name, by in cli_results.items()
+                for row in summary_rows(name, by, "bare process")
+            ]
+            print(markdown_table(["file command", *SUMMARY_HEADERS], rows))
     finally:
         shutil.rmtree(root, ignore_errors=True)
     print(f"\nload after: loadavg {os.getloadavg()[0]:.2f}")

@@ -4,7 +4,8 @@ Builds a synthetic run with RunWriter (ReLU layers whose gradients shrink with d
 report has a vanishing-gradient finding and every section has data), then, after one warm-up,
 times alternately ``load_run`` (the baseline: reading the data the report shows) and
 ``render_report`` (load, view model, figures, template, atomic write), and prints the medians,
-the best times and the ratio to the baseline, plus the verdict against the absolute 2 s target.
+the best times, the CPU times (fairer on a busy machine) and the ratios to the baseline, plus
+the verdicts against the absolute 2 s target.
 
 Run ``python benchmarks/report_latency.py`` (``--layers``/``--records``/``--repeats`` to change)
 or ``python benchmarks/report_latency.py --quick`` (5 layers × 50 records, 1 repeat).
@@ -113,14 +114,16 @@ def main(argv: list[str] | None = None) -> int:
         out = Path(tmp) / "report.html"
         render_report(run_dir, out, findings=findings)  # warm-up: imports, font cache, templates
         times: dict[str, list[float]] = {"load_run": [], "render_report": []}
+        cpu: dict[str, list[float]] = {"load_run": [], "render_report": []}
         for _ in range(args.repeats):
             for name in times:
-                start = time.perf_counter()
+                start, start_cpu = time.perf_counter(), time.process_time()
                 if name == "load_run":
                     load_run(run_dir)
                 else:
                     render_report(run_dir, out, findings=findings)
                 times[name].append(time.perf_counter() - start)
+                cpu[name].append(time.process_time() - start_cpu)
         size = out.stat().st_size
     assert meter.window is not None
     print(
@@ -128,20 +131,26 @@ def main(argv: list[str] | None = None) -> int:
         f"report {size / 1e6:.2f} MB\n"
         f"load during the run ({meter.window.wall:.0f} s): {meter.window.describe()}\n"
     )
-    base = statistics.median(times["load_run"])
+    med = {k: statistics.median(v) for k, v in times.items()}
+    med_cpu = {k: statistics.median(v) for k, v in cpu.items()}
     rows = [
         [
             name,
-            f"{statistics.median(v):.3f}",
-            f"{min(v):.3f}",
-            fmt_ratio(statistics.median(v), base),
+            f"{med[name]:.3f}",
+            f"{min(times[name]):.3f}",
+            fmt_ratio(med[name], med["load_run"]),
+            f"{med_cpu[name]:.3f}",
+            fmt_ratio(med_cpu[name], med_cpu["load_run"]),
         ]
-        for name, v in times.items()
+        for name in times
     ]
-    print(markdown_table(["step", "median [s]", "best [s]", "ratio"], rows))
-    median = statistics.median(times["render_report"])
-    verdict = "met" if median < TARGET_S else "MISSED"
-    print(f"\nrender_report median {median:.2f} s (target < {TARGET_S:.0f} s: {verdict})")
+    headers = ["step", "median [s]", "best [s]", "ratio", "CPU median [s]", "CPU ratio"]
+    print(markdown_table(headers, rows))
+    print()
+    # On a busy machine the CPU time (this process's threads only) is the fairer figure.
+    for label, value in (("wall", med["render_report"]), ("CPU", med_cpu["render_report"])):
+        verdict = "met" if value < TARGET_S else "MISSED"
+        print(f"render_report median {label} {value:.2f} s (target < {TARGET_S:.0f} s: {verdict})")
     return 0
 
 

@@ -54,7 +54,7 @@ EXPECTED: dict[str, tuple[set[str], tuple[str, ...]]] = {
     ),
     "report_latency.py": (
         {"load_run", "render_report"},
-        ("target < 2 s", "load during the run"),
+        ("target < 2 s: ", "load during the run"),
     ),
 }
 
