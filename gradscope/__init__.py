@@ -11,9 +11,9 @@ before it loads.
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from gradscope._lazy import lazy_exports
 from gradscope._version import __version__
 
 if TYPE_CHECKING:
@@ -33,13 +33,4 @@ _LAZY = {
 __all__ = ["Finding", "GradScope", "Run", "Scope", "Severity", "__version__", "load_run"]
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        value = getattr(import_module(_LAZY[name]), name)
-        globals()[name] = value  # later lookups skip __getattr__
-        return value
-    raise AttributeError(f"module 'gradscope' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY, globals())

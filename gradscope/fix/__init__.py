@@ -7,20 +7,55 @@ Example::
     result = verify(model, fixed, x, y)
 """
 
-from gradscope.fix.auto import FixResult, StepOutcome, auto_fix, fix_model
-from gradscope.fix.catalog import CATALOG, Fix, fixes_for, get_fix
-from gradscope.fix.plan import FixPlan, PlanStep, plan_fixes
-from gradscope.fix.transform import (
-    TRANSFORMS,
-    FixNotApplicable,
-    Stage,
-    Transform,
-    UnsupportedModelError,
-    apply_fix,
-    apply_fixes,
-    not_applicable_reason,
-)
-from gradscope.fix.verify import TrialStats, Verification, run_trial, trial_data, verify
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from gradscope._lazy import lazy_exports
+
+if TYPE_CHECKING:
+    from gradscope.fix.auto import FixResult, StepOutcome, auto_fix, fix_model
+    from gradscope.fix.catalog import CATALOG, Fix, fixes_for, get_fix
+    from gradscope.fix.plan import FixPlan, PlanStep, plan_fixes
+    from gradscope.fix.transform import (
+        TRANSFORMS,
+        FixNotApplicable,
+        Stage,
+        Transform,
+        UnsupportedModelError,
+        apply_fix,
+        apply_fixes,
+        not_applicable_reason,
+    )
+    from gradscope.fix.verify import TrialStats, Verification, run_trial, trial_data, verify
+
+# Resolved on first use: the catalog and plan are light, the transforms import Keras.
+_LAZY = {
+    "FixResult": "gradscope.fix.auto",
+    "StepOutcome": "gradscope.fix.auto",
+    "auto_fix": "gradscope.fix.auto",
+    "fix_model": "gradscope.fix.auto",
+    "CATALOG": "gradscope.fix.catalog",
+    "Fix": "gradscope.fix.catalog",
+    "fixes_for": "gradscope.fix.catalog",
+    "get_fix": "gradscope.fix.catalog",
+    "FixPlan": "gradscope.fix.plan",
+    "PlanStep": "gradscope.fix.plan",
+    "plan_fixes": "gradscope.fix.plan",
+    "TRANSFORMS": "gradscope.fix.transform",
+    "FixNotApplicable": "gradscope.fix.transform",
+    "Stage": "gradscope.fix.transform",
+    "Transform": "gradscope.fix.transform",
+    "UnsupportedModelError": "gradscope.fix.transform",
+    "apply_fix": "gradscope.fix.transform",
+    "apply_fixes": "gradscope.fix.transform",
+    "not_applicable_reason": "gradscope.fix.transform",
+    "TrialStats": "gradscope.fix.verify",
+    "Verification": "gradscope.fix.verify",
+    "run_trial": "gradscope.fix.verify",
+    "trial_data": "gradscope.fix.verify",
+    "verify": "gradscope.fix.verify",
+}
 
 __all__ = [
     "CATALOG",
@@ -48,3 +83,5 @@ __all__ = [
     "trial_data",
     "verify",
 ]
+
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY, globals())
