@@ -1,5 +1,8 @@
 """The chapter's scenarios, trained for real with the GradScope callback on scikit-learn digits.
 
+The builders and their expected kinds live in gradscope/scenarios.py (shared with
+benchmarks/scenarios.py); here each one is checked against independent computations.
+
 Sick models must get their finding (at least a warning); healthy ones none at warning or above.
 Each scenario trains once per module (2 epochs of 1797 examples, batch 64 = 58 recorded steps).
 """
@@ -13,10 +16,10 @@ import numpy as np
 import pytest
 from sklearn.datasets import load_digits
 
-from gradscope.collect.callback import GradScope
 from gradscope.data import load_run
 from gradscope.detect import detect
 from gradscope.findings import Severity
+from gradscope.scenarios import SCENARIOS, fit_scenario
 
 
 @pytest.fixture(scope="module")
@@ -26,85 +29,6 @@ def digits():
     return x, y.astype("int32")
 
 
-def mlp(
-    depth,
-    width,
-    act,
-    init,
-    *,
-    bn=False,
-    optimizer=None,
-    bias=0.0,
-    loss="sparse_categorical_crossentropy",
-    out=10,
-):
-    layers: list = [keras.Input((64,))]
-    for _ in range(depth):
-        layers.append(
-            keras.layers.Dense(
-                width,
-                activation=None if bn else act,
-                kernel_initializer=init,
-                bias_initializer=keras.initializers.Constant(bias),
-            )
-        )
-        if bn:
-            layers += [keras.layers.BatchNormalization(), keras.layers.Activation(act)]
-    layers.append(keras.layers.Dense(out, activation="softmax" if out > 1 else None))
-    model = keras.Sequential(layers)
-    model.compile(
-        optimizer or keras.optimizers.Adam(1e-3), loss, metrics=None if out == 1 else ["accuracy"]
-    )
-    return model
-
-
-def unusual():
-    # Frozen random first layer, ELU, LayerNormalization, tanh, RMSprop: odd but it trains.
-    inp = keras.Input((64,))
-    h = keras.layers.Dense(48, activation="relu", kernel_initializer="he_uniform", trainable=False)(
-        inp
-    )
-    h = keras.layers.Dense(48, activation="elu")(h)
-    h = keras.layers.LayerNormalization()(h)
-    h = keras.layers.Dense(32, activation="tanh")(h)
-    out = keras.layers.Dense(10, activation="softmax")(h)
-    model = keras.Model(inp, out)
-    model.compile(
-        keras.optimizers.RMSprop(1e-3), "sparse_categorical_crossentropy", metrics=["accuracy"]
-    )
-    return model
-
-
-SCENARIOS = {
-    # The chapter's sick net: 10 sigmoid layers, RandomNormal(stddev=1.0), plain SGD.
-    "deep_sigmoid": lambda: mlp(
-        10,
-        256,
-        "sigmoid",
-        keras.initializers.RandomNormal(stddev=1.0),
-        optimizer=keras.optimizers.SGD(0.01),
-    ),
-    "negative_bias_relu": lambda: mlp(4, 64, "relu", "he_normal", bias=-5.0),
-    "regression_high_lr": lambda: mlp(
-        4, 64, "relu", "he_normal", optimizer=keras.optimizers.SGD(0.05), loss="mse", out=1
-    ),
-    "huge_init_sgd": lambda: mlp(
-        6,
-        64,
-        "relu",
-        keras.initializers.RandomNormal(stddev=1.0),
-        optimizer=keras.optimizers.SGD(0.01),
-    ),
-    "he_relu": lambda: mlp(4, 64, "relu", "he_normal"),
-    # Plain SGD: the stalled-update rule must stay quiet on a healthy net too.
-    "he_relu_sgd": lambda: mlp(4, 64, "relu", "he_normal", optimizer=keras.optimizers.SGD(0.05)),
-    "he_relu_bn": lambda: mlp(4, 64, "relu", "he_normal", bn=True),
-    "selu_lecun": lambda: mlp(8, 64, "selu", "lecun_normal"),
-    "glorot_tanh_shallow": lambda: mlp(2, 64, "tanh", "glorot_uniform"),
-    "unusual_working": unusual,
-}
-
-
 @pytest.fixture(scope="module")
 def trained(digits, tmp_path_factory):
     x, y = digits
@@ -112,20 +36,9 @@ def trained(digits, tmp_path_factory):
 
     def get(name):
         if name not in cache:
-            keras.utils.set_random_seed(0)
-            model = SCENARIOS[name]()
-            target = y.astype("float32") if model.loss == "mse" else y
-            log_dir = tmp_path_factory.mktemp(name)
-            history = model.fit(
-                x,
-                target,
-                batch_size=64,
-                epochs=2,
-                verbose=0,
-                callbacks=[GradScope(log_dir, freq=1, tensorboard=False)],
-            )
-            run = load_run(log_dir)
-            cache[name] = (model, run, detect(run), history.history)
+            done = fit_scenario(SCENARIOS[name], x, y, tmp_path_factory.mktemp(name))
+            run = load_run(done.run_dir)
+            cache[name] = (done.model, run, detect(run), done.history)
         return cache[name]
 
     return get
