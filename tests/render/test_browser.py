@@ -47,6 +47,8 @@ DASHBOARD_PROBE = f"""(() => {{
     verdicts: [...d.querySelectorAll('.gs-verdict')].map((v) => v.className),
     findings: [...d.querySelectorAll('.gs-finding')].map((f) => f.textContent),
     bars: d.querySelectorAll('.gs-bars > .gs-bar').length,
+    confidence: [...d.querySelectorAll('.gs-confidence')].map((b) => b.previousSibling
+      .previousSibling.previousSibling.textContent),
     images: d.querySelectorAll('img').length,
     colours,
     title: document.title,
@@ -145,6 +147,8 @@ def test_dashboard_renders_runs_heatmaps_and_findings(dashboard_captures, page: 
     assert len(probe["colours"]) == 2 and min(probe["colours"]) >= 20
     # 2 runs × 6 layers × (dead, saturated) bars.
     assert probe["bars"] == 2 * 6 * 2
+    # Only the output layer's saturation bar is the neutral "confidence" one, in each run.
+    assert probe["confidence"] == ["output", "output"]
     assert len(probe["findings"]) == 1
     assert "GS101" in probe["findings"][0] and EVIL in probe["findings"][0]
     # The hostile message is text: no <img> was created and its onerror never ran.

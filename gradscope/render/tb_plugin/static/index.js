@@ -21,6 +21,7 @@ const STYLE = `
   .gs-bar > div { height: 100%; }
   .gs-dead > div { background: #e15759; }
   .gs-sat > div { background: #f28e2b; }
+  .gs-sat.gs-confidence > div { background: #bbb; }
   .gs-finding { border-left: 4px solid #ccc; padding: 2px 0 2px 10px; margin: 8px 0; }
   .gs-finding.gs-error { border-color: #c0392b; background: none; color: inherit; }
   .gs-finding.gs-warning { border-color: #d68910; background: none; color: inherit; }
@@ -150,11 +151,16 @@ function bar(value, className) {
 export function drawFractions(data) {
   const grid = el('div', null, 'gs-bars');
   for (const head of ['layer', 'dead', '', 'saturated', '']) grid.appendChild(el('strong', head));
+  const output = data.layers[data.layers.length - 1];
   data.act_layers.forEach((name, i) => {
     grid.appendChild(el('span', name));
     grid.appendChild(bar(data.dead_frac[i], 'gs-dead'));
     grid.appendChild(el('span', percent(data.dead_frac[i])));
-    grid.appendChild(bar(data.sat_frac[i], 'gs-sat'));
+    // The output layer's saturation is the model's confidence, never judged: shown in grey.
+    const confidence = name === output;
+    const sat = bar(data.sat_frac[i], confidence ? 'gs-sat gs-confidence' : 'gs-sat');
+    if (confidence) sat.title = 'output layer: saturation is confidence, never judged';
+    grid.appendChild(sat);
     grid.appendChild(el('span', percent(data.sat_frac[i])));
   });
   return grid;
