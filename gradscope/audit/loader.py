@@ -501,7 +501,12 @@ def declared_weights(
     config = {k: v for k, v in stored.model_config.items() if k != "compile_config"}
     if stored.format == "h5":
         config = upgrade_legacy_config(config) or config
+    from keras.src.backend.common import global_state
+
     custom = dict(custom_objects or {}) or None
+    # Keras queues variables made in a stateless scope for initialization at the exit of the next
+    # scope that initializes; ours must never be, so the queue is restored afterwards.
+    queued = list(global_state.get_global_attribute("uninitialized_variables") or [])
     try:
         with keras.StatelessScope(initialize_variables=False):
             if stored.format == "h5":
@@ -516,6 +521,8 @@ def declared_weights(
             return sum(math.prod(int(d) for d in v.shape) for v in model.weights)
     except Exception:
         return None
+    finally:
+        global_state.set_global_attribute("uninitialized_variables", queued)
 
 
 def _capacity(stored: StoredModel) -> int:

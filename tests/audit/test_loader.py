@@ -309,12 +309,17 @@ def test_lambda_in_keras_archive_is_named_once(tmp_path):
 
 @pytest.mark.parametrize("name", ["m.keras", "m.h5"])
 def test_declared_weights_counts_without_allocating(files, name):
+    from keras.src.backend.common import global_state
+
     from gradscope.audit.loader import check_declared_size, declared_weights
 
     root, model = files
     stored = inspect_model_file(root / name)
+    queued = list(global_state.get_global_attribute("uninitialized_variables") or [])
     assert declared_weights(stored) == model.count_params()
     check_declared_size(stored)  # an honest file passes
+    # Nothing left queued for Keras to initialize (allocate) later.
+    assert list(global_state.get_global_attribute("uninitialized_variables") or []) == queued
 
 
 def test_compressed_keras_archive_is_not_mistaken_for_a_crafted_one(tmp_path):
