@@ -17,11 +17,13 @@ Numbers per fit (medians over the rounds, ratios to ``plain``):
 * ``steady min``: the same, fastest round of each variant: the round least disturbed by others.
 * ``CPU``: CPU time per step (all threads of this process, user + system) over the same epochs.
   On a shared machine wall time also measures the neighbours; CPU time mostly does not, so it
-  is the ratio to trust when the load line says others were busy.
+  is the ratio to trust when the load line says others were busy. It is not immune either:
+  TensorFlow's worker threads spin before they sleep, so contention changes it a little.
 * ``fixed``: ``fit - steady * total_steps``: the per-fit cost that does not grow with steps.
 
 Variants (the ``id`` column): plain fit; GradScope defaults (freq=10, activations every 10 steps
-from wrapped layer calls); GradScope(freq=1, histogram_freq=10); Keras
+from wrapped layer calls); the same without TensorBoard event files (where the host-side time
+goes); GradScope(freq=1, histogram_freq=10); Keras
 ``TensorBoard(histogram_freq=1)``; a no-op callback that only defines ``on_train_batch_end``
 (any such callback makes Keras leave asynchronous callback dispatch, so this isolates that
 cost); and, for issue 3's choice of activation source, GradScope with activations off, from
@@ -186,6 +188,11 @@ def variants() -> list[Variant]:
     return [
         Variant("plain", "model.fit, no callback", lambda d, p: []),
         Variant("gs_default", "GradScope defaults (freq=10, wrapped activations)", scope()),
+        Variant(
+            "gs_default_no_tb",
+            "GradScope(tensorboard=False): host-side cost without TensorBoard events",
+            scope(tensorboard=False),
+        ),
         Variant(
             "gs_freq1_hist10",
             "GradScope(freq=1, histogram_freq=10)",
