@@ -427,6 +427,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=None, help="override the number of rounds")
     parser.add_argument("--models", default=None, help="comma-separated subset of: mlp, cnn")
     parser.add_argument(
+        "--variants", default=None, help="comma-separated subset of variant ids (plain is kept)"
+    )
+    parser.add_argument("--epochs", type=int, default=None, help="epochs per fit (>= 2)")
+    parser.add_argument(
         "--max-wait",
         type=float,
         default=None,
@@ -436,6 +440,18 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     settings = QUICK if args.quick else FULL
     rounds = args.rounds or settings.rounds
+    if args.epochs is not None:
+        if args.epochs < 2:
+            parser.error("--epochs must be >= 2 (epoch 1 is excluded from the steady part)")
+        settings = Settings(
+            settings.examples,
+            args.epochs,
+            settings.rounds,
+            settings.warmup,
+            settings.models,
+            settings.variants,
+            settings.mlp_depth,
+        )
     models = [m.strip() for m in (args.models or settings.models).split(",") if m.strip()]
     for m in models:
         if m not in MODELS:
@@ -444,7 +460,13 @@ def main(argv: list[str] | None = None) -> int:
 
     print(header("GradScope training overhead", argv), flush=True)
     x, y = load_data(settings.examples)
-    chosen = [v for v in variants() if settings.variants is None or v.id in settings.variants]
+    wanted = settings.variants
+    if args.variants:
+        wanted = ("plain", *(v.strip() for v in args.variants.split(",") if v.strip()))
+        unknown = set(wanted) - {v.id for v in variants()}
+        if unknown:
+            parser.error(f"unknown variant ids {sorted(unknown)}")
+    chosen = [v for v in variants() if wanted is None or v.id in wanted]
     per_epoch = -(-len(x) // BATCH_SIZE)
     steps, steady_steps = per_epoch * settings.epochs, per_epoch * (settings.epochs - 1)
     print(
