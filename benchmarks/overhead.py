@@ -497,12 +497,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"load during {name} ({meter.window.wall:.0f} s): {meter.window.describe()}\n")
         print(format_table(results, chosen, steps, steady_steps))
         table, verdicts = activation_table(results, steady_steps)
-        print(
-            f"\nactivation source ({name}): extra cost over the same GradScope without "
-            "activations\n"
-        )
-        print(table)
-        print()
+        if verdicts:  # only when a whole (off, wrapped, probe) triple was run
+            print(
+                f"\nactivation source ({name}): extra cost over the same GradScope without "
+                "activations\n"
+            )
+            print(table)
+            print()
         for line in verdicts:
             print(f"{name} {line}")
         print(flush=True)
