@@ -6,7 +6,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from gradscope import GradScope, load_run
 from gradscope.collect.layers import iter_units
+from gradscope.data.store import Run
 
 
 def toy_data(
@@ -35,3 +37,17 @@ def reference_layer_grad_norms(
         if gs:
             out[path] = float(np.sqrt(sum(float(tf.reduce_sum(tf.square(g))) for g in gs)))
     return out
+
+
+def fit_one_batch_recorded(model: keras.Model, x: np.ndarray, y: np.ndarray, run_dir) -> Run:
+    """One epoch of one full, unshuffled batch with GradScope(freq=1); returns the loaded run."""
+    model.fit(
+        x,
+        y,
+        batch_size=len(x),
+        epochs=1,
+        shuffle=False,
+        verbose=0,
+        callbacks=[GradScope(run_dir, freq=1)],
+    )
+    return load_run(run_dir)

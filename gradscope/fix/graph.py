@@ -14,6 +14,8 @@ from typing import Any
 
 import keras
 
+from gradscope.audit.spec import parse_activation
+
 #: Standalone activation layers -> the activation they apply.
 ACTIVATION_LAYER_KINDS: dict[str, str] = {
     "ReLU": "relu",
@@ -66,31 +68,6 @@ def is_kernel_layer(layer: keras.layers.Layer) -> bool:
     return "kernel_initializer" in config and "recurrent_initializer" not in config
 
 
-def activation_name(value: Any) -> str:
-    """Normalizes an activation as found in a layer config to its name.
-
-    Args:
-        value: a string, a serialized function dict, a callable or None.
-
-    Returns:
-        The lowercase name; ``"linear"`` for None.
-
-    Example:
-        >>> activation_name({"class_name": "function", "config": "relu"})
-        'relu'
-    """
-    if value is None:
-        return "linear"
-    if isinstance(value, str):
-        return value.lower()
-    if isinstance(value, dict):
-        inner = value.get("config")
-        if value.get("class_name") == "function" and isinstance(inner, str):
-            return inner.lower()
-        return str(value.get("class_name", "unknown")).lower()
-    return str(getattr(value, "__name__", type(value).__name__)).lower()
-
-
 def layer_activation(layer: keras.layers.Layer) -> str | None:
     """The activation a layer applies itself, or None if it has no activation notion.
 
@@ -106,7 +83,7 @@ def layer_activation(layer: keras.layers.Layer) -> str | None:
         return ACTIVATION_LAYER_KINDS[name]
     config = layer.get_config()
     if "activation" in config:
-        return activation_name(config["activation"])
+        return parse_activation(config["activation"])
     return None
 
 

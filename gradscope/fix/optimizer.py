@@ -12,7 +12,12 @@ from typing import Any
 
 import keras
 
-from gradscope.fix.rebuild import FixNotApplicable, UnsupportedModelError, rebuild
+from gradscope.fix.rebuild import (
+    FixNotApplicable,
+    UnsupportedModelError,
+    clone_with_weights,
+    rebuild,
+)
 
 
 def _optimizer_copy(model: keras.Model, fix: str) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -44,14 +49,11 @@ def _copy_model(model: keras.Model, compile_config: Mapping[str, Any]) -> keras.
         if not model.built:
             raise
     # Subclassed models: Keras's own serialization round trip, then copy the weights.
-    try:
-        clone = keras.models.clone_model(model)
-        clone.set_weights(model.get_weights())
-    except Exception as err:
-        raise UnsupportedModelError(
-            f"Cannot copy subclassed model '{model.name}' ({type(err).__name__}: {err}); "
-            "implement get_config()/from_config() or change the optimizer by hand."
-        ) from err
+    clone = clone_with_weights(
+        model,
+        f"subclassed model '{model.name}'",
+        "implement get_config()/from_config() or change the optimizer by hand.",
+    )
     clone.compile_from_config(copy.deepcopy(dict(compile_config)))
     return clone
 

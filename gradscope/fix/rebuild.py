@@ -116,6 +116,38 @@ def rebuild(
     return new_model
 
 
+def clone_with_weights(model: keras.Model, what: str, hint: str) -> keras.Model:
+    """Copies a model Keras's way, ``clone_model`` then the weights, for what rebuild() refuses.
+
+    Subclassed models have no layer graph to rebuild; their own get_config()/from_config() is the
+    only route. A live model's functions are already in this process, so the copy runs in the
+    scoped unsafe block (see :func:`rebuild`).
+
+    Args:
+        model: a built model.
+        what: how the error names the model, e.g. ``"'net' for a trial"``.
+        hint: what the user can do instead, ending the error message.
+
+    Returns:
+        An uncompiled copy with the same weights.
+
+    Raises:
+        UnsupportedModelError: if Keras cannot clone the model.
+
+    Example:
+        >>> copy = clone_with_weights(net, f"'{net.name}'", "copy it by hand.")  # doctest: +SKIP
+    """
+    try:
+        with unsafe_deserialization(True):
+            clone = keras.models.clone_model(model)
+        clone.set_weights(model.get_weights())
+    except Exception as err:
+        raise UnsupportedModelError(
+            f"Cannot copy {what} ({type(err).__name__}: {err}); {hint}"
+        ) from err
+    return clone
+
+
 def _rebuild_level(model: keras.Model, edits: Mapping[int, LayerEdit]) -> keras.Model:
     pairs: list[tuple[keras.layers.Layer, keras.layers.Layer, LayerEdit | None]] = []
     inserted: dict[int, tuple[LayerFactory, ...]] = {}

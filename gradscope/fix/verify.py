@@ -25,7 +25,6 @@ import keras
 import numpy as np
 
 from gradscope.audit.extract import spec_from_model
-from gradscope.audit.loader import unsafe_deserialization
 from gradscope.audit.probe import check_data, data_errors, infer_loss, synthetic_data
 from gradscope.audit.static import static_findings
 from gradscope.collect.callback import GradScope
@@ -35,7 +34,7 @@ from gradscope.detect import detect
 from gradscope.detect.window import last_window, median_loss, median_stat, weight_layers
 from gradscope.errors import GradscopeInputError
 from gradscope.findings import Finding, Severity, sort_findings
-from gradscope.fix.rebuild import UnsupportedModelError, rebuild
+from gradscope.fix.rebuild import UnsupportedModelError, clone_with_weights, rebuild
 
 #: Trial steps by default: enough records for the detectors' windows, seconds on a CPU.
 DEFAULT_STEPS = 60
@@ -204,15 +203,11 @@ def _trial_copy(model: keras.Model) -> keras.Model:
     try:
         copy_ = rebuild(model, {})
     except UnsupportedModelError:
-        try:
-            with unsafe_deserialization(True):  # a live model's own functions (see rebuild)
-                copy_ = keras.models.clone_model(model)
-            copy_.set_weights(model.get_weights())
-        except Exception as err:
-            raise UnsupportedModelError(
-                f"Cannot copy '{model.name}' for a trial ({type(err).__name__}: {err}); "
-                "subclassed models need get_config()/from_config()."
-            ) from err
+        copy_ = clone_with_weights(
+            model,
+            f"'{model.name}' for a trial",
+            "subclassed models need get_config()/from_config().",
+        )
         if model.compiled:
             copy_.compile_from_config(model.get_compile_config())
     if not copy_.compiled:

@@ -9,7 +9,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from helpers import reference_layer_grad_norms, toy_data
+from helpers import fit_one_batch_recorded, reference_layer_grad_norms, toy_data
 
 from gradscope import GradScope, load_run
 
@@ -74,16 +74,7 @@ def _fit_one_step(model: keras.Model, tmp_path, **kwargs) -> tuple[dict, dict]:
     x, y = toy_data(64)
     model.compile(keras.optimizers.SGD(LR), "sparse_categorical_crossentropy", **kwargs)
     reference = reference_layer_grad_norms(model, x, y)
-    model.fit(
-        x,
-        y,
-        batch_size=64,
-        epochs=1,
-        shuffle=False,
-        verbose=0,
-        callbacks=[GradScope(tmp_path / "run", freq=1)],
-    )
-    run = load_run(tmp_path / "run")
+    run = fit_one_batch_recorded(model, x, y, tmp_path / "run")
     assert [r.step for r in run.records] == [0]
     return reference, run.records[0].layers
 
@@ -134,16 +125,7 @@ def test_moments_and_update_ratio_are_consistent(tmp_path) -> None:
         )
         for layer in model.layers
     }
-    model.fit(
-        x,
-        y,
-        batch_size=64,
-        epochs=1,
-        shuffle=False,
-        verbose=0,
-        callbacks=[GradScope(tmp_path / "run", freq=1)],
-    )
-    record = load_run(tmp_path / "run").records[0]
+    record = fit_one_batch_recorded(model, x, y, tmp_path / "run").records[0]
     assert record.loss == pytest.approx(float(loss), rel=1e-5)
     assert record.lr == pytest.approx(LR)
     for name, g in flat.items():

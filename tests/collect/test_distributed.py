@@ -6,9 +6,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from helpers import reference_layer_grad_norms, toy_data
-
-from gradscope import GradScope, load_run
+from helpers import fit_one_batch_recorded, reference_layer_grad_norms, toy_data
 
 
 def _model(dtype: str | None = None) -> keras.Model:
@@ -29,16 +27,7 @@ def test_loss_scale_optimizer_records_unscaled_gradients(tmp_path) -> None:
         "sparse_categorical_crossentropy",
     )
     reference = reference_layer_grad_norms(model, x, y)
-    model.fit(
-        x,
-        y,
-        batch_size=64,
-        epochs=1,
-        shuffle=False,
-        verbose=0,
-        callbacks=[GradScope(tmp_path / "run", freq=1)],
-    )
-    record = load_run(tmp_path / "run").records[0]
+    record = fit_one_batch_recorded(model, x, y, tmp_path / "run").records[0]
     for layer, ref in reference.items():
         # float16 forward pass: compare loosely, but far tighter than the 2**15 loss scale.
         assert record.layers[layer]["grad_norm"] == pytest.approx(ref, rel=2e-2)
@@ -58,16 +47,7 @@ def test_mirrored_strategy_two_replicas(tmp_path) -> None:
     first_half_loss = float(
         keras.losses.sparse_categorical_crossentropy(y[:32], model(x[:32])).numpy().mean()
     )
-    model.fit(
-        x,
-        y,
-        batch_size=64,
-        epochs=1,
-        shuffle=False,
-        verbose=0,
-        callbacks=[GradScope(tmp_path / "run", freq=1)],
-    )
-    run = load_run(tmp_path / "run")
+    run = fit_one_batch_recorded(model, x, y, tmp_path / "run")
     assert [r.step for r in run.records] == [0]
     record = run.records[0]
     assert record.loss == pytest.approx(first_half_loss, rel=1e-4)

@@ -8,7 +8,10 @@ import keras
 import numpy as np
 import pytest
 
+from gradscope.audit.spec import parse_activation
 from gradscope.fix import FixNotApplicable, UnsupportedModelError, apply_fix, apply_fixes
+from gradscope.fix.graph import layer_activation
+from gradscope.fix.rebuild import clone_with_weights
 
 
 def sequential() -> keras.Model:
@@ -286,3 +289,67 @@ def test_apply_fixes_orders_by_stage_and_rejects_unknown():
     assert fixed.optimizer.get_config()["clipnorm"] == 1.0
     with pytest.raises(KeyError, match="standardize_inputs"):
         apply_fixes(model, ["standardize_inputs"])
+
+
+@keras.saving.register_keras_serializable(package="gradscope_tests")
+class _Scaled(keras.Model):
+    """A subclassed model with a working get_config, so clone_model can copy it."""
+
+    def __init__(self, units: int = 4, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.units = units
+        self.d = keras.layers.Dense(units, activation="tanh")
+
+    def call(self, x):
+        return 2.0 * self.d(x)
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "units": self.units}
+
+
+def test_clone_with_weights_copies_subclassed_models_and_names_failures():
+    net = _Scaled(name="scaled")
+    x = np.random.default_rng(0).standard_normal((5, 3)).astype("float32")
+    expected = net(x).numpy()
+    copy_ = clone_with_weights(net, "'scaled'", "unused hint")
+    assert copy_ is not net and copy_.d is not net.d
+    np.testing.assert_allclose(copy_(x).numpy(), expected, rtol=1e-6)
+
+    class NoConfig(keras.Model):
+        def __init__(self, width: int) -> None:  # a required argument get_config does not store
+            super().__init__()
+            self.d = keras.layers.Dense(width)
+
+        def call(self, x):
+            return self.d(x)
+
+    bad = NoConfig(2)
+    bad(x)
+    with pytest.raises(
+        UnsupportedModelError, match=r"(?s)^Cannot copy 'bad' for a trial \(NotImplementedError: .*\); do X\.$"
+    ):
+        clone_with_weights(bad, "'bad' for a trial", "do X.")
+
+
+@pytest.mark.parametrize(
+    ("stored", "name"),
+    [
+        (None, "linear"),
+        ("ReLU", "relu"),
+        ({"class_name": "function", "config": "Sigmoid"}, "sigmoid"),
+        ({"module": "keras.activations", "class_name": "function", "config": "tanh"}, "tanh"),
+        ({"class_name": "LeakyReLU", "config": {"name": "leaky_re_lu"}}, "leaky_re_lu"),
+        ({"class_name": "Something"}, "custom"),
+        (42, "custom"),
+    ],
+)
+def test_parse_activation_normalizes_stored_values(stored, name):
+    assert parse_activation(stored) == name
+
+
+def test_layer_activation_reads_configs_and_activation_layers():
+    dense = keras.layers.Dense(2, activation="selu")
+    assert layer_activation(dense) == "selu"
+    assert layer_activation(keras.layers.Dense(2)) == "linear"
+    assert layer_activation(keras.layers.ReLU()) == "relu"
+    assert layer_activation(keras.layers.Dropout(0.1)) is None
