@@ -325,9 +325,8 @@ def test_clone_with_weights_copies_subclassed_models_and_names_failures():
 
     bad = NoConfig(2)
     bad(x)
-    with pytest.raises(
-        UnsupportedModelError, match=r"(?s)^Cannot copy 'bad' for a trial \(NotImplementedError: .*\); do X\.$"
-    ):
+    expected = r"(?s)^Cannot copy 'bad' for a trial \(NotImplementedError: .*\); do X\.$"
+    with pytest.raises(UnsupportedModelError, match=expected):
         clone_with_weights(bad, "'bad' for a trial", "do X.")
 
 
