@@ -46,3 +46,29 @@ def test_ratio_and_medians_from_a_known_run(tmp_path) -> None:
     )
     assert median_grad_norms(run) == {"a": 2e-6, "b": 0.2}  # frozen layers are not watched
     assert first_last_ratio(run) == np.float64(2e-6) / 0.2
+
+
+def test_demo_default_output_is_git_ignored() -> None:
+    """The quickstart (`gradscope demo`, no options) must leave a clone's `git status` clean."""
+    import shutil
+    import subprocess
+    from pathlib import Path
+
+    import pytest
+    import typer.main
+
+    from gradscope.cli import app
+
+    root = Path(__file__).resolve().parents[1]
+    if shutil.which("git") is None or not (root / ".git").exists():
+        pytest.skip("not a git checkout")
+    demo = typer.main.get_command(app).commands["demo"]
+    out = next(p.default for p in demo.params if p.name == "out")
+    for name in ("report.html", "deep_sigmoid.keras", "before/meta.json", "trials/x/stats.jsonl"):
+        path = Path(out) / name
+        ignored = subprocess.run(["git", "check-ignore", "-q", str(path)], cwd=root, check=False)
+        assert ignored.returncode == 0, f"{path} would show in git status"
+    tracked = subprocess.run(
+        ["git", "ls-files", str(out)], cwd=root, capture_output=True, text=True, check=True
+    )
+    assert tracked.stdout == "", "the demo's default output directory holds committed files"
