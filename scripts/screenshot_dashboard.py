@@ -1,8 +1,9 @@
 """Screenshot of the gradscope TensorBoard dashboard, for the README.
 
-Starts TensorBoard in-process on a log directory, opens its "gradscope" tab in headless Chromium
-and saves a PNG. The browser and server helpers are the ones the browser tests use
-(gradscope.render.browser, gradscope.render.tb_plugin.serve).
+Starts TensorBoard in-process on a log directory, opens its "gradscope" tab in the system
+Chromium (Playwright, ``/usr/bin/chromium``; nothing is downloaded) and saves a PNG. The browser
+and server helpers are the browser tests' own (``tests/chromium.py``), so the picture is taken
+the way the tests check the dashboard.
 
 Example:
     python scripts/screenshot_dashboard.py --logdir reports/demo --out reports/dashboard.png
@@ -14,9 +15,12 @@ import argparse
 import sys
 from pathlib import Path
 
-from gradscope.errors import GradscopeInputError
-from gradscope.render.browser import BrowserError, save_png
-from gradscope.render.tb_plugin.serve import capture_dashboard, serve_tensorboard
+# Test tooling stays out of the installed package; this script borrows it from tests/.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+
+from chromium import capture, launch, open_dashboard, serve_tensorboard
+from playwright.sync_api import Error as PlaywrightError
+from playwright.sync_api import sync_playwright
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -34,27 +38,30 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout", type=float, default=60.0, help="Seconds for the capture.")
     args = parser.parse_args(argv)
     try:
-        with serve_tensorboard(args.logdir) as url:
-            capture = capture_dashboard(
-                url,
-                in_tensorboard_ui=not args.no_ui,
-                width=args.width,
-                height=args.height,
-                full_page=args.no_ui,
-                timeout=args.timeout,
-            )
-    except (GradscopeInputError, BrowserError) as err:
+        with serve_tensorboard(args.logdir) as url, sync_playwright() as playwright:
+            browser = launch(playwright)
+            try:
+                page = open_dashboard(
+                    browser,
+                    url,
+                    in_tensorboard_ui=not args.no_ui,
+                    width=args.width,
+                    height=args.height,
+                    timeout=args.timeout,
+                )
+                shot = capture(page, full_page=args.no_ui)
+            finally:
+                browser.close()
+    except (OSError, PlaywrightError) as err:
         print(f"screenshot_dashboard: {err}", file=sys.stderr)
         return 2
-    for line in capture.console_errors:
+    for line in shot.errors:
         print(f"browser console: {line}", file=sys.stderr)
-    path = save_png(capture, args.out)
-    print(
-        f"Dashboard screenshot written to {path} ({len(capture.png) / 1024:.0f} KiB, "
-        f"{capture.seconds:.1f} s)"
-    )
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_bytes(shot.png)
+    print(f"Dashboard screenshot written to {args.out} ({len(shot.png) / 1024:.0f} KiB)")
     # A dashboard that logged errors is not one to show in the README.
-    return 1 if capture.console_errors else 0
+    return 1 if shot.errors else 0
 
 
 if __name__ == "__main__":

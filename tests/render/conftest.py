@@ -1,8 +1,11 @@
-"""Real runs recorded by GradScope on tiny models, shared by the render tests (built once)."""
+"""Real runs recorded by GradScope on tiny models (built once) and one headless Chromium, shared
+by the render tests."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import keras
 import pytest
@@ -48,3 +51,22 @@ def logdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     _fit(_deep("sigmoid", "glorot_uniform", "deep_sigmoid"), root / "sick")
     _fit(_deep("relu", "he_normal", "deep_relu"), root / "healthy")
     return root
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Any]:
+    """One headless system Chromium (Playwright) for every browser test of the session.
+
+    Skips with the reason when ``/usr/bin/chromium`` is missing (CI installs it) or Playwright
+    is not installed (it is in the ``dev`` extra).
+    """
+    pytest.importorskip("playwright.sync_api", reason="Playwright missing: pip install -e .[dev]")
+    from chromium import CHROMIUM, NO_CHROMIUM, launch
+    from playwright.sync_api import sync_playwright
+
+    if not CHROMIUM.exists():
+        pytest.skip(NO_CHROMIUM)
+    with sync_playwright() as playwright:
+        chromium = launch(playwright)
+        yield chromium
+        chromium.close()

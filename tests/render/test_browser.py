@@ -1,8 +1,9 @@
 """The HTML report and the TensorBoard dashboard opened in headless Chromium.
 
-Each page is loaded through the DevTools protocol (:mod:`gradscope.render.browser`), waited for
-until its content has rendered, screenshotted and checked for console errors, uncaught
-exceptions and failed loads. Skipped only when no Chromium is installed (CI installs Debian's).
+Each page is opened with Playwright in the system Chromium (``tests/chromium.py``; one browser
+for the session, the ``browser`` fixture), waited for until its content has rendered,
+screenshotted and checked for console errors, uncaught exceptions and failed loads. Skipped only
+when ``/usr/bin/chromium`` is missing (CI installs Debian's).
 """
 
 from __future__ import annotations
@@ -14,21 +15,18 @@ from typing import Any
 
 import numpy as np
 import pytest
+from chromium import (
+    DASHBOARD_DOCUMENT,
+    Capture,
+    capture,
+    open_dashboard,
+    open_page,
+    serve_tensorboard,
+)
 from matplotlib import image as mpimg
 
 from gradscope.findings import Finding, Severity, write_findings
-from gradscope.render.browser import PageCapture, capture_page, find_chromium
 from gradscope.render.html import render_report
-from gradscope.render.tb_plugin.serve import (
-    DASHBOARD_DOCUMENT,
-    capture_dashboard,
-    serve_tensorboard,
-)
-
-pytestmark = pytest.mark.skipif(
-    find_chromium() is None,
-    reason="no Chromium binary (/usr/bin/chromium or chromium on PATH); .ci/run installs it",
-)
 
 EVIL = '<img src=x onerror="document.title=1">'
 
@@ -56,13 +54,13 @@ DASHBOARD_PROBE = f"""(() => {{
 }})()"""
 
 
-def _pixels(capture: PageCapture) -> np.ndarray:
-    image = mpimg.imread(io.BytesIO(capture.png), format="png")
+def _pixels(shot: Capture) -> np.ndarray:
+    image = mpimg.imread(io.BytesIO(shot.png), format="png")
     return (np.asarray(image)[..., :3] * 255).round().astype(np.uint8)
 
 
-def _assert_not_blank(capture: PageCapture, min_ink: float, min_colours: int) -> None:
-    rgb = _pixels(capture).astype(np.uint32)
+def _assert_not_blank(shot: Capture, min_ink: float, min_colours: int) -> None:
+    rgb = _pixels(shot).astype(np.uint32)
     # One integer per pixel: np.unique on a 1-D array is far faster than on rows.
     packed = ((rgb[..., 0] << 16) | (rgb[..., 1] << 8) | rgb[..., 2]).ravel()
     colours, counts = np.unique(packed, return_counts=True)
@@ -73,23 +71,31 @@ def _assert_not_blank(capture: PageCapture, min_ink: float, min_colours: int) ->
     assert len(colours) >= min_colours, f"only {len(colours)} distinct colours"
 
 
+REPORT_READY = "document.readyState === 'complete' && [...document.images].every(i => i.complete)"
+REPORT_PROBE = """({
+  sections: [...document.querySelectorAll('section[data-section]')].map(s => s.dataset.section),
+  images: document.images.length,
+  broken: [...document.images].filter(i => !(i.complete && i.naturalWidth > 0)).length,
+  height: document.documentElement.scrollHeight,
+})"""
+
+
 @pytest.fixture(scope="module")
-def report_capture(logdir: Path, tmp_path_factory: pytest.TempPathFactory) -> PageCapture:
+def report_path(logdir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("browser") / "report.html"
     # The demo's shape: a before/after comparison of a sick and a healthy run.
     render_report({"before": logdir / "sick", "after": logdir / "healthy"}, out)
-    probe = """({
-      sections: [...document.querySelectorAll('section[data-section]')].map(s => s.dataset.section),
-      images: document.images.length,
-      broken: [...document.images].filter(i => !(i.complete && i.naturalWidth > 0)).length,
-      height: document.documentElement.scrollHeight,
-    })"""
-    ready = "document.readyState === 'complete' && [...document.images].every(i => i.complete)"
-    return capture_page(out.as_uri(), ready=ready, probe=probe, width=1200, height=1600)
+    return out
 
 
-def test_report_renders_without_errors(report_capture: PageCapture) -> None:
-    assert report_capture.console_errors == ()
+@pytest.fixture(scope="module")
+def report_capture(browser, report_path: Path) -> Capture:
+    page = open_page(browser, report_path.as_uri(), ready=REPORT_READY, width=1200, height=1600)
+    return capture(page, REPORT_PROBE)
+
+
+def test_report_renders_without_errors(report_capture: Capture) -> None:
+    assert report_capture.errors == ()
     probe: dict[str, Any] = report_capture.probe
     assert probe["sections"][0] == "comparison"
     assert probe["sections"].count("heatmap") == 2
@@ -97,7 +103,7 @@ def test_report_renders_without_errors(report_capture: PageCapture) -> None:
     assert probe["height"] > 1600  # a long report, the screenshot is its first screen
 
 
-def test_report_screenshot_is_not_blank(report_capture: PageCapture) -> None:
+def test_report_screenshot_is_not_blank(report_capture: Capture) -> None:
     assert report_capture.png[:8] == b"\x89PNG\r\n\x1a\n"
     rgb = _pixels(report_capture)
     assert rgb.shape == (1600, 1200, 3)
@@ -125,21 +131,20 @@ def dashboard_logdir(logdir: Path, tmp_path_factory: pytest.TempPathFactory) -> 
 
 
 @pytest.fixture(scope="module")
-def dashboard_captures(dashboard_logdir: Path) -> dict[str, PageCapture]:
+def dashboard_captures(browser, dashboard_logdir: Path) -> dict[str, Capture]:
     with serve_tensorboard(dashboard_logdir) as url:
-        entry = capture_dashboard(
-            url, in_tensorboard_ui=False, probe=DASHBOARD_PROBE, width=1280, full_page=True
-        )
+        entry = open_dashboard(browser, url, in_tensorboard_ui=False, width=1280)
+        entry_shot = capture(entry, DASHBOARD_PROBE, full_page=True)
         # TensorBoard's own UI with the gradscope tab selected: the plugin in its iframe.
-        ui = capture_dashboard(url, probe=DASHBOARD_PROBE, width=1400, height=1000)
-    return {"entry": entry, "ui": ui}
+        ui = capture(open_dashboard(browser, url, width=1400, height=1000), DASHBOARD_PROBE)
+    return {"entry": entry_shot, "ui": ui}
 
 
 @pytest.mark.parametrize("page", ["entry", "ui"])
 def test_dashboard_renders_runs_heatmaps_and_findings(dashboard_captures, page: str) -> None:
-    capture = dashboard_captures[page]
-    assert capture.console_errors == ()
-    probe = capture.probe
+    shot = dashboard_captures[page]
+    assert shot.errors == ()
+    probe = shot.probe
     assert probe["state"] == "rendered"
     assert probe["runs"] == ["healthy", "sick"]
     assert probe["verdicts"] == ["gs-verdict gs-ok", "gs-verdict gs-error"]
@@ -167,7 +172,7 @@ def test_dashboard_screenshots_are_not_blank(dashboard_captures) -> None:
     assert orange.mean() > 0.5
 
 
-def test_console_errors_are_reported(tmp_path: Path) -> None:
+def test_console_errors_are_reported(browser, tmp_path: Path) -> None:
     # The check above would be vacuous if errors were never seen: a page that fails on purpose.
     page = tmp_path / "bad.html"
     page.write_text(
@@ -175,11 +180,11 @@ def test_console_errors_are_reported(tmp_path: Path) -> None:
         '<img src="missing.png"></body>',
         encoding="utf-8",
     )
-    capture = capture_page(page.as_uri(), width=400, height=300)
-    errors = " | ".join(capture.console_errors)
+    shot = capture(open_page(browser, page.as_uri(), width=400, height=300))
+    errors = " | ".join(shot.errors)
     assert "console.error: boom" in errors
     assert "undefinedFunction is not defined" in errors
     assert "missing.png" in errors
     # ... and the blank-screenshot check rejects a page that is almost all background.
     with pytest.raises(AssertionError, match="differ from the background"):
-        _assert_not_blank(capture, min_ink=0.05, min_colours=100)
+        _assert_not_blank(shot, min_ink=0.05, min_colours=100)
