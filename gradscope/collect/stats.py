@@ -173,7 +173,8 @@ def act_range(kind: str) -> tuple[float, float]:
         kind: activation kind.
 
     Returns:
-        ``(low, high)``: (0, 1) for sigmoid-like, (-1, 1) for tanh-like, else the unbounded range.
+        ``(low, high)``: (0, 1) for sigmoid-like, (-1, 1) for tanh-like, (0, 12) for ReLU,
+        (-2, 10) for the other ReLU-like kinds, else the unbounded range.
 
     Example:
         >>> act_range("tanh")
@@ -183,7 +184,15 @@ def act_range(kind: str) -> tuple[float, float]:
         return (0.0, 1.0)
     if kind == "tanh":
         return (-1.0, 1.0)
-    return HISTOGRAM_BINS.act_unbounded_range
+    # ReLU outputs are never negative and ELU/SELU/GELU/swish ones stay above -2: the symmetric
+    # unbounded range spent half its bins below zero while positive outputs past 6 piled into the
+    # last bin. Same width (and bin size), shifted to where these activations live.
+    lo, hi = HISTOGRAM_BINS.act_unbounded_range
+    if kind == "relu":
+        return (0.0, hi - lo)
+    if kind == "leaky":
+        return (-2.0, hi - lo - 2.0)
+    return (lo, hi)
 
 
 def act_histogram(outputs: tf.Tensor, kind: str) -> tf.Tensor:
