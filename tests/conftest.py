@@ -21,6 +21,32 @@ with contextlib.suppress(RuntimeError):  # devices already initialized by anothe
     )
 
 
+#: Tests left out of the contributor's fast subset (`python -m pytest -m "not slow"`): they start
+#: Python processes that import TensorFlow, run the demo, examples or benchmarks, drive Chromium,
+#: or train the scenario suite. Listed here, by node-id prefix, so the rule lives in one place;
+#: tests that use the README tour are slow too. The full suite (CI) runs everything.
+SLOW: tuple[str, ...] = (
+    "tests/test_examples.py::test_example_runs_quick",
+    "tests/test_benchmarks.py",
+    "tests/fix/test_fix_e2e.py",
+    "tests/detect/test_scenarios.py",
+    "tests/render/test_html_outputs.py",
+    "tests/render/test_browser",
+    "tests/test_bad_inputs.py::test_real_process_stderr_is_one_line",
+    "tests/collect/test_faults.py::test_interrupted_run_is_marked_when_the_process_exits",
+    "tests/e2e/test_cli.py::test_cli_import_is_lazy_and_quiet",
+    "tests/e2e/test_cli.py::test_stderr_is_one_line_without_tensorflow_chatter",
+    "tests/audit/test_command.py::test_subprocess_bad_input_has_no_traceback",
+)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Marks the tests of :data:`SLOW` (and every user of the README tour) ``slow``."""
+    for item in items:
+        if item.nodeid.startswith(SLOW) or "readme_tour" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.slow)
+
+
 @pytest.fixture(autouse=True)
 def _seed() -> None:
     keras.utils.set_random_seed(1234)
