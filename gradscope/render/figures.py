@@ -1,28 +1,34 @@
-"""Matplotlib figures of recorded data, returned as ``data:image/png;base64,...`` URIs.
+"""Matplotlib figures of recorded data, returned as :class:`~gradscope.render.plotting.Plot`.
 
 Every function takes arrays already arranged by :mod:`gradscope.render.matrix` and draws them; none
 computes a statistic. Figures use matplotlib's object API (``matplotlib.figure.Figure``), never
-pyplot, so no global figure state leaks between reports and no GUI backend is needed.
+pyplot, so no global figure state leaks between reports and no GUI backend is needed. Colours come
+from :mod:`gradscope.render.palette`, shared with the TensorBoard dashboard.
 """
 
 from __future__ import annotations
 
-import base64
-import functools
-import io
-from collections.abc import Callable, Sequence
-from typing import ParamSpec, TypeVar
+from collections.abc import Sequence
 
 import matplotlib
 import numpy as np
-from matplotlib.axes import Axes
-from matplotlib.axis import Axis
-from matplotlib.colors import LogNorm, Normalize
-from matplotlib.figure import Figure
-from matplotlib.ticker import LogLocator, NullLocator
-from PIL import Image
+from matplotlib.colors import LogNorm, Normalize, to_hex
 
+from gradscope.render import palette
 from gradscope.render.matrix import StatMatrix, thin_indices
+from gradscope.render.plotting import (
+    Plot,
+    depth_colors,
+    layer_ticks,
+    log_y,
+    new_figure,
+    positive,
+    sparse_log_ticks,
+    step_ticks,
+    styled,
+    text,
+    to_plot,
+)
 
 #: Healthy update ratio ‖Δw‖/‖w‖ per step (CS231n, "neural-networks-3": ~1e-3).
 UPDATE_RATIO_TARGET: float = 1e-3
@@ -32,138 +38,81 @@ UPDATE_RATIO_BAND: tuple[float, float] = (1e-4, 1e-2)
 MAX_COLUMNS: int = 600
 #: Beyond this many layers, line charts show a depth colour bar instead of a legend.
 MAX_LEGEND_ENTRIES: int = 10
-
-_DPI = 96
-_P = ParamSpec("_P")
-_R = TypeVar("_R")
+#: Markers of compared runs, so before and after differ in shape too (greyscale prints).
+RUN_MARKERS: tuple[str, ...] = ("o", "s", "^", "D", "v")
 
 
-def _styled(fn: Callable[_P, _R]) -> Callable[_P, _R]:
-    # A local rc context, so the report's look never depends on (or changes) the user's rcParams.
-    @functools.wraps(fn)
-    def wrapper(*args: _P.args, **kwargs: _P.kwargs) -> _R:
-        with matplotlib.rc_context({"font.size": 9, "axes.unicode_minus": True}):
-            return fn(*args, **kwargs)
-
-    return wrapper
-
-
-def _text(label: str) -> str:
-    # Layer names and run labels are user text: an unescaped "$" would switch matplotlib into
-    # mathtext, which misrenders the name or raises on malformed input.
-    return label.replace("$", r"\$")
-
-
-def _to_data_uri(fig: Figure) -> str:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=_DPI, bbox_inches="tight")
-    # Plots use few colours: a 256-colour palette (no dithering, so lines stay crisp) makes the
-    # PNG about 3x smaller, and a report with dozens of figures stays a file one can mail. Fast
-    # octree quantizing costs ~3 ms a figure (median cut + optimize: ~25 ms) for smaller files.
-    image = Image.open(buf).convert("RGB")
-    palette = image.quantize(colors=256, method=Image.Quantize.FASTOCTREE, dither=Image.Dither.NONE)
-    out = io.BytesIO()
-    palette.save(out, format="PNG")
-    return "data:image/png;base64," + base64.b64encode(out.getvalue()).decode("ascii")
-
-
-def _positive(values: np.ndarray) -> np.ndarray:
-    # Log axes cannot show 0, negatives or NaN; they are masked (left as gaps), not clipped.
-    return np.where(np.isfinite(values) & (values > 0), values, np.nan)
-
-
-def _log_y(ax: Axes) -> None:
-    """Log y axis; call after plotting (the data range decides the ticks)."""
-    ax.set_yscale("log")
-    _sparse_log_ticks(ax.yaxis, *ax.get_ylim())
-
-
-def _sparse_log_ticks(axis: Axis, lo: float, hi: float) -> None:
-    # Minor ticks on a log axis spanning many decades cost more to lay out than the data itself
-    # (they dominated report time), so they are dropped there; within two decades they are the
-    # only labelled ticks and stay.
-    if lo > 0 and hi / lo > 100:
-        axis.set_major_locator(LogLocator(numticks=7))
-        axis.set_minor_locator(NullLocator())
-
-
-def _depth_colors(n: int) -> np.ndarray:
-    return matplotlib.colormaps["viridis"](np.linspace(0.0, 0.9, max(n, 1)))
-
-
-def _layer_ticks(ax: Axes, names: Sequence[str], axis: str = "x", max_ticks: int = 25) -> None:
-    idx = thin_indices(len(names), max_ticks)
-    labels = [_text(names[i]) for i in idx]
-    if axis == "x":
-        ax.set_xticks(idx, labels, rotation=45, ha="right")
-    else:
-        ax.set_yticks(idx, labels)
-
-
-def _lines_legend_or_colorbar(fig: Figure, ax: Axes, n_layers: int) -> None:
+def _legend_or_colorbar(ax: matplotlib.axes.Axes, n_layers: int) -> None:
     if n_layers <= MAX_LEGEND_ENTRIES:
-        ax.legend(loc="best", fontsize=7, frameon=False)
-    else:
-        mappable = matplotlib.cm.ScalarMappable(
-            norm=Normalize(0, n_layers - 1), cmap=matplotlib.colormaps["viridis"]
-        )
-        bar = fig.colorbar(mappable, ax=ax, pad=0.01)
-        bar.set_label("layer depth (0 = input side)")
+        ax.legend(loc="best", fontsize=8, frameon=False)
+        return
+    mappable = matplotlib.cm.ScalarMappable(
+        norm=Normalize(0, n_layers - 1), cmap=matplotlib.colormaps["viridis"]
+    )
+    bar = ax.figure.colorbar(mappable, ax=ax, pad=0.01)
+    bar.set_label("layer depth (0 = input side)")
 
 
-@_styled
-def grad_heatmap(matrix: StatMatrix, max_columns: int = MAX_COLUMNS) -> str:
+@styled
+def grad_heatmap(
+    matrix: StatMatrix,
+    scale: tuple[float, float] | None = None,
+    max_columns: int = MAX_COLUMNS,
+) -> Plot:
     """Layers × steps heatmap of a positive statistic on a log colour scale.
 
     Args:
         matrix: the statistic, typically ``grad_norm``; rows in forward order (input on top).
+        scale: ``(low, high)`` of the colour scale; compared runs pass the same one (see
+            :func:`gradscope.render.matrix.positive_range`). Default: this matrix's range.
         max_columns: records beyond this are thinned evenly for display.
 
     Returns:
-        A PNG data URI. Cells without a positive finite value are drawn grey.
+        The plot; facts ``vmin``/``vmax`` (colour scale), ``xlabel`` and ``xticks``. Cells
+        without a positive finite value are drawn grey.
 
     Example:
-        >>> uri = grad_heatmap(stat_matrices(run, ["grad_norm"])["grad_norm"])  # doctest: +SKIP
+        >>> grad_heatmap(stat_matrices(run, ["grad_norm"])["grad_norm"]).facts  # doctest: +SKIP
     """
     cols = thin_indices(matrix.values.shape[1], max_columns)
-    data = _positive(matrix.values[:, cols])
+    data = positive(matrix.values[:, cols])
     n = len(matrix.layers)
-    fig = Figure(figsize=(9.0, min(8.0, 1.2 + 0.16 * max(n, 3))))
-    ax = fig.add_subplot()
+    fig, ax = new_figure(min(8.0, 1.2 + 0.16 * max(n, 3)))
     finite = data[np.isfinite(data)]
-    if finite.size:
-        lo, hi = float(finite.min()), float(finite.max())
+    facts: dict[str, object] = {}
+    if scale is None and finite.size:
+        scale = (float(finite.min()), float(finite.max()))
+    if scale is not None:
+        lo, hi = scale
         norm = LogNorm(lo, hi if hi > lo else lo * 10)
-        cmap = matplotlib.colormaps["magma"].with_extremes(bad="#bbbbbb")
-        extent = (-0.5, len(cols) - 0.5, n - 0.5, -0.5)
+        cmap = matplotlib.colormaps["magma"].with_extremes(bad=palette.MISSING)
         image = ax.imshow(
             np.ma.masked_invalid(data),
             aspect="auto",
             norm=norm,
             cmap=cmap,
             interpolation="nearest",
-            extent=extent,
+            extent=(-0.5, len(cols) - 0.5, n - 0.5, -0.5),
         )
         bar = fig.colorbar(image, ax=ax, pad=0.01)
-        _sparse_log_ticks(bar.ax.yaxis, norm.vmin, norm.vmax)
+        sparse_log_ticks(bar.ax.yaxis, norm.vmin, norm.vmax)
         bar.set_label(f"{matrix.stat} (log scale)")
-    steps = matrix.steps[cols]
-    if len(steps):
-        xt = thin_indices(len(steps), 8)
-        ax.set_xticks(xt, [str(int(steps[i])) for i in xt])
-    _layer_ticks(ax, matrix.layers, axis="y")
+        facts |= {"vmin": float(image.norm.vmin), "vmax": float(image.norm.vmax)}
+    ticks = step_ticks(ax, matrix.steps[cols])
+    layer_ticks(ax, matrix.layers, axis="y")
     ax.set_xlabel("step")
     ax.set_ylabel("layer (input → output)")
-    return _to_data_uri(fig)
+    return to_plot(fig, facts | {"xlabel": ax.get_xlabel(), "xticks": ticks})
 
 
-@_styled
+@styled
 def depth_profile(
     layers: Sequence[str],
     profiles: Sequence[tuple[str, np.ndarray]],
     ylabel: str = "gradient L2 norm",
     highlight: Sequence[str] = (),
-) -> str:
+    colours: Sequence[str] | None = None,
+) -> Plot:
     """One value per layer along the depth, one line per moment (or per run), log scale.
 
     This is the chapter's vanishing-gradient picture: with vanishing gradients the lines fall
@@ -174,39 +123,43 @@ def depth_profile(
         profiles: ``(label, values)`` pairs; values have one entry per layer.
         ylabel: y-axis label.
         highlight: layers to mark (e.g. those named by a finding).
+        colours: one colour per profile (compared runs: :func:`palette.run_colours`); default
+            viridis, for moments of one run.
 
     Returns:
-        A PNG data URI.
+        The plot; fact ``colours`` (of the drawn lines, in order).
 
     Example:
         >>> depth_profile(["d0", "d1"], [("step 0", np.array([1e-6, 1e-1]))])  # doctest: +SKIP
     """
-    fig = Figure(figsize=(8.0, 3.4))
-    ax = fig.add_subplot()
+    fig, ax = new_figure(3.6)
     x = np.arange(len(layers))
-    marked = [i for i, name in enumerate(layers) if name in set(highlight)]
-    for i in marked:
+    for i in (i for i, name in enumerate(layers) if name in set(highlight)):
         ax.axvspan(i - 0.5, i + 0.5, color="#e4572e", alpha=0.12, lw=0)
-    colors = _depth_colors(len(profiles))
-    for (label, values), color in zip(profiles, colors, strict=True):
-        ax.plot(
+    runs = colours is not None
+    lines = []
+    for k, (label, values) in enumerate(profiles):
+        (line,) = ax.plot(
             x,
-            _positive(np.asarray(values, dtype=float)),
-            "o-",
-            ms=3,
-            color=color,
-            label=_text(label),
+            positive(np.asarray(values, dtype=float)),
+            ls="-",
+            marker=RUN_MARKERS[k % len(RUN_MARKERS)] if runs else "o",
+            ms=6 if runs else 3,
+            lw=2.2 if runs else 1.5,
+            color=colours[k] if colours is not None else depth_colors(len(profiles))[k],
+            label=text(label),
         )
-    _log_y(ax)
-    _layer_ticks(ax, layers)
+        lines.append(line)
+    log_y(ax)
+    layer_ticks(ax, layers)
     ax.set_ylabel(ylabel)
     ax.grid(True, which="major", alpha=0.3)
     if profiles:
-        ax.legend(loc="best", fontsize=7, frameon=False)
-    return _to_data_uri(fig)
+        ax.legend(loc="best", fontsize=9, frameon=False)
+    return to_plot(fig, {"colours": [to_hex(ln.get_color()) for ln in lines]})
 
 
-@_styled
+@styled
 def layer_lines(
     matrix: StatMatrix,
     ylabel: str,
@@ -214,7 +167,7 @@ def layer_lines(
     band: tuple[float, float] | None = None,
     target: float | None = None,
     max_columns: int = MAX_COLUMNS,
-) -> str:
+) -> Plot:
     """One line per layer over steps, coloured by depth.
 
     Args:
@@ -226,72 +179,100 @@ def layer_lines(
         max_columns: records beyond this are thinned evenly.
 
     Returns:
-        A PNG data URI.
+        The plot.
 
     Example:
         >>> layer_lines(m, "update ratio", band=UPDATE_RATIO_BAND)  # doctest: +SKIP
     """
     cols = thin_indices(matrix.values.shape[1], max_columns)
     steps = matrix.steps[cols]
-    fig = Figure(figsize=(8.0, 3.4))
-    ax = fig.add_subplot()
+    fig, ax = new_figure(3.6)
     if band is not None:
-        ax.axhspan(band[0], band[1], color="#59a14f", alpha=0.12, lw=0, label="healthy band")
+        ax.axhspan(band[0], band[1], color=palette.HEALTHY, alpha=0.12, lw=0, label="healthy band")
     if target is not None:
-        ax.axhline(target, color="#59a14f", ls="--", lw=1, label=f"{target:g}")
-    colors = _depth_colors(len(matrix.layers))
+        ax.axhline(target, color=palette.HEALTHY, ls="--", lw=1, label=f"{target:g}")
+    colors = depth_colors(len(matrix.layers))
     for i, name in enumerate(matrix.layers):
         values = matrix.values[i, cols]
-        ax.plot(
-            steps, _positive(values) if log else values, lw=1, color=colors[i], label=_text(name)
-        )
+        ax.plot(steps, positive(values) if log else values, lw=1, color=colors[i], label=text(name))
     if log:
-        _log_y(ax)
+        log_y(ax)
     ax.set_xlabel("step")
     ax.set_ylabel(ylabel)
     ax.grid(True, which="major", alpha=0.3)
-    _lines_legend_or_colorbar(fig, ax, len(matrix.layers))
-    return _to_data_uri(fig)
+    _legend_or_colorbar(ax, len(matrix.layers))
+    return to_plot(fig)
 
 
-@_styled
+@styled
 def fraction_bars(
-    layers: Sequence[str], series: Sequence[tuple[str, np.ndarray]], xlabel: str
-) -> str:
+    layers: Sequence[str],
+    series: Sequence[tuple[str, np.ndarray]],
+    xlabel: str,
+    confidence_layer: str | None = None,
+) -> Plot:
     """Horizontal grouped bars per layer of fractions in [0, 1] (dead units, saturated units).
 
     Args:
         layers: layer names in forward order (input on top).
-        series: ``(label, values)`` pairs; one value per layer, NaN for none.
+        series: ``(label, values)`` pairs, ``"dead"`` and/or ``"saturated"``; one value per
+            layer, NaN for none.
         xlabel: x-axis label.
+        confidence_layer: the output layer, whose saturation is its confidence and is never
+            judged: its ``"saturated"`` bar is drawn neutral grey (:data:`palette.CONFIDENCE`).
 
     Returns:
-        A PNG data URI.
+        The plot; facts ``series`` and, with a confidence layer, ``confidence-layer`` and
+        ``confidence-colour`` (read from the drawn bar).
 
     Example:
         >>> fraction_bars(["d0"], [("dead", np.array([0.7]))], "fraction")  # doctest: +SKIP
     """
     n = len(layers)
-    fig = Figure(figsize=(8.0, min(10.0, 1.0 + 0.24 * max(n, 3) * max(1, len(series)) / 1.5)))
-    ax = fig.add_subplot()
+    fig, ax = new_figure(min(10.0, 1.0 + 0.24 * max(n, 3) * max(1, len(series)) / 1.5))
     height = 0.8 / max(1, len(series))
-    palette = ("#e15759", "#f28e2b", "#4e79a7", "#76b7b2")
+    colours = {"dead": palette.DEAD, "saturated": palette.SATURATED}
     y = np.arange(n)
+    facts: dict[str, object] = {"series": [label for label, _ in series]}
+    grey = None
     for k, (label, values) in enumerate(series):
         vals = np.nan_to_num(np.asarray(values, dtype=float), nan=0.0)
         offset = (k - (len(series) - 1) / 2) * height
-        ax.barh(y + offset, vals, height=height, color=palette[k % 4], label=_text(label))
-    _layer_ticks(ax, list(layers), axis="y")
+        judged = np.isfinite(np.asarray(values, dtype=float))
+        if label == "saturated" and confidence_layer in layers:
+            judged[list(layers).index(confidence_layer)] = False
+        bars = ax.barh(
+            y + offset,
+            vals,
+            height=height,
+            color=colours.get(label, "#4e79a7"),
+            # No legend entry for a series whose only bar is the output's grey one.
+            label=text(label) if judged.any() else "_nolegend_",
+        )
+        if label == "saturated" and confidence_layer in layers:
+            grey = bars[list(layers).index(confidence_layer)]
+            grey.set_facecolor(palette.CONFIDENCE)
+    layer_ticks(ax, list(layers), axis="y")
     ax.set_ylim(n - 0.5, -0.5)
     ax.set_xlim(0, 1)
     ax.set_xlabel(xlabel)
     ax.grid(True, axis="x", alpha=0.3)
-    ax.legend(loc="lower right", fontsize=7, frameon=False)
-    return _to_data_uri(fig)
+    handles, labels = ax.get_legend_handles_labels()
+    if grey is not None:
+        # The legend shows each series by its first bar; the grey one gets its own entry.
+        handles.append(grey)
+        labels.append(text(f"saturated, {confidence_layer} (output): confidence, never judged"))
+        facts |= {
+            "confidence-layer": str(confidence_layer),
+            "confidence-colour": to_hex(grey.get_facecolor()),
+        }
+    # Beside the axes: inside, the legend would hide the bars of the last layers.
+    ax.legend(handles, labels, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=9)
+    return to_plot(fig, facts)
 
 
-@_styled
-def activation_stats(layers: Sequence[str], mean: np.ndarray, std: np.ndarray) -> str:
+@styled
+def activation_stats(layers: Sequence[str], mean: np.ndarray, std: np.ndarray) -> Plot:
     """Activation mean ± standard deviation per layer.
 
     Args:
@@ -300,27 +281,31 @@ def activation_stats(layers: Sequence[str], mean: np.ndarray, std: np.ndarray) -
         std: recorded activation standard deviation per layer (window median).
 
     Returns:
-        A PNG data URI.
+        The plot.
 
     Example:
         >>> activation_stats(["d0"], np.array([0.5]), np.array([0.2]))  # doctest: +SKIP
     """
-    fig = Figure(figsize=(8.0, 3.0))
-    ax = fig.add_subplot()
+    fig, ax = new_figure(3.2)
     x = np.arange(len(layers))
-    ax.errorbar(x, mean, yerr=np.nan_to_num(std), fmt="o", ms=4, capsize=3, color="#4e79a7")
+    ax.errorbar(x, mean, yerr=np.nan_to_num(std), fmt="o", ms=4, capsize=3, color="#333333")
     ax.axhline(0.0, color="#888888", lw=0.8)
-    _layer_ticks(ax, layers)
+    layer_ticks(ax, layers)
     ax.set_ylabel("activation mean ± std")
     ax.grid(True, alpha=0.3)
-    return _to_data_uri(fig)
+    return to_plot(fig)
 
 
-@_styled
+@styled
 def histogram_ridges(
     layers: Sequence[str], edges: Sequence[np.ndarray], counts: Sequence[np.ndarray], xlabel: str
-) -> str:
+) -> Plot:
     """Recorded histograms (one per layer) stacked as a ridgeline, input layer on top.
+
+    The x axis spans the bins that hold values (over all layers), not the whole recorded range:
+    a ReLU layer's empty negative bins, for instance, are not drawn. Heights are relative to each
+    layer's tallest inner bin; the end bins (values beyond the range land there) are cut at full
+    height.
 
     Args:
         layers: layer names, one per histogram.
@@ -329,69 +314,94 @@ def histogram_ridges(
         xlabel: x-axis label.
 
     Returns:
-        A PNG data URI.
+        The plot; fact ``xlim`` (the drawn x range).
 
     Example:
         >>> histogram_ridges(["d0"], [np.linspace(0, 1, 5)], [np.ones(4)], "a")  # doctest: +SKIP
     """
     n = len(layers)
-    fig = Figure(figsize=(8.0, min(10.0, 1.0 + 0.35 * max(n, 2))))
-    ax = fig.add_subplot()
-    colors = _depth_colors(n)
+    fig, ax = new_figure(min(10.0, 1.0 + 0.35 * max(n, 2)))
+    colors = depth_colors(n)
+    lo, hi = np.inf, -np.inf
     for i, (e, c) in enumerate(zip(edges, counts, strict=True)):
-        total = float(np.sum(c))
-        heights = np.asarray(c, dtype=float) / (float(np.max(c)) if total > 0 else 1.0)
-        centers = (np.asarray(e[:-1]) + np.asarray(e[1:])) / 2
+        e, c = np.asarray(e, dtype=float), np.asarray(c, dtype=float)
+        # Heights are relative to the tallest inner bin: the end bins also collect the values
+        # beyond the range (and a ReLU's zeros) and would flatten everything else; they are cut
+        # at full height instead.
+        inner = c[1:-1] if c.size > 2 and np.max(c[1:-1]) > 0 else c
+        heights = np.minimum(c / (float(np.max(inner)) if np.sum(c) > 0 else 1.0), 1.0)
         base = n - 1 - i
-        ax.fill_between(centers, base, base + 0.9 * heights, color=colors[i], alpha=0.7, lw=0)
-    _layer_ticks(ax, list(layers)[::-1], axis="y")
+        # Steps over the bin edges: each bin is drawn as wide as it was recorded.
+        ax.stairs(base + 0.9 * heights, e, baseline=base, fill=True, color=colors[i], alpha=0.7)
+        filled = np.flatnonzero(c > 0)
+        if filled.size:
+            lo, hi = min(lo, e[filled[0]]), max(hi, e[filled[-1] + 1])
+    if np.isfinite(lo):
+        ax.set_xlim(lo, hi)
+    layer_ticks(ax, list(layers)[::-1], axis="y")
     ax.set_xlabel(xlabel)
     ax.grid(True, axis="x", alpha=0.3)
-    return _to_data_uri(fig)
+    return to_plot(fig, {"xlim": [float(v) for v in ax.get_xlim()]})
 
 
-@_styled
+@styled
 def loss_and_lr(
     series: Sequence[tuple[str, np.ndarray, np.ndarray]],
     lr: tuple[np.ndarray, np.ndarray] | None = None,
+    colours: Sequence[str] | None = None,
     max_columns: int = MAX_COLUMNS,
-) -> str:
+) -> Plot:
     """Loss curves over steps (one per label) and, on a second axis, the learning rate.
+
+    The learning-rate axis starts at 0; a constant rate is a flat line halfway up (an axis
+    fitted to a constant would zoom into float noise, e.g. 0.048-0.052).
 
     Args:
         series: ``(label, steps, values)`` per curve, e.g. the step loss and epoch ``val_loss``.
         lr: optional ``(steps, learning_rate)``.
+        colours: one colour per curve (compared runs: :func:`palette.run_colours`).
         max_columns: points beyond this are thinned evenly per curve.
 
     Returns:
-        A PNG data URI.
+        The plot; facts ``colours`` (of the loss curves) and, when a learning rate is drawn,
+        ``lr-ylim`` and ``lr-constant``.
 
     Example:
         >>> loss_and_lr([("loss", steps, loss)], (steps, lr))  # doctest: +SKIP
     """
-    fig = Figure(figsize=(8.0, 3.2))
-    ax = fig.add_subplot()
-    palette = ("#4e79a7", "#e15759", "#59a14f", "#f28e2b", "#b07aa1")
-    positive = True
+    fig, ax = new_figure(3.4)
+    default = ("#333333", "#CC79A7", palette.HEALTHY, "#E69F00", "#56B4E9")
+    positive_only = True
+    drawn: list[str] = []
     for k, (label, steps, values) in enumerate(series):
         idx = thin_indices(len(steps), max_columns)
         vals = np.asarray(values, dtype=float)[idx]
-        positive &= bool(np.all(vals[np.isfinite(vals)] > 0))
-        ax.plot(np.asarray(steps)[idx], vals, lw=1.2, color=palette[k % 5], label=_text(label))
+        positive_only &= bool(np.all(vals[np.isfinite(vals)] > 0))
+        colour = colours[k] if colours is not None else default[k % len(default)]
+        (line,) = ax.plot(np.asarray(steps)[idx], vals, lw=1.6, color=colour, label=text(label))
+        drawn.append(to_hex(line.get_color()))
     lo, hi = ax.get_ylim()
-    if positive and series and lo > 0 and hi / lo > 20:  # log only when the loss spans decades
-        _log_y(ax)
+    if positive_only and series and lo > 0 and hi / lo > 20:  # log only when it spans decades
+        log_y(ax)
     ax.set_xlabel("step")
     ax.set_ylabel("loss")
     ax.grid(True, alpha=0.3)
     handles, labels = ax.get_legend_handles_labels()
-    if lr is not None and len(lr[0]):
+    facts: dict[str, object] = {"colours": drawn}
+    rates = np.asarray(lr[1], dtype=float) if lr is not None else np.array([])
+    finite = rates[np.isfinite(rates)]
+    if lr is not None and finite.size:
         ax2 = ax.twinx()
         idx = thin_indices(len(lr[0]), max_columns)
-        (line,) = ax2.plot(lr[0][idx], lr[1][idx], lw=1, ls="--", color="#888888", label="lr")
-        ax2.set_ylabel("learning rate")
+        (line,) = ax2.plot(lr[0][idx], rates[idx], lw=1, ls="--", color="#888888")
+        top, bottom = float(finite.max()), float(finite.min())
+        constant = top - bottom <= 1e-6 * abs(top)
+        if top > 0:
+            ax2.set_ylim(0.0, 2.0 * top if constant else 1.1 * top)
+        ax2.set_ylabel("learning rate" + (" (constant)" if constant else ""))
         handles.append(line)
         labels.append("learning rate")
+        facts |= {"lr-ylim": [float(v) for v in ax2.get_ylim()], "lr-constant": constant}
     if handles:
-        ax.legend(handles, labels, loc="best", fontsize=7, frameon=False)
-    return _to_data_uri(fig)
+        ax.legend(handles, labels, loc="best", fontsize=8, frameon=False)
+    return to_plot(fig, facts)

@@ -201,3 +201,29 @@ def layers_with(matrices: Iterable[StatMatrix]) -> list[str]:
     for m in matrices:
         keep |= np.isfinite(m.values).any(axis=1) if m.values.size else keep
     return [n for n, k in zip(names, keep, strict=True) if k]
+
+
+def positive_range(matrices: Iterable[StatMatrix]) -> tuple[float, float] | None:
+    """Smallest and largest positive finite value over several matrices.
+
+    Compared runs share one colour scale from this range: a run drawn on its own scale would
+    stretch whatever it holds over the full scale, and a healthy run's smallest gradients would
+    look as dark as a sick run's vanished ones.
+
+    Args:
+        matrices: statistics of one or more runs.
+
+    Returns:
+        ``(low, high)``, or None when no matrix holds a positive finite value.
+
+    Example:
+        >>> m = StatMatrix("g", ("a",), np.arange(2), np.array([[0.0, 1e-3]]))
+        >>> positive_range([m])
+        (0.001, 0.001)
+    """
+    lo, hi = np.inf, -np.inf
+    for m in matrices:
+        v = m.values[np.isfinite(m.values) & (m.values > 0)]
+        if v.size:
+            lo, hi = min(lo, float(v.min())), max(hi, float(v.max()))
+    return (lo, hi) if np.isfinite(lo) else None

@@ -22,12 +22,17 @@ class FigureView:
         caption: one sentence on how to read it.
         src: a ``data:image/png;base64,...`` URI (never an external URL).
         alt: text alternative.
+        kind: what the figure is (``"heatmap"``, ``"fractions"``, ...), for ``data-figure``.
+        facts: ``(name, value)`` pairs read from the drawn axes (colour-scale limits, axis
+            ranges, colours), written as ``data-*`` attributes of the figure.
     """
 
     title: str
     caption: str
     src: str
     alt: str
+    kind: str = ""
+    facts: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -205,10 +210,13 @@ class RunView:
         heatmap: layers × steps gradient-norm heatmap, or None without gradient data.
         depth: gradient norm by depth at a few moments, or None.
         update_ratio: update ratio over steps against the 1e-3 band, or None.
-        fractions: dead/saturated fractions per layer, or None without activation data.
+        fractions: dead/saturated fractions per layer, or None when no bar would show (the
+            notes then say why).
         act_stats: activation mean ± std per layer, or None.
         act_hist: recorded activation histograms (last snapshot), or None.
         loss: loss and learning rate over steps, or None.
+        fraction_notes: sentences on the dead/saturated fractions that a chart cannot say
+            (a statistic that does not apply, all zero, the output's confidence).
     """
 
     label: str
@@ -224,6 +232,7 @@ class RunView:
     act_stats: FigureView | None
     act_hist: FigureView | None
     loss: FigureView | None
+    fraction_notes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
