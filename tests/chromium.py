@@ -151,6 +151,47 @@ def open_page(
     return opened
 
 
+#: JavaScript: for each ``<img>`` matched by ``selector``, how many of its pixels are within
+#: ``tolerance`` (per channel) of each ``#rrggbb`` colour. Figures are data: URIs, so drawing
+#: them into a canvas is allowed (same origin); decoded pixels are the PNG's, not the screen's.
+COLOUR_COUNTS = """({selector, colours, tolerance}) => [...document.querySelectorAll(selector)]
+  .map((img) => {
+    const canvas = document.createElement('canvas');
+    canvas.width = img.naturalWidth;
+    canvas.height = img.naturalHeight;
+    const ctx = canvas.getContext('2d');
+    ctx.drawImage(img, 0, 0);
+    const px = ctx.getImageData(0, 0, canvas.width, canvas.height).data;
+    const targets = colours.map((c) => [1, 3, 5].map((i) => parseInt(c.slice(i, i + 2), 16)));
+    const counts = targets.map(() => 0);
+    for (let i = 0; i < px.length; i += 4) {
+      targets.forEach((t, k) => {
+        if (Math.abs(px[i] - t[0]) <= tolerance && Math.abs(px[i + 1] - t[1]) <= tolerance
+            && Math.abs(px[i + 2] - t[2]) <= tolerance) counts[k] += 1;
+      });
+    }
+    return counts;
+  })"""
+
+
+def colour_counts(
+    page: Page, selector: str, colours: list[str], tolerance: int = 6
+) -> list[list[int]]:
+    """Counts pixels near given colours in each image of a page (see :data:`COLOUR_COUNTS`).
+
+    Args:
+        page: an open page.
+        selector: CSS selector of ``<img>`` elements.
+        colours: ``#rrggbb`` colours.
+        tolerance: allowed difference per channel (the report's PNGs are 256-colour).
+
+    Returns:
+        One list of counts (one per colour) per matched image.
+    """
+    arg = {"selector": selector, "colours": colours, "tolerance": tolerance}
+    return page.evaluate(COLOUR_COUNTS, arg)
+
+
 @dataclass(frozen=True)
 class Capture:
     """What a page showed and said, after it rendered.

@@ -50,3 +50,32 @@ def make_run(
 def uniform_stats(names: Sequence[str], **values: float) -> StatsFn:
     """Same statistics for every layer and step."""
     return lambda step: {n: dict(values) for n in names}
+
+
+def sigmoid_run(path: Path) -> Run:
+    """The sick all-sigmoid shape: no ReLU layer, no hidden saturation, a confident output."""
+    layers = [dense(f"s{i}", kind="sigmoid") for i in range(3)] + [dense("out", kind="sigmoid")]
+    return make_run(
+        path,
+        layers,
+        lambda s: {
+            **{f"s{i}": {"grad_norm": 10.0 ** (i - 6), "sat_frac": 0.0} for i in range(3)},
+            "out": {"grad_norm": 0.5, "sat_frac": 0.97},
+        },
+        steps=12,
+    )
+
+
+def relu_run(path: Path, dead: float = 0.3) -> Run:
+    """ReLU hidden layers with some dead units and a confident (97 % saturated) output."""
+    layers = [dense("h1"), dense("h2"), dense("out", kind="sigmoid")]
+    return make_run(
+        path,
+        layers,
+        lambda s: {
+            "h1": {"grad_norm": 0.2, "dead_frac": dead},
+            "h2": {"grad_norm": 0.3, "dead_frac": 0.0},
+            "out": {"grad_norm": 0.4, "sat_frac": 0.97},
+        },
+        steps=12,
+    )

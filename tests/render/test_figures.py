@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from report_html import Page, section
-from synthetic_runs import dense, make_run
+from synthetic_runs import relu_run, sigmoid_run
 
 from gradscope import load_run
 from gradscope.collect.stats import act_range
@@ -29,35 +29,6 @@ from gradscope.render.sources import resolve
 
 def _facts(plot: figures.Plot) -> dict[str, str]:
     return dict(plot.facts)
-
-
-def sigmoid_run(path: Path):
-    """The sick all-sigmoid shape: no ReLU layer, no hidden saturation, a confident output."""
-    layers = [dense(f"s{i}", kind="sigmoid") for i in range(3)] + [dense("out", kind="sigmoid")]
-    return make_run(
-        path,
-        layers,
-        lambda s: {
-            **{f"s{i}": {"grad_norm": 10.0 ** (i - 6), "sat_frac": 0.0} for i in range(3)},
-            "out": {"grad_norm": 0.5, "sat_frac": 0.97},
-        },
-        steps=12,
-    )
-
-
-def relu_run(path: Path, dead: float = 0.3):
-    """ReLU hidden layers with some dead units and a confident (97 % saturated) output."""
-    layers = [dense("h1"), dense("h2"), dense("out", kind="sigmoid")]
-    return make_run(
-        path,
-        layers,
-        lambda s: {
-            "h1": {"grad_norm": 0.2, "dead_frac": dead},
-            "h2": {"grad_norm": 0.3, "dead_frac": 0.0},
-            "out": {"grad_norm": 0.4, "sat_frac": 0.97},
-        },
-        steps=12,
-    )
 
 
 # ------------------------------------------------------------------ dead / saturated fractions

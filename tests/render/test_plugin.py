@@ -22,8 +22,10 @@ from tensorboard.plugins import base_plugin
 from werkzeug import test as werkzeug_test
 from werkzeug import wrappers
 
+from gradscope import load_run
 from gradscope.config import DETECT_THRESHOLDS
 from gradscope.findings import Finding, Severity, write_findings
+from gradscope.render import palette
 from gradscope.render.tb_plugin.plugin import GradscopePlugin
 
 PREFIX = "/data/plugin/gradscope"
@@ -52,10 +54,26 @@ def client(logdir: Path) -> werkzeug_test.Client:
     return _client(logdir)
 
 
-def test_runs_lists_both_runs(client) -> None:
-    status, runs = _get_json(client, "/runs")
+def _names(client: werkzeug_test.Client) -> list[str]:
+    status, listing = _get_json(client, "/runs")
     assert status == 200
-    assert runs == ["healthy", "sick"]
+    return [entry["run"] for entry in listing["runs"]]
+
+
+def test_runs_lists_both_runs_oldest_first_with_labels_and_palette(client, logdir: Path) -> None:
+    status, listing = _get_json(client, "/runs")
+    assert status == 200
+    # Creation order (the sick run was fitted first), not alphabetical order.
+    created = {n: json.loads((load_run(logdir / n).path / "meta.json").read_text())["created"]
+               for n in ("sick", "healthy")}  # fmt: skip
+    assert created["sick"] <= created["healthy"]
+    runs = listing["runs"]
+    assert [e["run"] for e in runs] == ["sick", "healthy"]
+    assert [e["label"] for e in runs] == ["before", "after"]
+    assert [e["trial"] for e in runs] == [False, False]
+    assert [e["created"] for e in runs] == [created["sick"], created["healthy"]]
+    assert [e["colour"] for e in runs] == [palette.BEFORE, palette.AFTER]
+    assert listing["palette"] == palette.as_json()
 
 
 def test_data_equals_stats_jsonl(client, logdir: Path) -> None:
@@ -144,7 +162,7 @@ def test_path_traversal_is_not_served(tmp_path: Path, logdir: Path) -> None:
     shutil.copytree(logdir / "healthy", inner / "ok")
     shutil.copytree(logdir / "sick", tmp_path / "outside")
     client = _client(inner)
-    assert _get_json(client, "/runs") == (200, ["ok"])
+    assert _names(client) == ["ok"]
     for name in ("../outside", str(tmp_path / "outside"), "ok/../../outside", "./ok/../ok/.."):
         status, body = _get_json(client, "/data", run=name)
         assert status == 404, name
@@ -172,7 +190,7 @@ def test_is_active(logdir: Path, tmp_path: Path) -> None:
     # A run nested a few folders deep (as TensorBoard users lay out experiments) counts.
     shutil.copytree(logdir / "healthy", tmp_path / "exp" / "a" / "run")
     assert active(tmp_path) is True
-    assert _get_json(_client(tmp_path), "/runs") == (200, ["exp/a/run"])
+    assert _names(_client(tmp_path)) == ["exp/a/run"]
 
 
 def test_frontend_metadata_and_plugins_listing(client, logdir: Path) -> None:
@@ -217,3 +235,59 @@ def test_entry_point_resolves_to_the_plugin() -> None:
     ours = [ep for ep in eps if ep.name == "gradscope"]
     assert len(ours) == 1
     assert ours[0].load() is GradscopePlugin
+
+
+def _set_created(run_dir: Path, created: str) -> None:
+    meta_path = load_run(run_dir).path / "meta.json"
+    meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    meta["created"] = created
+    meta_path.write_text(json.dumps(meta), encoding="utf-8")
+
+
+def test_fix_trials_listed_apart_and_runs_by_creation_time(tmp_path: Path, logdir: Path) -> None:
+    # The demo's layout: the user's runs, and gradscope fix's trials under trials/ and in
+    # auto_fix's own layout (original beside step_<i>_<fix>/) elsewhere.
+    layout = {
+        "zz_first": "2026-01-01T10:00:00+00:00",
+        "aa_second": "2026-01-01T11:00:00+00:00",
+        "trials/original": "2026-01-01T10:30:00+00:00",
+        "trials/step_0_relu_activation/after": "2026-01-01T10:20:00+00:00",
+        "fixruns/original": "2026-01-01T10:40:00+00:00",
+        "fixruns/step_1_he_init/after": "2026-01-01T10:45:00+00:00",
+    }
+    for name, created in layout.items():
+        shutil.copytree(logdir / "healthy", tmp_path / name)
+        _set_created(tmp_path / name, created)
+    status, listing = _get_json(_client(tmp_path), "/runs")
+    assert status == 200
+    runs = listing["runs"]
+    assert [(e["run"], e["trial"]) for e in runs] == [
+        ("zz_first", False),
+        ("aa_second", False),
+        ("trials/step_0_relu_activation/after", True),
+        ("trials/original", True),
+        ("fixruns/original", True),
+        ("fixruns/step_1_he_init/after", True),
+    ]
+    assert [e["label"] for e in runs[:2]] == ["before", "after"]
+    assert runs[2]["label"] == "fix trial: trials/step_0_relu_activation/after"
+    assert all(e["colour"] is None for e in runs[2:])
+
+
+def test_original_without_fix_steps_is_a_user_run(tmp_path: Path, logdir: Path) -> None:
+    # "original" alone is an ordinary run name; only beside a fix's step folders is it a trial.
+    shutil.copytree(logdir / "healthy", tmp_path / "exp" / "original")
+    status, listing = _get_json(_client(tmp_path), "/runs")
+    assert status == 200
+    assert [(e["run"], e["trial"]) for e in listing["runs"]] == [("exp/original", False)]
+    assert listing["runs"][0]["label"] == "exp/original"
+
+
+def test_data_carries_the_reports_notes_on_dead_and_saturated_units(client) -> None:
+    _, sick = _get_json(client, "/data", run="sick")
+    _, healthy = _get_json(client, "/data", run="healthy")
+    # The sigmoid net has no ReLU layer: the dashboard says so in the report's words.
+    assert "No ReLU-family layers: the dead fraction does not apply." in sick["fraction_notes"]
+    assert "No sigmoid/tanh hidden layers: saturation does not apply." in healthy["fraction_notes"]
+    assert "No ReLU-family layers: the dead fraction does not apply." not in healthy[
+        "fraction_notes"]  # fmt: skip

@@ -1,7 +1,9 @@
 """The "gradscope" TensorBoard plugin: serves the dashboard's module and its JSON routes.
 
 Routes (under ``/data/plugin/gradscope``): ``/index.js`` (the ES module TensorBoard loads in an
-iframe), ``/runs`` (run names under ``--logdir``) and ``/data?run=NAME`` (one run's payload).
+iframe), ``/runs`` (the runs under ``--logdir`` in creation order, fix trials apart, with the
+palette shared with the HTML report) and ``/data?run=NAME`` (one run's payload, with the same
+notes on dead/saturated units as the report).
 """
 
 from __future__ import annotations
@@ -11,12 +13,15 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from tensorboard.backend import http_util
 from tensorboard.plugins import base_plugin
 from werkzeug import wrappers
 
 from gradscope.data.store import RunFormatError
 from gradscope.errors import GradscopeInputError
+from gradscope.render.run_figures import fraction_notes
+from gradscope.render.tb_plugin.listing import listing_json
 from gradscope.render.tb_plugin.runs import PayloadCache, discover_runs
 
 PLUGIN_NAME = "gradscope"
@@ -85,7 +90,7 @@ class GradscopePlugin(base_plugin.TBPlugin):
 
     @wrappers.Request.application
     def _serve_runs(self, request: wrappers.Request) -> wrappers.Response:
-        return _json(request, list(discover_runs(self._logdir)) if self._logdir else [])
+        return _json(request, listing_json(discover_runs(self._logdir) if self._logdir else {}))
 
     @wrappers.Request.application
     def _serve_data(self, request: wrappers.Request) -> wrappers.Response:
@@ -100,4 +105,28 @@ class GradscopePlugin(base_plugin.TBPlugin):
             payload = self._cache.get(name, runs[name])
         except (RunFormatError, GradscopeInputError) as err:
             return _json(request, {"error": str(err)}, code=500)
-        return _json(request, payload)
+        return _json(request, with_notes(payload))
+
+
+def with_notes(payload: dict[str, Any]) -> dict[str, Any]:
+    """Adds the report's sentences on dead/saturated units to a dashboard payload.
+
+    Args:
+        payload: from :func:`~gradscope.render.tb_plugin.runs.dashboard_payload` (not changed:
+            it may be cached).
+
+    Returns:
+        A copy with ``fraction_notes`` (see :func:`gradscope.render.run_figures.fraction_notes`).
+
+    Example:
+        >>> with_notes({"act_layers": [], "layers": []})["fraction_notes"]
+        []
+    """
+    act = payload.get("act_layers") or []
+    layers = payload.get("layers") or act
+
+    def floats(key: str) -> np.ndarray:
+        return np.array([np.nan if v is None else v for v in payload.get(key) or []], dtype=float)
+
+    notes = fraction_notes(act, floats("dead_frac"), floats("sat_frac"), layers[-1]) if act else ()
+    return {**payload, "fraction_notes": list(notes)}

@@ -19,9 +19,11 @@ const STYLE = `
              gap: 2px 8px; align-items: center; font-size: 12px; }
   .gs-bar { height: 10px; background: #eee; position: relative; }
   .gs-bar > div { height: 100%; }
-  .gs-dead > div { background: #e15759; }
-  .gs-sat > div { background: #f28e2b; }
-  .gs-sat.gs-confidence > div { background: #bbb; }
+  .gs-label { font-weight: 700; }
+  .gs-name { color: #555; font-weight: 400; font-size: 13px; }
+  .gs-notes { margin: 6px 0; padding-left: 20px; color: #444; font-size: 12px; }
+  .gs-trials { margin: 16px 0; }
+  .gs-trials > summary { cursor: pointer; font-weight: 600; color: #555; }
   .gs-finding { border-left: 4px solid #ccc; padding: 2px 0 2px 10px; margin: 8px 0; }
   .gs-finding.gs-error { border-color: #c0392b; background: none; color: inherit; }
   .gs-finding.gs-warning { border-color: #d68910; background: none; color: inherit; }
@@ -38,7 +40,6 @@ const STOPS = [
   [0.75, [252, 137, 97]],
   [1.0, [252, 253, 191]],
 ];
-const MISSING = [187, 187, 187];
 
 function el(tag, text, className) {
   const node = document.createElement(tag);
@@ -60,15 +61,19 @@ export function colour(t) {
   return STOPS[STOPS.length - 1][1];
 }
 
-function logRange(matrix) {
+// Smallest and largest log10 of the positive values over every run's matrix: compared runs share
+// one colour scale, or a healthy run's smallest gradients would look as dark as vanished ones.
+export function sharedLogRange(matrices) {
   let lo = Infinity;
   let hi = -Infinity;
-  for (const row of matrix) {
-    for (const v of row) {
-      if (v != null && v > 0) {
-        const l = Math.log10(v);
-        if (l < lo) lo = l;
-        if (l > hi) hi = l;
+  for (const matrix of matrices) {
+    for (const row of matrix) {
+      for (const v of row) {
+        if (v != null && v > 0) {
+          const l = Math.log10(v);
+          if (l < lo) lo = l;
+          if (l > hi) hi = l;
+        }
       }
     }
   }
@@ -76,18 +81,38 @@ function logRange(matrix) {
   return hi > lo ? [lo, hi] : [lo - 0.5, lo + 0.5];
 }
 
-// Layers x steps heatmap of gradient norms, log colour scale, input layer on top.
-export function drawHeatmap(data) {
+// Round, evenly spaced step numbers (0, 50, 100, ...) between first and last.
+export function niceTicks(first, last, maxTicks) {
+  if (!(last > first)) return [first];
+  const raw = (last - first) / Math.max(1, maxTicks);
+  const mag = Math.pow(10, Math.floor(Math.log10(raw)));
+  const step = Math.max(1, [1, 2, 5, 10].map((m) => m * mag).find((s) => s >= raw));
+  const ticks = [];
+  for (let v = Math.ceil(first / step) * step; v <= last; v += step) ticks.push(v);
+  return ticks;
+}
+
+// Column position of a step, interpolated between the recorded steps (records may be thinned).
+function columnOf(steps, value) {
+  for (let j = 0; j + 1 < steps.length; j++) {
+    if (value <= steps[j + 1]) return j + (value - steps[j]) / (steps[j + 1] - steps[j] || 1);
+  }
+  return steps.length - 1;
+}
+
+// Layers x steps heatmap of gradient norms, log colour scale shared by the runs, input on top.
+export function drawHeatmap(data, range, palette) {
   const layers = data.layers;
   const steps = data.steps;
   const matrix = data.grad_norm;
-  const range = logRange(matrix);
   const labelWidth = 110;
-  const legendWidth = 70;
+  const legendWidth = 80;
   const cellH = Math.max(6, Math.min(16, Math.floor(360 / Math.max(1, layers.length))));
-  const plotW = 640;
+  // As wide as the page allows (the report's figures fill the page width too).
+  const page = document.body.clientWidth || 1000;
+  const plotW = Math.max(400, page - labelWidth - legendWidth - 60);
   const width = labelWidth + plotW + legendWidth;
-  const height = cellH * layers.length + 28;
+  const height = cellH * layers.length + 44;
   const canvas = document.createElement('canvas');
   canvas.width = width;
   canvas.height = height;
@@ -104,34 +129,38 @@ export function drawHeatmap(data) {
     // Canvas text is drawn as pixels, never parsed as HTML.
     ctx.fillText(name.length > 16 ? name.slice(0, 15) + '…' : name, labelWidth - 6, i * cellH + cellH / 2);
     matrix[i].forEach((v, j) => {
-      let rgb = MISSING;
+      let fill = palette.missing;
       if (range && v != null && v > 0) {
-        rgb = colour((Math.log10(v) - range[0]) / (range[1] - range[0]));
+        const rgb = colour((Math.log10(v) - range[0]) / (range[1] - range[0]));
+        fill = `rgb(${rgb[0]},${rgb[1]},${rgb[2]})`;
       }
-      ctx.fillStyle = `rgb(${rgb[0]},${rgb[1]},${rgb[2]})`;
+      ctx.fillStyle = fill;
       ctx.fillRect(labelWidth + j * cellW, i * cellH, Math.ceil(cellW), cellH);
     });
   });
   ctx.fillStyle = '#222';
   ctx.textAlign = 'center';
-  const y = layers.length * cellH + 14;
-  const ticks = Math.min(6, steps.length);
-  for (let k = 0; k < ticks; k++) {
-    const j = ticks > 1 ? Math.round((k * (steps.length - 1)) / (ticks - 1)) : 0;
-    ctx.fillText(String(steps[j]), labelWidth + (j + 0.5) * cellW, y);
+  const y = layers.length * cellH + 12;
+  const ticks = steps.length ? niceTicks(steps[0], steps[steps.length - 1], 8) : [];
+  for (const t of ticks) {
+    ctx.fillText(String(t), labelWidth + (columnOf(steps, t) + 0.5) * cellW, y);
   }
+  ctx.fillText('step', labelWidth + plotW / 2, y + 16);
+  canvas.dataset.xlabel = 'step';
+  canvas.dataset.xticks = ticks.join(',');
   if (range) {
-    const top = 0;
+    canvas.dataset.vmin = Math.pow(10, range[0]).toPrecision(6);
+    canvas.dataset.vmax = Math.pow(10, range[1]).toPrecision(6);
     const h = Math.max(40, layers.length * cellH);
     for (let p = 0; p < h; p++) {
       const rgb = colour(1 - p / h);
       ctx.fillStyle = `rgb(${rgb[0]},${rgb[1]},${rgb[2]})`;
-      ctx.fillRect(labelWidth + plotW + 10, top + p, 12, 1);
+      ctx.fillRect(labelWidth + plotW + 10, p, 12, 1);
     }
     ctx.fillStyle = '#222';
     ctx.textAlign = 'left';
-    ctx.fillText(Math.pow(10, range[1]).toExponential(1), labelWidth + plotW + 26, top + 6);
-    ctx.fillText(Math.pow(10, range[0]).toExponential(1), labelWidth + plotW + 26, top + h - 6);
+    ctx.fillText(Math.pow(10, range[1]).toExponential(1), labelWidth + plotW + 26, 6);
+    ctx.fillText(Math.pow(10, range[0]).toExponential(1), labelWidth + plotW + 26, h - 6);
   }
   return canvas;
 }
@@ -140,30 +169,44 @@ function percent(v) {
   return v == null ? '–' : `${Math.round(100 * v)} %`;
 }
 
-function bar(value, className) {
+function bar(value, colour, className) {
   const outer = el('div', null, `gs-bar ${className}`);
   const inner = document.createElement('div');
   inner.style.width = `${value == null ? 0 : Math.round(100 * Math.min(1, Math.max(0, value)))}%`;
+  inner.style.background = colour;
   outer.appendChild(inner);
   return outer;
 }
 
-export function drawFractions(data) {
+export function drawFractions(data, palette) {
+  const box = document.createElement('div');
   const grid = el('div', null, 'gs-bars');
   for (const head of ['layer', 'dead', '', 'saturated', '']) grid.appendChild(el('strong', head));
   const output = data.layers[data.layers.length - 1];
   data.act_layers.forEach((name, i) => {
     grid.appendChild(el('span', name));
-    grid.appendChild(bar(data.dead_frac[i], 'gs-dead'));
+    grid.appendChild(bar(data.dead_frac[i], palette.dead, 'gs-dead'));
     grid.appendChild(el('span', percent(data.dead_frac[i])));
     // The output layer's saturation is the model's confidence, never judged: shown in grey.
     const confidence = name === output;
-    const sat = bar(data.sat_frac[i], confidence ? 'gs-sat gs-confidence' : 'gs-sat');
+    const sat = confidence
+      ? bar(data.sat_frac[i], palette.confidence, 'gs-sat gs-confidence')
+      : bar(data.sat_frac[i], palette.saturated, 'gs-sat');
     if (confidence) sat.title = 'output layer: saturation is confidence, never judged';
     grid.appendChild(sat);
     grid.appendChild(el('span', percent(data.sat_frac[i])));
   });
-  return grid;
+  // As in the HTML report: no chart when no judged bar would show (all 0 % or not applicable);
+  // the notes below say why.
+  const judged = data.act_layers.some(
+    (name, i) => data.dead_frac[i] > 0 || (name !== output && data.sat_frac[i] > 0),
+  );
+  if (judged) box.appendChild(grid);
+  // The same sentences as the HTML report: what does not apply, what is 0 % everywhere.
+  const notes = el('ul', null, 'gs-notes');
+  for (const note of data.fraction_notes || []) notes.appendChild(el('li', note));
+  box.appendChild(notes);
+  return box;
 }
 
 export function drawFindings(data) {
@@ -188,23 +231,33 @@ export function drawFindings(data) {
   return box;
 }
 
-export function drawRun(data) {
-  const section = el('section', null, 'gs-run');
-  section.dataset.run = data.run;
-  section.appendChild(el('h2', data.run));
+// One run: which run it is (label in its palette colour, name, creation time), its verdict,
+// heatmap, dead/saturated units and findings.
+export function drawRun(data, entry, range, palette) {
+  const section = el('section', null, entry.trial ? 'gs-run gs-trial' : 'gs-run');
+  section.dataset.run = entry.run;
+  section.dataset.label = entry.label;
+  if (entry.colour) section.style.borderLeft = `6px solid ${entry.colour}`;
+  const head = el('h2', null);
+  const label = el('span', entry.label, 'gs-label');
+  if (entry.colour) label.style.color = entry.colour;
+  head.appendChild(label);
+  if (entry.label !== entry.run) head.appendChild(el('span', ` ${entry.run}`, 'gs-name'));
+  section.appendChild(head);
   section.appendChild(el('span', data.verdict, `gs-verdict gs-${data.verdict_level}`));
+  const created = entry.created ? `created ${entry.created.replace('T', ' ')} · ` : '';
   section.appendChild(
-    el('div', `model ${data.model} · ${data.status} · ${data.n_records} recorded steps`, 'gs-muted'),
+    el('div', `${created}model ${data.model} · ${data.status} · ${data.n_records} recorded steps`, 'gs-muted'),
   );
-  section.appendChild(el('h3', 'Gradient norm per layer over steps (log colour scale)'));
+  section.appendChild(el('h3', 'Gradient norm per layer over steps (log colour scale shared by the runs)'));
   if (data.layers.length && data.steps.length) {
-    section.appendChild(drawHeatmap(data));
+    section.appendChild(drawHeatmap(data, range, palette));
   } else {
     section.appendChild(el('p', 'No gradients recorded yet.', 'gs-muted'));
   }
   section.appendChild(el('h3', 'Dead and saturated units (median over the last recorded steps)'));
   if (data.act_layers.length) {
-    section.appendChild(drawFractions(data));
+    section.appendChild(drawFractions(data, palette));
   } else {
     section.appendChild(el('p', 'No activation statistics recorded.', 'gs-muted'));
   }
@@ -227,15 +280,37 @@ export async function render() {
   const status = el('p', 'Loading runs…', 'gs-muted');
   document.body.appendChild(status);
   try {
-    const runs = await getJson('./runs');
-    if (!runs.length) {
+    // Oldest first (before, then after), the fix's trial runs last; the palette is the report's.
+    const listing = await getJson('./runs');
+    const entries = listing.runs;
+    const palette = listing.palette;
+    if (!entries.length) {
       status.textContent = 'No gradscope runs under the log directory.';
     }
     const payloads = await Promise.all(
-      runs.map((run) => getJson('./data?' + new URLSearchParams({run}))),
+      entries.map((e) => getJson('./data?' + new URLSearchParams({run: e.run}))),
     );
-    for (const data of payloads) document.body.appendChild(drawRun(data));
-    if (runs.length) status.textContent = `${runs.length} run(s).`;
+    const range = sharedLogRange(payloads.map((p) => p.grad_norm));
+    const trials = el('details', null, 'gs-trials');
+    let nTrials = 0;
+    entries.forEach((entry, i) => {
+      const section = drawRun(payloads[i], entry, range, palette);
+      if (entry.trial) {
+        trials.appendChild(section);
+        nTrials += 1;
+      } else {
+        document.body.appendChild(section);
+      }
+    });
+    if (nTrials) {
+      // Collapsed: the short verification runs of `gradscope fix`, shown on request.
+      trials.prepend(el('summary', `Fix trials (${nTrials}): the short verification runs of gradscope fix`));
+      document.body.appendChild(trials);
+    }
+    if (entries.length) {
+      const n = entries.length - nTrials;
+      status.textContent = `${n} run(s), oldest first` + (nTrials ? `; ${nTrials} fix trial(s) below.` : '.');
+    }
     document.body.dataset.gradscope = 'rendered';
   } catch (err) {
     status.textContent = `Could not load gradscope data: ${err.message}`;
