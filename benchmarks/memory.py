@@ -236,12 +236,16 @@ def rss_table(results: dict[str, dict[str, Any]], names: dict[str, str]) -> str:
 
 def disk_table(root: Path, results: dict[str, dict[str, Any]]) -> str:
     """Run-directory size per file kind for each GradScope variant."""
+    from gradscope.data.rundirs import list_runs
+
     scoped = [v for v in results if VARIANTS[v][1] is not None]
     sizes = {v: dir_sizes_mb(root / v) for v in scoped}
     kinds = [*sorted({k for s in sizes.values() for k in s if k != "total"}), "total"]
     rows = [[kind] + [f"{sizes[v].get(kind, 0.0):.3f}" for v in scoped] for kind in kinds]
     rows.append(
-        ["stats.jsonl records"] + [str(count_lines(root / v / "stats.jsonl")) for v in scoped]
+        ["stats.jsonl records"]
+        # Each variant's log_dir holds the one run directory GradScope created in it.
+        + [str(sum(count_lines(r / "stats.jsonl") for r in list_runs(root / v))) for v in scoped]
     )
     return markdown_table(["file", *(f"{v} [MiB]" for v in scoped)], rows)
 

@@ -6,6 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
+from gradscope.data.rundirs import is_run_name
 from gradscope.render.html import render_report
 from gradscope.render.tb_plugin.runs import discover_runs
 
@@ -43,6 +44,12 @@ def write_report(out: Path, title: str) -> Path:
     def created(item: tuple[str, Path]) -> str:
         return json.loads((item[1] / "meta.json").read_text(encoding="utf-8"))["created"]
 
-    path = render_report(dict(sorted(runs.items(), key=created)), out / "report.html", title=title)
+    ordered = sorted(runs.items(), key=created)
+    # "relu/20261126-094012" is labelled "relu": each variant's folder holds its one run.
+    labels = [n.rsplit("/", 1)[0] if is_run_name(n.rsplit("/", 1)[-1]) else n for n, _ in ordered]
+    if len(set(labels)) < len(labels):  # a variant recorded twice: full names tell them apart
+        labels = [n for n, _ in ordered]
+    named = {label: path for label, (_, path) in zip(labels, ordered, strict=True)}
+    path = render_report(named, out / "report.html", title=title)
     print(f"Report: {path}")
     return path

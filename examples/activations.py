@@ -67,9 +67,9 @@ def main(out: Path, epochs: int, names: tuple[str, ...]) -> dict[str, dict[str, 
             batch_size=64,
             epochs=epochs,
             verbose=0,
-            callbacks=[GradScope(run_dir, freq=5, verbose=0)],
+            callbacks=[scope := GradScope(run_dir, freq=5, verbose=0)],
         )
-        run = load_run(run_dir)
+        run = load_run(scope.run_dir)
         dead, sat = _mean_stat(run, "dead_frac"), _mean_stat(run, "sat_frac")
         acc = hist.history["accuracy"][-1]
         results[name] = {"dead": dead, "saturated": sat, "accuracy": acc}

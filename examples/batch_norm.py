@@ -56,11 +56,11 @@ def main(out: Path, epochs: int) -> dict[str, float]:
             batch_size=32,
             epochs=epochs,
             verbose=0,
-            callbacks=[GradScope(out / variant, freq=5, verbose=0)],
+            callbacks=[scope := GradScope(out / variant, freq=5, verbose=0)],
         )
         norms = [
             v
-            for k, v in median_grad_norms(load_run(out / variant)).items()
+            for k, v in median_grad_norms(load_run(scope.run_dir)).items()
             if not k.startswith("batch_normalization")
         ]
         ratios[variant] = norms[0] / norms[-1]

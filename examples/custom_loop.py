@@ -51,9 +51,9 @@ def main(out: Path, epochs: int) -> Path:
             scope.epoch_end(epoch, {"accuracy": accuracy})
             print(f"epoch {epoch}: accuracy {accuracy:.3f}")
 
-    run = load_run(out)
+    run = load_run(scope.run_dir)
     print(
-        f"{len(run.records)} records in {out}; first layer grad norm at the end: "
+        f"{len(run.records)} records in {scope.run_dir}; first layer grad norm at the end: "
         f"{run.series('grad_norm', run.layer_names[0])[1][-1]:.3e}"
     )
     return out

@@ -50,9 +50,9 @@ def main(out: Path, epochs: int) -> dict[str, float]:
             batch_size=32,
             epochs=epochs,
             verbose=0,
-            callbacks=[GradScope(run_dir, freq=5, verbose=0)],
+            callbacks=[scope := GradScope(run_dir, freq=5, verbose=0)],
         )
-        run = load_run(run_dir)
+        run = load_run(scope.run_dir)
         ratios = [np.nanmax(run.series("update_ratio", n)[1]) for n in run.layer_names]
         loss = hist.history["loss"][-1]
         final[name] = loss

@@ -55,9 +55,9 @@ def main(out: Path, epochs: int, activations: tuple[str, ...]) -> dict[tuple[str
                 batch_size=64,
                 epochs=epochs,
                 verbose=0,
-                callbacks=[GradScope(run_dir, freq=5, verbose=0)],
+                callbacks=[scope := GradScope(run_dir, freq=5, verbose=0)],
             )
-            norms = list(median_grad_norms(load_run(run_dir)).values())
+            norms = list(median_grad_norms(load_run(scope.run_dir)).values())
             spread = max(norms) / max(min(norms), 1e-30)
             spreads[(activation, name)] = spread
             acc = hist.history["accuracy"][-1]

@@ -38,9 +38,9 @@ def main(out: Path, epochs: int) -> int:
         model = healthy_model(depth=4)
         model.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
     hist = model.fit(
-        x, y, batch_size=64, epochs=epochs, verbose=0, callbacks=[GradScope(out, freq=5)]
+        x, y, batch_size=64, epochs=epochs, verbose=0, callbacks=[scope := GradScope(out, freq=5)]
     )
-    run = load_run(out)
+    run = load_run(scope.run_dir)
     first = run.layer_names[0]
     last_norm = run.series("grad_norm", first)[1][-1]
     print(

@@ -63,9 +63,9 @@ def main(out: Path, epochs: int, names: tuple[str, ...] | None = None) -> dict[s
             batch_size=64,
             epochs=epochs,
             verbose=0,
-            callbacks=[GradScope(out / name.replace("+", "_"), freq=5, verbose=0)],
+            callbacks=[scope := GradScope(out / name.replace("+", "_"), freq=5, verbose=0)],
         )
-        run = load_run(out / name.replace("+", "_"))
+        run = load_run(scope.run_dir)
         per_step = np.nanmedian(
             np.stack(
                 [run.series("update_ratio", n)[1] for n in run.layer_names if run.layer(n).watched]

@@ -53,7 +53,7 @@ def main(out: Path, epochs: int) -> dict[str, list[str]]:
         y[b_mask] - 5,
         epochs=epochs,
         verbose=0,
-        callbacks=[GradScope(out / "frozen", freq=5)],
+        callbacks=[frozen_scope := GradScope(out / "frozen", freq=5)],
     )
     for layer in model_b.layers[:-1]:
         layer.trainable = True
@@ -65,10 +65,10 @@ def main(out: Path, epochs: int) -> dict[str, list[str]]:
         y[b_mask] - 5,
         epochs=epochs,
         verbose=0,
-        callbacks=[GradScope(out / "unfrozen", freq=5)],
+        callbacks=[unfrozen_scope := GradScope(out / "unfrozen", freq=5)],
     )
-    frozen = [i.name for i in load_run(out / "frozen").layers if not i.trainable]
-    watched = [i.name for i in load_run(out / "unfrozen").layers if i.watched]
+    frozen = [i.name for i in load_run(frozen_scope.run_dir).layers if not i.trainable]
+    watched = [i.name for i in load_run(unfrozen_scope.run_dir).layers if i.watched]
     print(f"frozen phase: frozen layers {frozen}; unfrozen phase watches {watched}")
     print(f"model B accuracy on 5–9 after fine-tuning: {hist.history['accuracy'][-1]:.2f}")
     return {"frozen": frozen, "watched": watched}

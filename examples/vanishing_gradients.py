@@ -33,9 +33,9 @@ def main(out: Path, epochs: int) -> dict[str, float]:
         batch_size=32,
         epochs=epochs,
         verbose=0,
-        callbacks=[GradScope(out / "sigmoid", freq=5, verbose=0)],
+        callbacks=[scope := GradScope(out / "sigmoid", freq=5, verbose=0)],
     )
-    norms = median_grad_norms(load_run(out / "sigmoid"))
+    norms = median_grad_norms(load_run(scope.run_dir))
     last = norms["output"]
     print(f"{'layer':<10} {'median |grad|':>14} {'vs output':>10}")
     for name, value in norms.items():

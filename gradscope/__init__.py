@@ -2,7 +2,7 @@
 
 Public API::
 
-    from gradscope import GradScope, Scope, load_run
+    from gradscope import GradScope, Scope, list_runs, load_run
 
 The names are resolved lazily (PEP 562) so that ``gradscope --version`` and the CLI's argument
 parsing do not pay for importing TensorFlow, and the CLI can quiet TensorFlow's C++ logging
@@ -18,7 +18,7 @@ from gradscope._version import __version__
 
 if TYPE_CHECKING:
     from gradscope.collect import GradScope, Scope
-    from gradscope.data import Run, load_run
+    from gradscope.data import Run, list_runs, load_run
     from gradscope.findings import Finding, Severity
 
 _LAZY = {
@@ -26,11 +26,21 @@ _LAZY = {
     "Scope": "gradscope.collect",
     "Run": "gradscope.data",
     "load_run": "gradscope.data",
+    "list_runs": "gradscope.data",
     "Finding": "gradscope.findings",
     "Severity": "gradscope.findings",
 }
 
-__all__ = ["Finding", "GradScope", "Run", "Scope", "Severity", "__version__", "load_run"]
+__all__ = [
+    "Finding",
+    "GradScope",
+    "Run",
+    "Scope",
+    "Severity",
+    "__version__",
+    "list_runs",
+    "load_run",
+]
 
 
 __getattr__, __dir__ = lazy_exports(__name__, _LAZY, globals())

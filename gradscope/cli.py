@@ -230,7 +230,9 @@ def fix(
 @app.command()
 def report(
     run_dirs: list[Path] = typer.Argument(
-        ..., metavar="RUN_DIR...", help="Run directories; two are before/after."
+        ...,
+        metavar="RUN_DIR...",
+        help="Run directories, or log_dirs (their newest run); two are before/after.",
     ),
     out: Path = typer.Option(Path("report.html"), "-o", "--out", help="The HTML file to write."),
     title: str | None = typer.Option(None, "--title", help="Report title."),
@@ -239,8 +241,13 @@ def report(
     _import_tensorflow_quietly()  # the report's findings may need the detectors (TensorFlow)
     from gradscope.errors import GradscopeInputError
     from gradscope.render.html import render_report
+    from gradscope.render.sources import choice_note
 
     try:
+        # A log_dir stands for its newest run; say so when it holds others (as TensorBoard
+        # would show them all), so nobody reads the wrong run's report.
+        for note in filter(None, map(choice_note, run_dirs)):
+            typer.echo(f"gradscope report: {note}", err=True)
         path = render_report(run_dirs, out, title=title)
     except GradscopeInputError as err:
         raise _bad_input("report", err) from None

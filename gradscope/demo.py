@@ -220,7 +220,7 @@ def run_demo(
     model_file = save_model_atomically(sick, out / MODEL_FILE)
     with console.status(f"Training {epochs} epochs on digits with GradScope..."):
         before = _train(sick, x, y, before_dir, epochs)
-    print_summary(before_dir, before.findings, console=console)
+    print_summary(before.run_dir, before.findings, console=console)
 
     console.rule("2. gradscope fixes a copy and verifies each fix on a short trial")
     with console.status("Planning fixes and running verification trials..."):
@@ -233,18 +233,18 @@ def run_demo(
     fixed = _compile(result.model)
     with console.status(f"Training the fixed network {epochs} epochs..."):
         after = _train(fixed, x, y, after_dir, epochs)
-    print_summary(after_dir, after.findings, console=console)
+    print_summary(after.run_dir, after.findings, console=console)
 
     report = render_report(
-        {"before": before_dir, "after": after_dir},
+        {"before": before.run_dir, "after": after.run_dir},
         out / "report.html",
         title="gradscope demo: deep sigmoid network, before and after the fix",
     )
-    before_run, after_run = load_run(before_dir), load_run(after_dir)
+    before_run, after_run = load_run(before.run_dir), load_run(after.run_dir)
     demo = DemoResult(
         model_file=model_file,
-        before_run=before_dir,
-        after_run=after_dir,
+        before_run=before_run.path,
+        after_run=after_run.path,
         report=report,
         applied=tuple(result.applied),
         before_findings=tuple(f.kind for f in before.findings),

@@ -212,7 +212,7 @@ class TrainedScenario:
 
     Attributes:
         model: the trained model.
-        run_dir: the run directory.
+        run_dir: the run directory (the callback's ``run_dir``).
         findings: the callback's findings (run detectors).
         history: Keras's ``history.history``.
     """
@@ -238,7 +238,7 @@ def fit_scenario(
         scenario: the scenario.
         x: inputs (digits, standardized).
         y: integer labels.
-        log_dir: a new run directory.
+        log_dir: where the run goes (a new run directory is created under it).
         epochs: training epochs (2 x 1797 examples / 64 = 58 recorded steps).
         batch_size: examples per step.
         seed: ``keras.utils.set_random_seed`` before building.
@@ -264,4 +264,5 @@ def fit_scenario(
         verbose=0,
         callbacks=[callback],
     )
-    return TrainedScenario(model, Path(log_dir), callback.findings, history.history)
+    assert callback.run_dir is not None  # set by the fit's first step
+    return TrainedScenario(model, callback.run_dir, callback.findings, history.history)

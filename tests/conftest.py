@@ -37,6 +37,10 @@ SLOW: tuple[str, ...] = (
     "tests/e2e/test_cli.py::test_cli_import_is_lazy_and_quiet",
     "tests/e2e/test_cli.py::test_stderr_is_one_line_without_tensorflow_chatter",
     "tests/audit/test_command.py::test_subprocess_bad_input_has_no_traceback",
+    # Re-running a script: fits in fresh Python processes (TensorFlow imported each time).
+    "tests/collect/test_rerun.py::test_two_processes",
+    "tests/collect/test_rerun.py::test_parent_reads_as_its_newest_run",
+    "tests/collect/test_rerun.py::test_backup_and_restore_resumed_in_a_new_process",
 )
 
 

@@ -39,15 +39,8 @@ def reference_layer_grad_norms(
     return out
 
 
-def fit_one_batch_recorded(model: keras.Model, x: np.ndarray, y: np.ndarray, run_dir) -> Run:
+def fit_one_batch_recorded(model: keras.Model, x: np.ndarray, y: np.ndarray, log_dir) -> Run:
     """One epoch of one full, unshuffled batch with GradScope(freq=1); returns the loaded run."""
-    model.fit(
-        x,
-        y,
-        batch_size=len(x),
-        epochs=1,
-        shuffle=False,
-        verbose=0,
-        callbacks=[GradScope(run_dir, freq=1)],
-    )
-    return load_run(run_dir)
+    callback = GradScope(log_dir, freq=1)
+    model.fit(x, y, batch_size=len(x), epochs=1, shuffle=False, verbose=0, callbacks=[callback])
+    return load_run(callback.run_dir)

@@ -73,7 +73,8 @@ def audit(
         steps: probe training steps (default :data:`gradscope.audit.probe.DEFAULT_STEPS`); 0 skips
             the probe.
         unsafe: allow files with Lambda layers / unknown custom objects (runs their code).
-        log_dir: the probe's run directory (a temporary one if None).
+        log_dir: where the probe's run goes (a new run directory under it, ``run_dir``); a
+            temporary folder if None.
         thresholds: detector and static-rule thresholds.
         custom_objects: custom classes/functions by name, for files that need them.
 

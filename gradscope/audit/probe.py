@@ -367,7 +367,8 @@ def probe(
         model: the model to probe; it is not modified.
         data: ``(x, y)``; None for synthetic data.
         steps: number of optimizer steps (>= 1).
-        log_dir: run directory; a new temporary directory if None.
+        log_dir: where the probe's run goes (GradScope creates a new run directory under it,
+            ``run.path``); a new temporary directory if None.
         batch_size: examples per step.
         stored_loss: loss stored in the model file (used if the model is not compiled).
         stored_optimizer: optimizer config stored in the model file.
@@ -393,9 +394,10 @@ def probe(
     keras.utils.set_random_seed(seed)
     clone = _clone(model)
     clone.compile(optimizer=_optimizer(model, stored_optimizer), loss=loss)
-    run_dir = (
+    root = (
         Path(log_dir) if log_dir is not None else Path(tempfile.mkdtemp(prefix="gradscope-audit-"))
     )
+    callback = GradScope(root, freq=1, tensorboard=False, verbose=0)
     n = len(probe_data.x)
     # Exactly `steps` batches from the (small) set, reshuffled on every pass over it.
     dataset = (
@@ -412,6 +414,6 @@ def probe(
             epochs=1,
             shuffle=False,  # the dataset shuffles itself
             verbose=0,
-            callbacks=[GradScope(run_dir, freq=1, tensorboard=False, verbose=0)],
+            callbacks=[callback],
         )
-    return load_run(run_dir)
+    return load_run(callback.run_dir)

@@ -11,63 +11,44 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import keras
-import numpy as np
 import tensorflow as tf
 from rich.console import Console
 
-from gradscope.collect.diagnose import diagnose, print_findings
+from gradscope.collect.diagnose import (
+    STOPPING_KINDS,
+    diagnose,
+    has_nonfinite,
+    print_findings,
+    warn_new_findings,
+)
 from gradscope.collect.engine import Recorder, validate_frequencies
 from gradscope.collect.hooks import Hooks, base_optimizer
 from gradscope.collect.layers import plan_watch
-from gradscope.collect.session import (
-    RecordingSession,
-    check_writable,
-    log_float,
-    owned_by_other_run,
-)
+from gradscope.collect.probe_pass import make_probe, probe_inputs
+from gradscope.collect.session import RecordingSession, check_writable, log_float
 from gradscope.data.schema import StepRecord
-from gradscope.data.store import load_run
-from gradscope.detect import detect
-from gradscope.findings import Finding, Severity
+from gradscope.findings import Finding
 
 _T = TypeVar("_T")
 
-#: Examples of ``probe_data`` used for activation statistics.
-PROBE_EXAMPLES = 256
 #: Accepted values of ``on_finding``.
 ON_FINDING = (None, "warn", "stop")
 #: File suffixes accepted for ``html_report``.
 HTML_SUFFIXES = (".html", ".htm")
-#: Finding kinds that stop training when ``on_finding="stop"``.
-STOPPING_KINDS = frozenset({"nonfinite", "exploding_gradients"})
 
 
-def _probe_inputs(probe_data: Any) -> Any:
-    if probe_data is None:
-        return None
-    x = probe_data[0] if isinstance(probe_data, tuple) else probe_data
-    if isinstance(x, tf.data.Dataset):
-        x = next(iter(x.unbatch().batch(PROBE_EXAMPLES)))
-        x = x[0] if isinstance(x, tuple) else x
-    return tf.nest.map_structure(lambda a: tf.convert_to_tensor(np.asarray(a)[:PROBE_EXAMPLES]), x)
-
-
-def _abandon_fit(model: keras.Model, hooks: Hooks, session: RecordingSession) -> None:
+def _abandon_fit(model: keras.Model, hooks: Hooks, session: list[RecordingSession | None]) -> None:
     """Cleans up after a fit that never reached ``on_train_end`` (an exception, Ctrl-C).
 
     Called when the callback is garbage-collected or the interpreter exits with the fit still
     open: the model gets its own methods back and the run is marked ``"interrupted"``.
+    ``session`` holds the fit's session once it is opened (after its first step).
     """
     with contextlib.suppress(Exception):  # at interpreter exit, cleanup must never raise
         hooks.remove()
         model.train_function = None
-        session.close("interrupted")
-
-
-def _has_nonfinite(record: StepRecord) -> bool:
-    if record.loss is not None and not math.isfinite(record.loss):
-        return True
-    return any(stats.get("nonfinite", 0.0) > 0 for stats in record.layers.values())
+        if session[0] is not None:
+            session[0].close("interrupted")
 
 
 class GradScope(keras.callbacks.Callback):
@@ -79,8 +60,17 @@ class GradScope(keras.callbacks.Callback):
     directory (``meta.json``, ``stats.jsonl``, ``epochs.jsonl``, ``hist.npz`` and TensorBoard
     events) is readable with :func:`gradscope.load_run` at any time, even after a crash.
 
+    Each callback object records one run, in its own directory under ``log_dir`` named after
+    the UTC time its first fit started (``runs/mlp/20261126-094012``; ``-1``, ``-2`` appended
+    if that second is taken), like TensorBoard runs: re-running a script, or resuming a fit in
+    a new process, starts a new run beside the old ones and never mixes records. Further fits
+    with the same callback object continue its run, with rising steps; if the optimizer's step
+    went back (a recompiled model, ``BackupAndRestore`` rolling back), a new run starts instead,
+    so steps only rise within a run.
+
     Args:
-        log_dir: the run directory.
+        log_dir: the directory runs go under (created if missing); ``load_run(log_dir)`` reads
+            its newest run.
         freq: record every ``freq`` optimizer steps (gradients, weights, updates, loss, lr).
         histogram_freq: also record gradient (log10|g|) and activation histograms every
             ``histogram_freq`` steps; 0 disables. Must be a multiple of ``freq``.
@@ -99,13 +89,20 @@ class GradScope(keras.callbacks.Callback):
             epoch end and as soon as NaN/Inf shows, warning once per new finding) or ``"stop"``
             (like ``"warn"``, and stop training, as EarlyStopping does, on ``nonfinite`` or
             ``exploding_gradients`` findings).
-        verbose: 0 silent, 1 prints the findings summary at the end of fit.
+        verbose: 0 silent, 1 prints the findings summary and the run directory at the end of
+            fit.
         html_report: optional path of a self-contained HTML report (``.html``) written at the
             end of fit, after the findings, as ``gradscope report`` would write it.
 
+    Attributes:
+        run_dir: this callback's run directory under ``log_dir``; None until the first
+            training step of the first fit.
+        findings: the findings of the last diagnosis.
+
     Example:
-        >>> model.fit(x, y, epochs=3, callbacks=[GradScope("runs/mlp")])  # doctest: +SKIP
-        >>> gradscope.load_run("runs/mlp").series("grad_norm", "dense")  # doctest: +SKIP
+        >>> scope = GradScope("runs/mlp")
+        >>> model.fit(x, y, epochs=3, callbacks=[scope])  # doctest: +SKIP
+        >>> gradscope.load_run(scope.run_dir).series("grad_norm", "dense")  # doctest: +SKIP
     """
 
     def __init__(
@@ -154,30 +151,34 @@ class GradScope(keras.callbacks.Callback):
         self.findings: list[Finding] = []
         self.log_dir = Path(log_dir)
         self.layers = None if layers is None else list(layers)
-        self.probe_inputs = _probe_inputs(probe_data)
+        self.probe_inputs = probe_inputs(probe_data)
         self.tensorboard = bool(tensorboard)
         self.max_records = max_records
+        self.run_dir: Path | None = None
         self.session: RecordingSession | None = None
         self._hooks: Hooks | None = None
         self._recorder: Recorder | None = None
         self._recorder_key: tuple[int, int] | None = None
         self._probe_fn: Any = None
-        self._created: str | None = None
+        self._plan: Any = None
+        self._calibrate = False
+        # The fit's session, shared with the finalizer that closes it if the fit is abandoned.
+        self._live: list[RecordingSession | None] = [None]
         self._abandon: weakref.finalize | None = None
         self._write_error: OSError | None = None
 
     # ------------------------------------------------------------------ lifecycle
 
     def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
-        """Installs the in-graph hooks and opens (or continues) the run."""
+        """Installs the in-graph hooks; the run opens (or continues) after the first step."""
         model = self.model
         # A fit interrupted by an exception never reached on_train_end: undo its hooks first.
         self._unhook()
         if model.optimizer is None:
             raise ValueError(
-                "GradScope needs a compiled model: call model.compile(...) before fit."
+                "GradScope needs a compiled model: call model.compile(...) before fit. "
+                "Received: model.optimizer=None"
             )
-        self._check_owner()
         check_writable(self.log_dir)
         self._epoch = 0
         self._epoch_seen = 0
@@ -189,25 +190,14 @@ class GradScope(keras.callbacks.Callback):
         if model.built:
             self._attach()
 
-    def _check_owner(self) -> None:
-        if owned_by_other_run(self.log_dir, self._created):
-            raise ValueError(
-                f"log_dir '{self.log_dir}' already holds another gradscope run; records of two "
-                "runs are never mixed. Pass a new directory (e.g. runs/<name>-2) or delete the "
-                f"old run. Received: log_dir={str(self.log_dir)!r}"
-            )
-
     def _attach(self) -> None:
         model = self.model
-        if self.session is None or self.session.closed:
-            # Checked again here: a lazily built model attaches after its first step, by which
-            # time another callback may have claimed the directory.
-            self._check_owner()
         optimizer = base_optimizer(model.optimizer)
         if not optimizer.built:
             # Built here, outside the train step, so that optimizer slots are created eagerly.
             optimizer.build(model.trainable_variables)
         plan = plan_watch(model, self.layers)
+        self._plan = plan
         spe = max(1, int(getattr(model, "steps_per_execution", 1) or 1))
         slots = math.ceil(spe / self.freqs.freq) + 2
         key = (id(model), slots)
@@ -224,25 +214,51 @@ class GradScope(keras.callbacks.Callback):
         if self.freqs.activation:
             hooks.install_layers()
         self._hooks = hooks
-        self._probe_fn = self._make_probe(model, hooks) if self.probe_inputs is not None else None
+        self._probe_fn = make_probe(model, hooks) if self.probe_inputs is not None else None
         # Retrace so the hooks are part of the compiled step (also after an earlier fit).
         model.make_train_function(force=True)
-        if self.session is None or self.session.closed:
-            self.session = RecordingSession(
+        # Keras skips on_train_end when an exception leaves fit; if this callback is then
+        # dropped (or the script dies), unhook the model and mark the run interrupted.
+        self._live = [None]
+        self._abandon = weakref.finalize(self, _abandon_fit, model, hooks, self._live)
+        self._step = int(optimizer.iterations.numpy())
+        self._calibrate = True
+
+    def _open_run(self, first_step: int) -> None:
+        """Opens this fit's run once its first step is known: new, continued or reopened.
+
+        Decided after the first step, not in on_train_begin: another callback's
+        on_train_begin (BackupAndRestore) may still move the optimizer's step back.
+
+        Args:
+            first_step: the optimizer step this fit started at.
+        """
+        session = self.session
+        last = session.last_record if session is not None else None
+        if session is not None and last is not None and first_step <= last.step:
+            # Steps went back (recompiled optimizer, a rollback): continuing would repeat
+            # steps in one run, so the old one ends here and a new run starts beside it.
+            with contextlib.suppress(OSError):
+                session.close("interrupted")
+            session = None
+        if session is None:
+            session = RecordingSession(
                 self.log_dir,
-                model,
-                plan,
-                recorder,
+                self.model,
+                self._plan,
+                self._recorder,
                 config=self.get_config(),
-                optimizer=model.optimizer,
+                optimizer=self.model.optimizer,
                 tensorboard=self.tensorboard,
                 max_records=self.max_records,
             )
-            self._created = self.session.writer.meta.created
-        # Keras skips on_train_end when an exception leaves fit; if this callback is then
-        # dropped (or the script dies), unhook the model and mark the run interrupted.
-        self._abandon = weakref.finalize(self, _abandon_fit, model, hooks, self.session)
-        self._step = int(optimizer.iterations.numpy())
+            self.run_dir = session.run_dir
+        elif session.closed:
+            session.reopen(self.model, self._plan, self._recorder)
+        else:
+            session.recorder = self._recorder  # an earlier fit left by an exception, continued
+        self.session = session
+        self._live[0] = session
 
     def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         """Tracks the epoch for records."""
@@ -256,6 +272,14 @@ class GradScope(keras.callbacks.Callback):
                 self._epoch_seen = batch + 1
                 self._attach()
             return
+        if self._calibrate:
+            # Counted from the optimizer itself, read once per fit: another callback's
+            # on_train_begin may have restored it after ours (BackupAndRestore).
+            self._calibrate = False
+            iterations = base_optimizer(self.model.optimizer).iterations
+            self._step = int(iterations.numpy()) - (batch + 1 - self._epoch_seen)
+            first_step = self._step
+            self._guarded(lambda: self._open_run(first_step))
         before = self._step
         # With steps_per_execution > 1, Keras reports the last step of the execution.
         self._step += batch + 1 - self._epoch_seen
@@ -265,12 +289,12 @@ class GradScope(keras.callbacks.Callback):
             return
         self._last_loss = log_float((logs or {}).get("loss"))
         records = self._guarded(lambda: self._collect(before)) or []
-        if self.on_finding and any(_has_nonfinite(r) for r in records):
+        if self.on_finding and any(has_nonfinite(r) for r in records):
             self._react(kinds=("nonfinite",))
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         """Saves the epoch's logs (with validation metrics) into the run."""
-        session = self.session
+        session = self._live[0]
         if session is not None and self._write_error is None:
             self._guarded(lambda: session.epoch_end(epoch, self._step, logs))
             if self.on_finding and self._write_error is None:
@@ -279,9 +303,10 @@ class GradScope(keras.callbacks.Callback):
     def on_train_end(self, logs: dict[str, Any] | None = None) -> None:
         """Reads the last records, closes the run and removes every hook from the model."""
         try:
-            if self.session is not None and self._guarded(self._finish_run):
+            # Only a run this fit opened: a fit without steps has none (the last one is closed).
+            if self._live[0] is not None and self._guarded(self._finish_run):
                 if self.verbose:
-                    print_findings(self.findings, self.log_dir)
+                    print_findings(self.findings, self.session.run_dir)
                 if self.html_report is not None:
                     self._write_report()
         finally:
@@ -309,9 +334,8 @@ class GradScope(keras.callbacks.Callback):
         except OSError as err:
             self._write_error = err
             warnings.warn(
-                f"GradScope stopped recording: writing the run to '{self.log_dir}' failed "
-                f"({err.strerror or err}); training continues and the run recorded so far stays "
-                "readable.",
+                f"GradScope stopped recording: writing to '{self.run_dir or self.log_dir}' failed "
+                f"({err.strerror or err}); training continues and the run so far stays readable.",
                 stacklevel=3,
             )
             if self.session is not None:
@@ -336,25 +360,19 @@ class GradScope(keras.callbacks.Callback):
         from gradscope.render.html import render_report
 
         assert self.html_report is not None
-        path = render_report(self.log_dir, self.html_report, findings=self.findings)
+        path = render_report(self.run_dir, self.html_report, findings=self.findings)
         if self.verbose:
             Console().print(f"gradscope: HTML report written to {path}", soft_wrap=True)
 
     def _react(self, kinds: tuple[str, ...] | None = None) -> None:
         """Diagnoses the run so far; warns once per new finding, stops on the fatal kinds."""
         assert self.session is not None
-        found = detect(load_run(self.log_dir), kinds=kinds)
-        for finding in found:
-            key = (finding.kind, finding.layers)
-            if finding.severity < Severity.WARNING or key in self._warned:
-                continue
-            self._warned.add(key)
-            warnings.warn(f"gradscope [{finding.code}] {finding.message}", stacklevel=2)
+        for finding in warn_new_findings(self.session.run_dir, self._warned, kinds):
             if self.on_finding == "stop" and finding.kind in STOPPING_KINDS:
                 self.model.stop_training = True
 
     def _collect(self, before: int) -> list[StepRecord]:
-        session = self.session
+        session = self._live[0]
         if session is None:
             return []
         act = self.freqs.activation
@@ -363,20 +381,6 @@ class GradScope(keras.callbacks.Callback):
             if last_due >= before:
                 self._probe_fn(self.probe_inputs, tf.constant(last_due, tf.int64))
         return session.poll(self._epoch, loss_fallback=self._last_loss)
-
-    def _make_probe(self, model: keras.Model, hooks: Hooks) -> Any:
-        @tf.function
-        def probe(x: Any, step: tf.Tensor) -> tf.Tensor:
-            hooks.activations_on = True
-            hooks.step_override = step
-            try:
-                model(x, training=False)
-            finally:
-                hooks.activations_on = False
-                hooks.step_override = None
-            return step
-
-        return probe
 
     def get_config(self) -> dict[str, Any]:
         """Returns the callback's options (stored in the run's ``meta.json``)."""

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import math
+import warnings
 from pathlib import Path
 
 from rich.console import Console
 
 from gradscope.collect.session import RecordingSession
+from gradscope.data.schema import StepRecord
 from gradscope.data.store import load_run
 from gradscope.detect import detect
-from gradscope.findings import Finding, write_findings
+from gradscope.findings import Finding, Severity, write_findings
+
+#: Finding kinds that stop training when ``on_finding="stop"``.
+STOPPING_KINDS = frozenset({"nonfinite", "exploding_gradients"})
 
 
 def diagnose(session: RecordingSession) -> list[Finding]:
@@ -27,8 +33,8 @@ def diagnose(session: RecordingSession) -> list[Finding]:
     Example:
         >>> findings = diagnose(callback.session)  # doctest: +SKIP
     """
-    findings = detect(load_run(session.log_dir))
-    write_findings(session.log_dir, findings)
+    findings = detect(load_run(session.run_dir))
+    write_findings(session.run_dir, findings)
     if session.tb is not None:
         step = session.last_record.step if session.last_record is not None else 0
         lines = [f"- **{f.severity}** `{f.code}` {f.kind}: {f.message}" for f in findings]
@@ -36,19 +42,64 @@ def diagnose(session: RecordingSession) -> list[Finding]:
     return findings
 
 
-def print_findings(findings: list[Finding], log_dir: Path, console: Console | None = None) -> None:
+def has_nonfinite(record: StepRecord) -> bool:
+    """True if a record shows NaN/Inf (in the loss or any layer's gradients).
+
+    Args:
+        record: a step record.
+
+    Returns:
+        Whether the step went non-finite.
+
+    Example:
+        >>> has_nonfinite(StepRecord(step=0, epoch=0, loss=float("nan"), lr=0.1, layers={}))
+        True
+    """
+    if record.loss is not None and not math.isfinite(record.loss):
+        return True
+    return any(stats.get("nonfinite", 0.0) > 0 for stats in record.layers.values())
+
+
+def warn_new_findings(
+    run_dir: Path, warned: set[tuple[str, tuple[str, ...]]], kinds: tuple[str, ...] | None = None
+) -> list[Finding]:
+    """Diagnoses a run so far and warns once per new finding at warning level or above.
+
+    Args:
+        run_dir: the run directory.
+        warned: ``(kind, layers)`` of findings already warned about; updated in place.
+        kinds: only these detectors (None: all).
+
+    Returns:
+        The findings newly warned about.
+
+    Example:
+        >>> new = warn_new_findings(callback.run_dir, set())  # doctest: +SKIP
+    """
+    new = []
+    for finding in detect(load_run(run_dir), kinds=kinds):
+        key = (finding.kind, finding.layers)
+        if finding.severity < Severity.WARNING or key in warned:
+            continue
+        warned.add(key)
+        warnings.warn(f"gradscope [{finding.code}] {finding.message}", stacklevel=3)
+        new.append(finding)
+    return new
+
+
+def print_findings(findings: list[Finding], run_dir: Path, console: Console | None = None) -> None:
     """Prints a short summary of findings (one line each) and where the run is.
 
     Args:
         findings: the findings.
-        log_dir: the run directory.
+        run_dir: the run directory (printed, so the user knows which run to open).
         console: where to print; a default rich console if None.
     """
     console = console or Console()
     if not findings:
-        console.print(f"gradscope: no findings. Run: {log_dir}", soft_wrap=True)
+        console.print(f"gradscope: no findings. Run: {run_dir}", soft_wrap=True)
         return
-    console.print(f"gradscope: {len(findings)} finding(s). Run: {log_dir}", soft_wrap=True)
+    console.print(f"gradscope: {len(findings)} finding(s). Run: {run_dir}", soft_wrap=True)
     styles = {"error": "bold red", "warning": "yellow", "info": "cyan"}
     for f in findings:
         style = styles.get(str(f.severity), "")

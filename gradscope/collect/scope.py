@@ -12,7 +12,7 @@ import tensorflow as tf
 from gradscope.collect.engine import Recorder, validate_frequencies
 from gradscope.collect.hooks import Hooks
 from gradscope.collect.layers import plan_watch
-from gradscope.collect.session import RecordingSession, log_float, owned_by_other_run
+from gradscope.collect.session import RecordingSession, log_float
 
 
 class Scope:
@@ -23,9 +23,13 @@ class Scope:
     layers are recorded from the forward pass of recorded steps (any call of the model while the
     scope is open; close it before evaluating if that matters).
 
+    Like :class:`GradScope`, each Scope records into its own new run directory under
+    ``log_dir``, named after the UTC time it was created (``runs/custom/20261126-094012``), so a
+    re-run script never mixes records with an earlier run.
+
     Args:
         model: a built Keras model.
-        log_dir: the run directory.
+        log_dir: the directory runs go under (created if missing).
         freq: record every ``freq`` steps.
         histogram_freq: histograms every ``histogram_freq`` steps (0: off; multiple of freq).
         activation_freq: activations every ``activation_freq`` steps (None: freq; 0: off).
@@ -33,6 +37,9 @@ class Scope:
         optimizer: the optimizer, described in ``meta.json`` (optional).
         tensorboard: also write TensorBoard events.
         max_records: bound on step records kept on disk.
+
+    Attributes:
+        run_dir: this scope's run directory under ``log_dir``.
 
     Example:
         >>> scope = Scope(model, "runs/custom", freq=10)  # doctest: +SKIP
@@ -47,6 +54,7 @@ class Scope:
         >>> for x, y in dataset:  # doctest: +SKIP
         ...     scope.step_end(loss=train_step(x, y))
         >>> scope.close()  # doctest: +SKIP
+        >>> run = gradscope.load_run(scope.run_dir)  # doctest: +SKIP
     """
 
     def __init__(
@@ -67,11 +75,6 @@ class Scope:
             )
         freqs = validate_frequencies(freq, activation_freq, histogram_freq)
         self.log_dir = Path(log_dir)
-        if owned_by_other_run(self.log_dir, None):
-            raise ValueError(
-                f"log_dir '{self.log_dir}' already holds a gradscope run. Pass a new directory. "
-                f"Received: log_dir={str(self.log_dir)!r}"
-            )
         self.model = model
         self.freqs = freqs
         plan = plan_watch(model, layers)
@@ -93,6 +96,7 @@ class Scope:
         self.session = RecordingSession(
             self.log_dir, model, plan, self.recorder, config, optimizer, tensorboard, max_records
         )
+        self.run_dir = self.session.run_dir
         self.epoch: int | None = None
 
     @property

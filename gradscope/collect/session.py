@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -16,8 +16,9 @@ from gradscope.collect.engine import Recorder
 from gradscope.collect.layers import WatchPlan
 from gradscope.collect.stats import act_range
 from gradscope.config import HISTOGRAM_BINS
+from gradscope.data.rundirs import new_run_dir
 from gradscope.data.schema import EpochRecord, RunMeta, StepRecord
-from gradscope.data.store import META_FILE, RunWriter
+from gradscope.data.store import RunWriter
 from gradscope.render.tensorboard import TensorBoardWriter
 
 #: Histogram snapshots kept per run; older ones are thinned evenly (every other dropped).
@@ -110,7 +111,7 @@ def check_writable(log_dir: Path) -> None:
     """Fails early, with a clear message, if ``log_dir`` cannot be written.
 
     Args:
-        log_dir: the run directory.
+        log_dir: the directory the run directories go under (created if missing).
 
     Raises:
         OSError: the same kind as the underlying error, saying which directory and what to do.
@@ -128,10 +129,18 @@ def check_writable(log_dir: Path) -> None:
 
 
 class RecordingSession:
-    """Writes what a :class:`Recorder` collects into a run directory (and TensorBoard).
+    """Writes what a :class:`Recorder` collects into a new run directory (and TensorBoard).
+
+    Each session creates its own run directory under ``log_dir`` (see
+    :func:`gradscope.data.rundirs.new_run_dir`), so sessions never share one.
+
+    With ``max_records``, TensorBoard gets a step only if ``stats.jsonl`` kept it when it was
+    written: event files are append-only and cannot be thinned afterwards, but when the store
+    halves its records its write rate halves, and TensorBoard's does with it. The last record
+    is written to TensorBoard at :meth:`close` in any case, so the curves reach the end.
 
     Args:
-        log_dir: the run directory.
+        log_dir: the parent directory; the run directory is created under it.
         model: the model being recorded.
         plan: what is watched.
         recorder: the in-graph recorder.
@@ -139,6 +148,9 @@ class RecordingSession:
         optimizer: the optimizer, described in ``meta.json``.
         tensorboard: also write TensorBoard event files.
         max_records: bound on step records kept on disk.
+
+    Attributes:
+        run_dir: the run directory this session writes.
     """
 
     def __init__(
@@ -153,7 +165,7 @@ class RecordingSession:
         max_records: int | None,
     ) -> None:
         check_writable(log_dir)
-        self.log_dir = log_dir
+        self.run_dir = new_run_dir(log_dir)
         self.recorder = recorder
         meta = RunMeta(
             layers=plan.infos,
@@ -163,17 +175,42 @@ class RecordingSession:
             created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
             gradscope_version=__version__,
         )
-        self.writer = RunWriter(log_dir, meta, max_records=max_records)
-        self.tb = TensorBoardWriter(log_dir) if tensorboard else None
+        self.writer = RunWriter(self.run_dir, meta, max_records=max_records)
+        self.tensorboard = tensorboard
         self.hist = HistogramLog()
+        self._tb_pending: StepRecord | None = None
+        self._open_outputs(plan)
+        self.last_record: StepRecord | None = None
+        self.closed = False
+
+    def _open_outputs(self, plan: WatchPlan) -> None:
+        self.tb = TensorBoardWriter(self.run_dir, layers=plan.infos) if self.tensorboard else None
         lo, hi = HISTOGRAM_BINS.grad_log10_range
-        self.edges: dict[str, np.ndarray] = {
-            "grad": np.linspace(lo, hi, HISTOGRAM_BINS.grad_bins + 1)
-        }
+        # Kept across fits: snapshots of a layer watched only in an earlier fit need theirs.
+        self.edges: dict[str, np.ndarray] = getattr(self, "edges", {})
+        self.edges["grad"] = np.linspace(lo, hi, HISTOGRAM_BINS.grad_bins + 1)
         for name, _, kind in plan.act_layers:
             a, b = act_range(kind)
             self.edges[f"act/{name}"] = np.linspace(a, b, HISTOGRAM_BINS.act_bins + 1)
-        self.last_record: StepRecord | None = None
+
+    def reopen(self, model: keras.Model, plan: WatchPlan, recorder: Recorder) -> None:
+        """Continues this closed run for another fit of the same callback in the same process.
+
+        The metadata takes the new fit's layers (a layer may have been unfrozen) and goes back
+        to ``"running"``; records append to the same logs with the same ``max_records`` bound,
+        and TensorBoard gets a new event file in the same run directory.
+
+        Args:
+            model: the model being recorded.
+            plan: what is watched now.
+            recorder: the in-graph recorder of this fit.
+        """
+        self.recorder = recorder
+        meta = self.writer.meta
+        self.writer.reopen(
+            replace(meta, layers=plan.infos, model_name=model.name, status="running")
+        )
+        self._open_outputs(plan)
         self.closed = False
 
     def poll(self, epoch: int | None, loss_fallback: float | None = None) -> list[StepRecord]:
@@ -187,13 +224,18 @@ class RecordingSession:
             The records written.
         """
         records, hists = self.recorder.read(epoch=epoch, loss_fallback=loss_fallback)
+        dropped: set[int] = set()
         for record in records:
-            self.writer.append(record)
-            if self.tb is not None:
-                self.tb.write_record(record)
+            if self.writer.append(record):
+                if self.tb is not None:
+                    self.tb.write_record(record)
+                self._tb_pending = None
+            else:
+                dropped.add(record.step)
+                self._tb_pending = record
         for step, snapshot in hists:
             self.hist.add(step, snapshot)
-            if self.tb is not None:
+            if self.tb is not None and step not in dropped:
                 self.tb.write_histograms(step, snapshot, self.edges)
         if records:
             self.last_record = records[-1]
@@ -242,27 +284,11 @@ class RecordingSession:
                 self.writer.close()
             finally:
                 if self.tb is not None:
+                    if self._tb_pending is not None:
+                        # The last record, even off the kept stride: curves reach the end.
+                        self.tb.write_record(self._tb_pending)
+                        self._tb_pending = None
                     self.tb.close()
-
-
-def owned_by_other_run(log_dir: Path, created: str | None) -> bool:
-    """True if ``log_dir`` already holds a run other than the one created at ``created``.
-
-    Args:
-        log_dir: the run directory.
-        created: creation stamp of this recorder's run, or None if it has none yet.
-
-    Returns:
-        Whether writing would mix two runs' records.
-    """
-    meta = log_dir / META_FILE
-    if not meta.exists():
-        return False
-    try:
-        stamp = json.loads(meta.read_text(encoding="utf-8")).get("created")
-    except (OSError, ValueError):
-        return True
-    return created is None or stamp != created
 
 
 def log_float(value: Any) -> float | None:

@@ -1,5 +1,7 @@
 """Run data model: the records gradscope writes while training and reads back for diagnosis."""
 
+from gradscope.data.reader import Run, RunFormatError, load_run
+from gradscope.data.rundirs import list_runs, new_run_dir
 from gradscope.data.schema import (
     GRAD_STATS,
     LAYER_STATS,
@@ -9,7 +11,7 @@ from gradscope.data.schema import (
     RunMeta,
     StepRecord,
 )
-from gradscope.data.store import Run, RunFormatError, RunWriter, load_run
+from gradscope.data.store import RunWriter
 
 __all__ = [
     "GRAD_STATS",
@@ -22,5 +24,7 @@ __all__ = [
     "RunMeta",
     "RunWriter",
     "StepRecord",
+    "list_runs",
     "load_run",
+    "new_run_dir",
 ]

@@ -1,4 +1,4 @@
-"""Run directory <-> :class:`Run`: atomic, append-only writing and tolerant reading.
+"""Run directory writing: atomic, append-only, bounded; reading lives in :mod:`reader`.
 
 Writing rules (so that a crash or Ctrl-C never leaves an unreadable run):
 
@@ -8,6 +8,9 @@ Writing rules (so that a crash or Ctrl-C never leaves an unreadable run):
 * with ``max_records`` the stats log is decimated in place (every other record kept, atomically)
   whenever it would exceed the bound, and from then on only every ``stride``-th record is kept,
   so disk and memory stay bounded however long training runs.
+
+:class:`Run`, :func:`load_run` and the file names are re-exported here, where callers have
+always imported them from.
 """
 
 from __future__ import annotations
@@ -16,29 +19,15 @@ import io
 import json
 import os
 import tempfile
-from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import numpy as np
 
-from gradscope.data.schema import (
-    SCHEMA_VERSION,
-    EpochRecord,
-    LayerInfo,
-    RunMeta,
-    StepRecord,
-)
-
-META_FILE = "meta.json"
-STATS_FILE = "stats.jsonl"
-EPOCHS_FILE = "epochs.jsonl"
-HIST_FILE = "hist.npz"
-
-
-class RunFormatError(ValueError):
-    """A run directory is missing, unreadable or written by a newer gradscope."""
+from gradscope.data.reader import Run, RunFormatError, load_run
+from gradscope.data.rundirs import EPOCHS_FILE, HIST_FILE, META_FILE, STATS_FILE
+from gradscope.data.schema import EpochRecord, RunMeta, StepRecord
 
 
 def _umask() -> int:
@@ -107,8 +96,11 @@ class RunWriter:
         self._offered = 0
         self._kept = 0
         self.write_meta(meta)
-        self._stats = open(self.path / STATS_FILE, "a", encoding="utf-8")  # noqa: SIM115
-        self._epochs = open(self.path / EPOCHS_FILE, "a", encoding="utf-8")  # noqa: SIM115
+        self._stats = self._open(STATS_FILE)
+        self._epochs = self._open(EPOCHS_FILE)
+
+    def _open(self, name: str) -> io.TextIOWrapper:
+        return open(self.path / name, "a", encoding="utf-8")
 
     @property
     def records_kept(self) -> int:
@@ -132,21 +124,40 @@ class RunWriter:
         """
         self.write_meta(replace(self.meta, status=status))
 
-    def append(self, record: StepRecord) -> None:
+    def reopen(self, meta: RunMeta) -> None:
+        """Continues a closed run (the same callback fitting again): new metadata, same logs.
+
+        The decimation stride and counts carry over, so ``max_records`` bounds the whole run.
+
+        Args:
+            meta: the metadata to write (e.g. status ``"running"`` again).
+        """
+        self.write_meta(meta)
+        if self._stats.closed:
+            self._stats = self._open(STATS_FILE)
+        if self._epochs.closed:
+            self._epochs = self._open(EPOCHS_FILE)
+
+    def append(self, record: StepRecord) -> bool:
         """Appends one step record (or drops it when decimating), flushed to disk.
 
         Args:
             record: the record to write.
+
+        Returns:
+            True if the record was written: it is on the stride the bounded log keeps now.
+            Other outputs (TensorBoard) follow this to stay bounded as well.
         """
         offered = self._offered
         self._offered += 1
         if offered % self._stride:
-            return
+            return False
         self._stats.write(_dumps(record.to_json()) + "\n")
         self._stats.flush()
         self._kept += 1
         if self.max_records is not None and self._kept > self.max_records:
             self._decimate()
+        return True
 
     def append_epoch(self, record: EpochRecord) -> None:
         """Appends one epoch record, flushed to disk.
@@ -166,7 +177,7 @@ class RunWriter:
         atomic_write_bytes(self.path / STATS_FILE, "".join(x + "\n" for x in kept).encode())
         self._kept = len(kept)
         self._stride *= 2
-        self._stats = open(self.path / STATS_FILE, "a", encoding="utf-8")  # noqa: SIM115
+        self._stats = self._open(STATS_FILE)
 
     def write_histograms(self, histograms: dict[str, np.ndarray]) -> None:
         """Atomically replaces ``hist.npz`` with the given arrays.
@@ -214,167 +225,14 @@ def _read_jsonl(path: Path) -> tuple[list[tuple[str, dict[str, Any]]], int]:
     return good, bad
 
 
-_T = TypeVar("_T", StepRecord, EpochRecord)
-
-
-def _parse_jsonl(path: Path, factory: Callable[[dict[str, Any]], _T]) -> tuple[list[_T], int]:
-    """Parses a ``.jsonl`` log into records; returns them and how many lines were skipped."""
-    # Streams line by line: only the records stay in memory, not the file's text and every
-    # parsed dict at once (a 20k-record log peaked at ~4x more that way).
-    out: list[_T] = []
-    skipped = 0
-    if not path.exists():
-        return out, skipped
-    with open(path, encoding="utf-8", errors="replace") as fh:
-        for line in fh:
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-                if not isinstance(obj, dict):
-                    raise TypeError("not a JSON object")
-                out.append(factory(obj))
-            except (KeyError, TypeError, ValueError, AttributeError):
-                skipped += 1
-    return out, skipped
-
-
-@dataclass
-class Run:
-    """A loaded run directory.
-
-    Attributes:
-        path: the run directory.
-        meta: contents of ``meta.json``.
-        records: step records in order.
-        epochs: epoch records in order.
-        skipped_lines: number of torn or corrupt lines skipped while reading.
-    """
-
-    path: Path
-    meta: RunMeta
-    records: list[StepRecord]
-    epochs: list[EpochRecord] = field(default_factory=list)
-    skipped_lines: int = 0
-    _hist: dict[str, np.ndarray] | None = None
-
-    @property
-    def layers(self) -> list[LayerInfo]:
-        """The model's layers in forward order."""
-        return list(self.meta.layers)
-
-    @property
-    def layer_names(self) -> list[str]:
-        """Names of the model's layers in forward order."""
-        return [x.name for x in self.meta.layers]
-
-    def layer(self, name: str) -> LayerInfo:
-        """Returns the LayerInfo called ``name``.
-
-        Args:
-            name: a layer name from :attr:`layer_names`.
-
-        Returns:
-            The layer's description.
-
-        Raises:
-            KeyError: with the known names, if there is no such layer.
-        """
-        for info in self.meta.layers:
-            if info.name == name:
-                return info
-        raise KeyError(f"No layer named {name!r} in this run. Known layers: {self.layer_names}")
-
-    @property
-    def steps(self) -> np.ndarray:
-        """Steps of all records as an int64 array."""
-        return np.array([r.step for r in self.records], dtype=np.int64)
-
-    def series(self, stat: str, layer: str | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """Returns the steps and values of one statistic over the run.
-
-        Args:
-            stat: a per-layer statistic (``"grad_norm"``, ``"dead_frac"``, ...) or a step-level
-                one (``"loss"``, ``"lr"``).
-            layer: the layer name; required for per-layer statistics.
-
-        Returns:
-            ``(steps, values)``, int64 and float64 arrays of records that have the statistic.
-
-        Example:
-            >>> steps, norms = run.series("grad_norm", "dense")  # doctest: +SKIP
-        """
-        steps: list[int] = []
-        values: list[float] = []
-        for r in self.records:
-            if layer is None:
-                value = getattr(r, stat, None) if stat in ("loss", "lr") else None
-                if value is None and stat not in ("loss", "lr"):
-                    raise ValueError(
-                        f"Statistic {stat!r} is per layer: pass `layer`. Received: layer=None"
-                    )
-            else:
-                value = r.layers.get(layer, {}).get(stat)
-            if value is not None:
-                steps.append(r.step)
-                values.append(value)
-        return np.array(steps, dtype=np.int64), np.array(values, dtype=np.float64)
-
-    @property
-    def histograms(self) -> dict[str, np.ndarray]:
-        """Arrays of ``hist.npz`` (empty when histograms were not recorded)."""
-        if self._hist is None:
-            path = self.path / HIST_FILE
-            if path.exists():
-                with np.load(path) as data:
-                    self._hist = {k: data[k] for k in data.files}
-            else:
-                self._hist = {}
-        return self._hist
-
-
-def load_run(path: str | os.PathLike[str]) -> Run:
-    """Loads a run directory written by :class:`RunWriter` (or the GradScope callback).
-
-    Args:
-        path: the run directory.
-
-    Returns:
-        The loaded :class:`Run`. Torn or corrupt lines are skipped and counted in
-        ``run.skipped_lines``.
-
-    Raises:
-        RunFormatError: if ``path`` is not a run directory, ``meta.json`` is unreadable, or the run
-            was written with a newer schema version.
-
-    Example:
-        >>> run = load_run("runs/x")  # doctest: +SKIP
-        >>> steps, norms = run.series("grad_norm", run.layer_names[0])  # doctest: +SKIP
-    """
-    root = Path(path)
-    meta_path = root / META_FILE
-    if not root.is_dir():
-        raise RunFormatError(f"No run directory at '{root}'. Pass the log_dir given to GradScope.")
-    if not meta_path.is_file():
-        raise RunFormatError(
-            f"'{root}' is not a gradscope run: it has no {META_FILE}. "
-            "Pass the log_dir given to GradScope."
-        )
-    try:
-        meta_json = json.loads(meta_path.read_text(encoding="utf-8"))
-        version = int(meta_json["schema_version"])
-    except (ValueError, KeyError, TypeError) as err:
-        raise RunFormatError(
-            f"'{meta_path}' is corrupt ({err}); the run cannot be read, record the run again."
-        ) from err
-    if version > SCHEMA_VERSION:
-        raise RunFormatError(
-            f"'{root}' was written with run schema version {version}, newer than this gradscope "
-            f"understands ({SCHEMA_VERSION}). Upgrade gradscope to read it."
-        )
-    meta = RunMeta.from_json(meta_json)
-    records, bad_stats = _parse_jsonl(root / STATS_FILE, StepRecord.from_json)
-    epochs, bad_epochs = _parse_jsonl(root / EPOCHS_FILE, EpochRecord.from_json)
-    return Run(
-        path=root, meta=meta, records=records, epochs=epochs, skipped_lines=bad_stats + bad_epochs
-    )
+__all__ = [
+    "EPOCHS_FILE",
+    "HIST_FILE",
+    "META_FILE",
+    "STATS_FILE",
+    "Run",
+    "RunFormatError",
+    "RunWriter",
+    "atomic_write_bytes",
+    "load_run",
+]

@@ -242,7 +242,8 @@ def run_trial(
         model: the model (not trained; a copy is).
         x: inputs.
         y: targets.
-        run_dir: a new run directory.
+        run_dir: where the trial's run goes: GradScope creates a new run directory under it
+            (``TrialStats.run_dir``).
         steps: optimizer steps (>= 3, the detectors' minimum window).
         seed: Keras seed and batch order seed.
         batch_size: examples per step.
@@ -265,6 +266,7 @@ def run_trial(
     keras.utils.set_random_seed(seed)
     trained = _trial_copy(model)
     order = _order(len(x), steps, batch_size, seed)
+    callback = GradScope(run_dir, freq=1, tensorboard=False, verbose=0)
     # Targets that do not fit the output or loss only fail inside fit: one line, not a traceback.
     with data_errors(trained, _loss_of(trained)):
         trained.fit(
@@ -274,9 +276,9 @@ def run_trial(
             epochs=1,
             shuffle=False,  # the order above is the shared one
             verbose=0,
-            callbacks=[GradScope(run_dir, freq=1, tensorboard=False, verbose=0)],
+            callbacks=[callback],
         )
-    run = load_run(run_dir)
+    run = load_run(callback.run_dir)
     # Static rules too, so fixes aimed at e.g. init_activation_mismatch are checked as well.
     findings = detect(run, thresholds) + static_findings(spec_from_model(model), thresholds.static)
     return summarize(run, sort_findings(findings), thresholds)
@@ -360,7 +362,8 @@ def verify(
         batch_size: examples per step.
         targets: finding kinds the fix should remove; default every kind found (warning or
             worse) in the original's trial.
-        run_dir: folder for the two runs (``before/``, ``after/``); a temporary one if None.
+        run_dir: folder for the two runs (under ``before/`` and ``after/``, one run directory
+            each per call); a temporary one if None.
         before: a trial of the original already run with the same data, steps and seed (saves
             retraining it when several fixes are verified in turn).
         loss_tolerance: relative slack for "the loss is not worse".
@@ -380,17 +383,9 @@ def verify(
     x, y = trial_data(model, x, y, seed=seed)
     root = Path(run_dir) if run_dir is not None else Path(tempfile.mkdtemp(prefix="gradscope-fix-"))
     if before is None:
-        before = run_trial(model, x, y, _fresh(root, "before"), steps, seed, batch_size, thresholds)
-    after = run_trial(fixed_model, x, y, _fresh(root, "after"), steps, seed, batch_size, thresholds)
+        before = run_trial(model, x, y, root / "before", steps, seed, batch_size, thresholds)
+    after = run_trial(fixed_model, x, y, root / "after", steps, seed, batch_size, thresholds)
     return compare(before, after, targets, loss_tolerance)
-
-
-def _fresh(root: Path, name: str) -> Path:
-    # GradScope refuses a directory holding another run; number the trials instead.
-    path, i = root / name, 1
-    while path.exists():
-        path, i = root / f"{name}_{i}", i + 1
-    return path
 
 
 def compare(

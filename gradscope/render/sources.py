@@ -1,8 +1,10 @@
 """What a renderer is asked to show: labelled runs and their findings, resolved from user input.
 
-Runs may be given as loaded :class:`Run` objects or as run directories; findings may be given,
-or read from the run's ``findings.json``, or (when neither) computed with
-:func:`gradscope.detect.detect`, so a report is never silently empty of diagnosis.
+Runs may be given as loaded :class:`Run` objects, as run directories, or as the ``log_dir`` a
+run was recorded under (its newest run; :func:`choice_note` says which, and what else is
+there); findings may be given, or read from the run's ``findings.json``, or (when neither)
+computed with :func:`gradscope.detect.detect`, so a report is never silently empty of
+diagnosis.
 """
 
 from __future__ import annotations
@@ -10,7 +12,9 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
+from gradscope.data.rundirs import is_run_name, resolve_run
 from gradscope.data.store import Run, RunFormatError, load_run
 from gradscope.errors import GradscopeInputError, first_line
 from gradscope.findings import Finding, read_findings, sort_findings
@@ -41,7 +45,7 @@ def as_run(item: RunInput) -> Run:
     """Returns a loaded run, loading a directory when needed.
 
     Args:
-        item: a Run or a run directory.
+        item: a Run, a run directory, or a ``log_dir`` holding runs (its newest is loaded).
 
     Returns:
         The run.
@@ -91,16 +95,49 @@ def findings_of(run: Run) -> list[Finding]:
     return detect(run)
 
 
+def choice_note(path: str | os.PathLike[str]) -> str | None:
+    """Says which run a parent directory stands for, when it holds several.
+
+    Args:
+        path: a run directory or a ``log_dir`` holding runs.
+
+    Returns:
+        One line naming the newest run (the one read) and the others, oldest first; None when
+        ``path`` means exactly one run.
+
+    Example:
+        >>> choice_note("runs/mlp")  # doctest: +SKIP
+        "'runs/mlp' holds 2 runs; reporting the newest, '20261126-101500'. The other: ..."
+    """
+    chosen, others = resolve_run(path)
+    if not others:
+        return None
+    root = Path(path)
+    names = ", ".join("'.' (the folder itself)" if p == root else f"'{p.name}'" for p in others)
+    return (
+        f"'{path}' holds {len(others) + 1} runs; reporting the newest, '{chosen.name}'. "
+        f"{'The other' if len(others) == 1 else 'The others, oldest first'}: {names}. "
+        "Pass one of them to report it, or several to compare them."
+    )
+
+
+def _label(path: Path, full: bool = False) -> str:
+    # A timestamped run is named by its log_dir ("mlp"), or "mlp/20261126-094012" when two
+    # runs of one log_dir are shown together.
+    if is_run_name(path.name) and path.parent.name:
+        return f"{path.parent.name}/{path.name}" if full else path.parent.name
+    return path.name or str(path)
+
+
 def _default_labels(runs: Sequence[Run]) -> list[str]:
     if len(runs) == 2:
         return list(PAIR_LABELS)
-    labels = [r.path.name or str(r.path) for r in runs]
+    for full in (False, True):
+        labels = [_label(r.path, full) for r in runs]
+        if len(set(labels)) == len(labels):
+            return labels
     # Two runs with the same directory name must still be told apart.
-    return (
-        labels
-        if len(set(labels)) == len(labels)
-        else [f"{i + 1}. {x}" for i, x in enumerate(labels)]
-    )
+    return [f"{i + 1}. {x}" for i, x in enumerate(labels)]
 
 
 def resolve(

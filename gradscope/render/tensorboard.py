@@ -1,22 +1,64 @@
 """TensorBoard event files written directly from records (no TensorFlow ops on the host).
 
-Scalars are grouped per statistic (``grad_norm/<layer>``, ``update_ratio/<layer>``, ...) so that
-TensorBoard's scalar dashboard shows one card per statistic with one line per layer; histograms use
-the fixed gradscope bins; findings go in as text. Writing uses TensorBoard's own event-file writer
-and protobufs, which costs microseconds per value instead of an eager op per ``tf.summary`` call.
+Scalars are grouped per statistic so that TensorBoard shows one group of cards per statistic,
+one card per layer. TensorBoard orders groups and cards by tag, so each statistic's tag starts
+with its rank in :data:`SCALAR_ORDER` (``01_grad_norm/<layer>``, ``02_update_ratio/<layer>``,
+..., ``11_act_mean/<layer>``): gradients come first, activations last, instead of alphabetically
+(``act_mean`` before ``grad_norm``). Histograms use the fixed gradscope bins; findings go in as
+text. Writing uses TensorBoard's own event-file writer and protobufs, which costs microseconds
+per value instead of an eager op per ``tf.summary`` call.
 """
 
 from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 from tensorboard.compat.proto import event_pb2, summary_pb2, tensor_pb2, tensor_shape_pb2
 from tensorboard.summary.writer.event_file_writer import EventFileWriter
 
-from gradscope.data.schema import StepRecord, is_finite
+from gradscope.data.schema import LayerInfo, StepRecord, is_finite
+
+#: Per-layer statistics in the order their TensorBoard card groups appear: what the chapter
+#: reads first (gradient norm by depth, update ratio) before the finer gradient statistics,
+#: weights, and activations last.
+SCALAR_ORDER: tuple[str, ...] = (
+    "grad_norm",
+    "update_ratio",
+    "grad_max_abs",
+    "grad_mean",
+    "grad_std",
+    "nonfinite",
+    "weight_norm",
+    "update_norm",
+    "dead_frac",
+    "sat_frac",
+    "act_mean",
+    "act_std",
+)
+#: Activations whose output mean is a constant, not a measurement: a softmax's outputs sum to
+#: 1, so their mean is 1/classes at every step; its ``act_mean`` card would be pure noise.
+CONSTANT_MEAN_ACTIVATIONS: frozenset[str] = frozenset({"softmax"})
+
+
+def scalar_tag(stat: str, layer: str) -> str:
+    """The TensorBoard tag of a per-layer statistic, ranked so cards sort gradients first.
+
+    Args:
+        stat: a statistic name (``"grad_norm"``, ``"act_mean"``, ...).
+        layer: the layer name.
+
+    Returns:
+        ``"<rank>_<stat>/<layer>"``; statistics not in :data:`SCALAR_ORDER` rank last.
+
+    Example:
+        >>> scalar_tag("grad_norm", "dense"), scalar_tag("act_mean", "dense")
+        ('01_grad_norm/dense', '11_act_mean/dense')
+    """
+    rank = SCALAR_ORDER.index(stat) + 1 if stat in SCALAR_ORDER else len(SCALAR_ORDER) + 1
+    return f"{rank:02d}_{stat}/{layer}"
 
 
 def _scalar(tag: str, value: float) -> summary_pb2.Summary.Value:
@@ -30,16 +72,28 @@ class TensorBoardWriter:
         log_dir: directory of the event file (the run directory).
         flush_secs: how often the background writer flushes; small so that an interrupted fit
             still leaves recent data on disk.
+        layers: the recorded model's layers; softmax layers get no ``act_mean`` scalar (see
+            :data:`CONSTANT_MEAN_ACTIVATIONS`).
 
     Example:
         >>> writer = TensorBoardWriter(tempfile.mkdtemp())  # doctest: +SKIP
         >>> writer.write_record(record); writer.close()  # doctest: +SKIP
     """
 
-    def __init__(self, log_dir: str | os.PathLike[str], flush_secs: int = 5) -> None:
+    def __init__(
+        self,
+        log_dir: str | os.PathLike[str],
+        flush_secs: int = 5,
+        layers: Sequence[LayerInfo] = (),
+    ) -> None:
         self._writer = EventFileWriter(
             str(log_dir), flush_secs=flush_secs, filename_suffix=".gradscope"
         )
+        self._skip = {
+            (info.name, "act_mean")
+            for info in layers
+            if info.activation in CONSTANT_MEAN_ACTIVATIONS
+        }
 
     def _emit(self, step: int, values: list[summary_pb2.Summary.Value]) -> None:
         if values:
@@ -51,8 +105,8 @@ class TensorBoardWriter:
     def write_record(self, record: StepRecord) -> None:
         """Writes a record's loss, learning rate and per-layer statistics as scalars.
 
-        Non-finite values are skipped (TensorBoard cannot plot them; the ``nonfinite`` count and
-        the run files keep the evidence).
+        Tags are :func:`scalar_tag`'s. Non-finite values are skipped (TensorBoard cannot plot
+        them; the ``nonfinite`` count and the run files keep the evidence).
 
         Args:
             record: the step record.
@@ -64,8 +118,8 @@ class TensorBoardWriter:
             values.append(_scalar("gradscope/learning_rate", record.lr))  # type: ignore[arg-type]
         for layer, layer_stats in record.layers.items():
             for stat, value in layer_stats.items():
-                if is_finite(value):
-                    values.append(_scalar(f"{stat}/{layer}", value))
+                if is_finite(value) and (layer, stat) not in self._skip:
+                    values.append(_scalar(scalar_tag(stat, layer), value))
         self._emit(record.step, values)
 
     def write_histograms(

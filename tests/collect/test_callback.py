@@ -150,14 +150,19 @@ def test_freq_gates_records_and_steps_continue_across_fits(tmp_path) -> None:
     model.compile("adam", "sparse_categorical_crossentropy")
     scope = GradScope(tmp_path / "run", freq=3)
     model.fit(x, y, batch_size=8, epochs=2, verbose=0, callbacks=[scope])  # 16 steps
+    first_dir = scope.run_dir
     model.fit(x, y, batch_size=8, epochs=1, verbose=0, callbacks=[scope])  # 8 more
-    run = load_run(tmp_path / "run")
+    assert scope.run_dir == first_dir  # the same callback object continues its run
+    run = load_run(scope.run_dir)
     assert [r.step for r in run.records] == list(range(0, 24, 3))
     assert [e.epoch for e in run.epochs] == [0, 1, 0]
     assert run.meta.status == "completed"
-    # A different callback must not mix its records into this run.
-    with pytest.raises(ValueError, match="already holds another gradscope run"):
-        model.fit(x, y, epochs=1, verbose=0, callbacks=[GradScope(tmp_path / "run")])
+    # A different callback on the same log_dir gets a run of its own beside it, never mixed.
+    other = GradScope(tmp_path / "run", freq=3)
+    model.fit(x, y, batch_size=8, epochs=1, verbose=0, callbacks=[other])
+    assert other.run_dir != first_dir and other.run_dir.parent == first_dir.parent
+    assert [r.step for r in load_run(first_dir).records] == list(range(0, 24, 3))
+    assert [r.step for r in load_run(other.run_dir).records] == list(range(24, 32, 3))
 
 
 def test_steps_per_execution_records_every_due_step(tmp_path) -> None:
@@ -321,11 +326,12 @@ def test_interrupted_fit_leaves_a_loadable_run(tmp_path) -> None:
     run = load_run(tmp_path / "run")
     assert [r.step for r in run.records] == list(range(6))
     assert run.meta.status == "running"  # never marked completed
-    lines = (tmp_path / "run" / "stats.jsonl").read_text().splitlines()
+    lines = (scope.run_dir / "stats.jsonl").read_text().splitlines()
     assert all(json.loads(line)["step"] >= 0 for line in lines)
     # Fitting again with the same callback continues the run and then removes every hook.
     model.fit(x, y, batch_size=4, epochs=1, verbose=0, callbacks=[scope])
-    run = load_run(tmp_path / "run")
+    assert run.path == scope.run_dir
+    run = load_run(scope.run_dir)
     assert [r.step for r in run.records] == list(range(6)) + list(range(6, 22))
     assert run.meta.status == "completed"
     assert "train_step" not in model.__dict__
@@ -408,8 +414,8 @@ def test_findings_written_at_end_of_fit(tmp_path) -> None:
     model.compile("adam", "sparse_categorical_crossentropy")
     callback = GradScope(tmp_path / "run", freq=1, verbose=0)
     model.fit(x, y, batch_size=16, epochs=2, verbose=0, callbacks=[callback])
-    assert (tmp_path / "run" / "findings.json").exists()
-    assert read_findings(tmp_path / "run") == callback.findings
+    assert (callback.run_dir / "findings.json").exists()
+    assert read_findings(callback.run_dir) == callback.findings
 
 
 def test_on_finding_stop_halts_on_nan(tmp_path) -> None:

@@ -59,7 +59,7 @@ def test_exception_in_another_callback_leaves_a_complete_run(tmp_path) -> None:
             verbose=0,
             callbacks=[scope, FailAt(6, RuntimeError("boom"))],
         )
-    rows = _lines(tmp_path / "run")  # every line parses: the last record is complete
+    rows = _lines(scope.run_dir)  # every line parses: the last record is complete
     assert [r["step"] for r in rows] == list(range(7))
     assert set(rows[-1]["layers"]) == {"hidden", "output"}
     run = load_run(tmp_path / "run")
@@ -76,7 +76,7 @@ def test_exception_in_another_callback_leaves_a_complete_run(tmp_path) -> None:
     # The model trains normally afterwards, without gradscope.
     history = model.fit(x, y, batch_size=16, epochs=1, verbose=0)
     assert math.isfinite(history.history["loss"][-1])
-    assert len(_lines(tmp_path / "run")) == 7  # nothing more was recorded
+    assert len(_lines(run.path)) == 7  # nothing more was recorded
 
 
 def test_interrupted_run_is_marked_when_the_process_exits(tmp_path) -> None:
@@ -176,7 +176,7 @@ def test_on_finding_stop_ends_a_blowup_cleanly(tmp_path) -> None:
     assert "train_step" not in model.__dict__
 
 
-def test_two_fits_into_one_log_dir_never_interleave(tmp_path) -> None:
+def test_two_fits_into_one_log_dir_get_a_run_each(tmp_path) -> None:
     x, y = toy_data(64)
     first, second = _mlp(), _mlp()
     for m in (first, second):
@@ -184,27 +184,22 @@ def test_two_fits_into_one_log_dir_never_interleave(tmp_path) -> None:
     a = GradScope(tmp_path / "run", freq=1, verbose=0)
     b = GradScope(tmp_path / "run", freq=1, verbose=0)  # both alive at once
     first.fit(x, y, batch_size=16, epochs=1, verbose=0, callbacks=[a])
-    with pytest.raises(ValueError, match="already holds another gradscope run"):
-        second.fit(x, y, batch_size=16, epochs=1, verbose=0, callbacks=[b])
-    assert "train_step" not in second.__dict__
-    # Two callbacks on one directory inside the same fit: refused before any step runs.
-    with pytest.raises(ValueError, match="already holds another gradscope run"):
-        second.fit(
-            x,
-            y,
-            batch_size=16,
-            epochs=1,
-            verbose=0,
-            callbacks=[GradScope(tmp_path / "both", freq=1), GradScope(tmp_path / "both", freq=1)],
-        )
-    rows = _lines(tmp_path / "run")
-    assert [r["step"] for r in rows] == [0, 1, 2, 3]  # only the first model's records
-    assert len(_lines(tmp_path / "both")) == 0
+    second.fit(x, y, batch_size=32, epochs=1, verbose=0, callbacks=[b])
+    assert a.run_dir != b.run_dir and a.run_dir.parent == b.run_dir.parent == tmp_path / "run"
+    assert [r["step"] for r in _lines(a.run_dir)] == [0, 1, 2, 3]  # only the first model's
+    assert [r["step"] for r in _lines(b.run_dir)] == [0, 1]
+    # The parent reads as its newest run, which is b's (created last; same second -> "-1").
+    assert load_run(tmp_path / "run").path == b.run_dir
+    # Two callbacks on one directory inside the same fit: two runs, each with every step once.
+    both = [GradScope(tmp_path / "both", freq=1, verbose=0) for _ in range(2)]
+    second.fit(x, y, batch_size=16, epochs=1, verbose=0, callbacks=both)
+    assert both[0].run_dir != both[1].run_dir
+    for callback in both:
+        assert [r["step"] for r in _lines(callback.run_dir)] == [2, 3, 4, 5]
 
 
-def test_lazily_built_models_cannot_interleave_either(tmp_path) -> None:
-    # Subclassed models attach their hooks after the first step; the ownership check must still
-    # happen before two recorders write into one directory.
+def test_lazily_built_models_get_a_run_each_too(tmp_path) -> None:
+    # Subclassed models attach their hooks after the first step; the runs are still apart.
     class Net(keras.Model):
         def __init__(self) -> None:
             super().__init__()
@@ -217,11 +212,12 @@ def test_lazily_built_models_cannot_interleave_either(tmp_path) -> None:
     x, y = toy_data(64)
     model = Net()
     model.compile("sgd", "sparse_categorical_crossentropy")
-    callbacks = [GradScope(tmp_path / "run", freq=1), GradScope(tmp_path / "run", freq=1)]
-    with pytest.raises(ValueError, match="already holds another gradscope run"):
-        model.fit(x, y, batch_size=16, epochs=1, verbose=0, callbacks=callbacks)
-    steps = [r["step"] for r in _lines(tmp_path / "run")]
-    assert steps == sorted(set(steps))  # one writer: no step twice, in order
+    callbacks = [GradScope(tmp_path / "run", freq=1, verbose=0) for _ in range(2)]
+    model.fit(x, y, batch_size=16, epochs=1, verbose=0, callbacks=callbacks)
+    assert callbacks[0].run_dir != callbacks[1].run_dir
+    for callback in callbacks:
+        steps = [r["step"] for r in _lines(callback.run_dir)]
+        assert steps == [1, 2, 3]  # one writer per run: no step twice, in order
 
 
 def test_disk_full_mid_fit_stops_recording_not_training(tmp_path) -> None:
@@ -246,7 +242,7 @@ def test_disk_full_mid_fit_stops_recording_not_training(tmp_path) -> None:
             x, y, batch_size=4, epochs=2, verbose=0, callbacks=[scope, DiskFills(scope)]
         )
     assert len(history.history["loss"]) == 2  # training finished both epochs
-    run = load_run(tmp_path / "run")
+    run = load_run(scope.run_dir)
     assert [r.step for r in run.records] == list(range(5)) and run.skipped_lines == 0
     assert run.meta.status == "failed"
     assert "train_step" not in model.__dict__

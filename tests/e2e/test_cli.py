@@ -12,7 +12,7 @@ import keras
 import numpy as np
 from typer.testing import CliRunner
 
-from gradscope import __version__
+from gradscope import __version__, list_runs
 from gradscope.cli import app
 
 
@@ -83,7 +83,8 @@ def test_demo_quick_tells_the_vanishing_story(readme_tour) -> None:
     tmp_path = cwd / "runs" / "demo"
     assert "tensorboard --logdir runs/demo" in out
     assert "HTML report: runs/demo/report.html" in out
-    before, after = tmp_path / "before", tmp_path / "after"
+    # One run directory each under before/ and after/ (the demo replaces them on every run).
+    (before,), (after,) = list_runs(tmp_path / "before"), list_runs(tmp_path / "after")
     # The untrained sick model is left for the CLI tour; plain Keras loads it.
     model = keras.models.load_model(tmp_path / "deep_sigmoid.keras")
     assert [layer.activation.__name__ for layer in model.layers[:-1]] == ["sigmoid"] * 10

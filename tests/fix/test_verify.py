@@ -55,8 +55,11 @@ def test_fix_model_on_synthetic_data(tmp_path):
     result = fix_model(model, ["relu_activation"], steps=12, run_dir=tmp_path)
     assert result.applied == ["relu_activation"]
     assert result.model.layers[0].activation.__name__ == "relu"
-    assert (tmp_path / "before" / "stats.jsonl").exists()
-    assert (tmp_path / "after" / "stats.jsonl").exists()
+    # Each trial is a run directory of its own under before/ and after/.
+    assert result.overall.before.run_dir.parent == tmp_path / "before"
+    assert result.overall.after.run_dir.parent == tmp_path / "after"
+    assert (result.overall.before.run_dir / "stats.jsonl").exists()
+    assert (result.overall.after.run_dir / "stats.jsonl").exists()
     b, a = result.overall.before.first_last_ratio, result.overall.after.first_last_ratio
     assert b is not None and a is not None and abs(np.log10(a)) < abs(np.log10(b))
     assert len(result.overall.before.losses) == 12

@@ -51,14 +51,14 @@ def test_callback_writes_report_after_findings(tmp_path: Path) -> None:
     assert page.sections() == list(RUN_SECTIONS)
     findings = section(html, "findings")
     # The report shows exactly the findings the callback stored in findings.json.
-    stored = json.loads((tmp_path / "run" / "findings.json").read_text(encoding="utf-8"))
+    stored = json.loads((callback.run_dir / "findings.json").read_text(encoding="utf-8"))
     assert [f["code"] for f in stored["findings"]] == [f.code for f in callback.findings]
     for f in callback.findings:
         assert f.code in findings and f.kind.replace("_", " ") in findings.lower()
     assert "exploding_mlp" in section(html, "summary")
     assert "No problems found." not in html
     # meta.json keeps the option, like every other callback option.
-    meta = json.loads((tmp_path / "run" / "meta.json").read_text(encoding="utf-8"))
+    meta = json.loads((callback.run_dir / "meta.json").read_text(encoding="utf-8"))
     assert meta["config"]["html_report"] == str(out)
 
 
@@ -87,15 +87,9 @@ def test_numbers_in_report_are_finite_or_marked(tmp_path: Path) -> None:
     keras.utils.set_random_seed(3)
     x, y = toy_data(64)
     out = tmp_path / "r.html"
-    _exploding_model().fit(
-        x,
-        y,
-        batch_size=16,
-        epochs=2,
-        verbose=0,
-        callbacks=[GradScope(tmp_path / "run", freq=1, html_report=out, verbose=0)],
-    )
-    lines = (tmp_path / "run" / "stats.jsonl").read_text(encoding="utf-8").splitlines()
+    callback = GradScope(tmp_path / "run", freq=1, html_report=out, verbose=0)
+    _exploding_model().fit(x, y, batch_size=16, epochs=2, verbose=0, callbacks=[callback])
+    lines = (callback.run_dir / "stats.jsonl").read_text(encoding="utf-8").splitlines()
     losses = [json.loads(line)["loss"] for line in lines]
     assert not all(np.isfinite(v) for v in losses if v is not None)  # the run did blow up
     text = " ".join(Page(out.read_text(encoding="utf-8")).text)

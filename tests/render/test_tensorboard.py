@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import keras
@@ -11,7 +12,8 @@ from helpers import toy_data
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from gradscope import GradScope, load_run
-from gradscope.render.tensorboard import TensorBoardWriter
+from gradscope.data.store import STATS_FILE
+from gradscope.render.tensorboard import SCALAR_ORDER, TensorBoardWriter, scalar_tag
 
 
 def _accumulator(path) -> EventAccumulator:
@@ -30,6 +32,7 @@ def test_scalars_equal_stats_jsonl(tmp_path) -> None:
         ]
     )
     model.compile("adam", "sparse_categorical_crossentropy")
+    scope = GradScope(tmp_path, freq=2, histogram_freq=4)
     # Keras's own TensorBoard callback on the same log_dir must coexist.
     model.fit(
         x,
@@ -37,17 +40,15 @@ def test_scalars_equal_stats_jsonl(tmp_path) -> None:
         batch_size=16,
         epochs=2,
         verbose=0,
-        callbacks=[
-            GradScope(tmp_path, freq=2, histogram_freq=4),
-            keras.callbacks.TensorBoard(tmp_path, histogram_freq=1),
-        ],
+        callbacks=[scope, keras.callbacks.TensorBoard(tmp_path, histogram_freq=1)],
     )
     run = load_run(tmp_path)
-    acc = _accumulator(tmp_path)
+    assert run.path == scope.run_dir  # the log_dir's only gradscope run
+    acc = _accumulator(scope.run_dir)
     tags = acc.Tags()["scalars"]
     first = model.layers[0].name
     for stat in ("grad_norm", "update_ratio", "dead_frac", "weight_norm"):
-        events = acc.Scalars(f"{stat}/{first}")
+        events = acc.Scalars(scalar_tag(stat, first))
         steps, values = run.series(stat, first)
         assert [e.step for e in events] == steps.tolist()
         np.testing.assert_allclose([e.value for e in events], values, rtol=1e-6)
@@ -74,7 +75,65 @@ def test_nonfinite_values_are_skipped_and_text_is_readable(tmp_path) -> None:
     writer.write_text("gradscope/findings", ["**vanishing gradients** in `d`"], step=3)
     writer.close()
     acc = _accumulator(tmp_path)
-    assert set(acc.Tags()["scalars"]) == {"gradscope/learning_rate", "act_mean/d"}
+    assert set(acc.Tags()["scalars"]) == {"gradscope/learning_rate", "11_act_mean/d"}
     text = acc.Tensors("gradscope/findings")[0].tensor_proto.string_val[0].decode()
     assert "vanishing gradients" in text
-    assert acc.Scalars("act_mean/d")[0].value == pytest.approx(0.5)
+    assert acc.Scalars("11_act_mean/d")[0].value == pytest.approx(0.5)
+
+
+def _mlp_softmax() -> keras.Model:
+    return keras.Sequential(
+        [
+            keras.Input((8,)),
+            keras.layers.Dense(8, activation="relu", name="hidden"),
+            keras.layers.Dense(3, activation="softmax", name="output"),
+        ]
+    )
+
+
+def test_gradient_cards_sort_first_and_softmax_has_no_act_mean(tmp_path) -> None:
+    x, y = toy_data(64)
+    model = _mlp_softmax()
+    model.compile("sgd", "sparse_categorical_crossentropy")
+    scope = GradScope(tmp_path, freq=1, verbose=0)
+    model.fit(x, y, batch_size=16, epochs=1, verbose=0, callbacks=[scope])
+    tags = sorted(_accumulator(scope.run_dir).Tags()["scalars"])  # TensorBoard's card order
+    grad = [i for i, t in enumerate(tags) if t.split("/")[0].endswith("_grad_norm")]
+    act = [i for i, t in enumerate(tags) if t.split("/")[0].endswith("_act_mean")]
+    assert grad and act and max(grad) < min(act)
+    assert tags[0] == scalar_tag("grad_norm", "hidden") == "01_grad_norm/hidden"
+    # Per-layer groups sort in SCALAR_ORDER, whatever the statistics' names.
+    groups = [t.split("/")[0] for t in tags if t[:2].isdigit()]
+    assert groups == sorted(groups, key=lambda g: SCALAR_ORDER.index(g[3:]))
+    # The softmax output's mean is 1/3 at every step: not written. The hidden layer's is.
+    assert scalar_tag("act_mean", "output") not in tags
+    assert scalar_tag("act_mean", "hidden") in tags
+    assert scalar_tag("act_std", "output") in tags  # its spread is still a measurement
+    # The run files keep the statistic (it is TensorBoard-only noise).
+    assert load_run(scope.run_dir).records[0].layers["output"]["act_mean"] == pytest.approx(
+        1 / 3, rel=1e-4
+    )
+
+
+def test_max_records_bounds_the_event_file(tmp_path) -> None:
+    max_records, steps = 8, 128  # 16x max_records: the store halves its records 4 times
+    x, y = toy_data(steps * 4)
+    model = _mlp_softmax()
+    model.compile("sgd", "sparse_categorical_crossentropy")
+    scope = GradScope(tmp_path, freq=1, histogram_freq=1, max_records=max_records, verbose=0)
+    model.fit(x, y, batch_size=4, epochs=1, shuffle=False, verbose=0, callbacks=[scope])
+    acc = _accumulator(scope.run_dir)
+    kept = [json.loads(line)["step"] for line in (scope.run_dir / STATS_FILE).open()]
+    assert len(kept) <= max_records
+    halvings = 4
+    # max_records + 1 entries until the first halving, then max_records/2 + 1 per halving, and
+    # the last step: logarithmic in the run's length (128 unbounded), never one per record.
+    bound = max_records + 1 + halvings * (max_records // 2 + 1) + 1
+    for tag in (scalar_tag("grad_norm", "hidden"), "gradscope/loss", "log10_abs_grad/hidden"):
+        events = acc.Histograms(tag) if tag.startswith("log10") else acc.Scalars(tag)
+        written = [e.step for e in events]
+        assert len(written) <= bound < steps // 4, tag
+        assert written == sorted(set(written)), tag  # each step once, in order
+    written = [e.step for e in acc.Scalars(scalar_tag("grad_norm", "hidden"))]
+    assert written[-1] == steps - 1  # the last step, off the kept stride, is there
+    assert set(kept) <= set(written)  # everything stats.jsonl kept is in TensorBoard too

@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from gradscope.data.rundirs import is_run_dir, list_runs
 from gradscope.data.store import META_FILE, STATS_FILE, load_run
 from gradscope.findings import FINDINGS_FILE, Finding
 from gradscope.render.build import RunData, finding_view, verdict
@@ -28,32 +29,47 @@ MAX_DEPTH: int = 6
 def discover_runs(logdir: str | os.PathLike[str]) -> dict[str, Path]:
     """Finds gradscope run directories (those holding ``meta.json``) under a log directory.
 
-    Hidden folders are skipped and run directories are not searched further (Keras's own
-    ``train/`` and ``validation/`` folders live inside them).
+    GradScope writes one run directory per fit process under the ``log_dir`` it was given
+    (``runs/mlp/20261126-094012``); each is listed by its path relative to ``logdir``, as
+    TensorBoard names its runs. Hidden folders are skipped and run directories are not searched
+    further (Keras's own ``train/`` and ``validation/`` folders live inside them), except for
+    runs a newer gradscope wrote under an older run directory.
 
     Args:
         logdir: TensorBoard's log directory.
 
     Returns:
         run name (path relative to ``logdir``, POSIX style, ``"."`` for ``logdir`` itself) ->
-        directory, sorted by name.
+        directory, sorted by name (timestamped run names sort by creation time; the dashboard
+        orders runs by ``meta.json``'s ``created``).
 
     Example:
         >>> discover_runs("runs")  # doctest: +SKIP
-        {'healthy': PosixPath('runs/healthy'), 'sick': PosixPath('runs/sick')}
+        {'mlp/20261126-094012': PosixPath('runs/mlp/20261126-094012'),
+         'mlp/20261126-101500': PosixPath('runs/mlp/20261126-101500')}
     """
     root = Path(logdir)
     found: dict[str, Path] = {}
-    if not root.is_dir():
-        return found
-    for current, dirs, files in os.walk(root):
-        path = Path(current)
-        depth = len(path.relative_to(root).parts)
-        if META_FILE in files:
+
+    def visit(path: Path, depth: int) -> None:
+        runs = list_runs(path)
+        if is_run_dir(path):
             found[path.relative_to(root).as_posix()] = path
-            dirs[:] = []
-            continue
-        dirs[:] = [d for d in sorted(dirs) if not d.startswith(".")] if depth < MAX_DEPTH else []
+        for run in runs:
+            found[run.relative_to(root).as_posix()] = run
+        if is_run_dir(path) or depth >= MAX_DEPTH:
+            return
+        taken = set(runs)
+        try:
+            children = sorted(path.iterdir())
+        except OSError:  # an unreadable folder hides no run TensorBoard could show either
+            return
+        for child in children:
+            if child.is_dir() and not child.name.startswith(".") and child not in taken:
+                visit(child, depth + 1)
+
+    if root.is_dir():
+        visit(root, 0)
     return dict(sorted(found.items()))
 
 
