@@ -57,6 +57,13 @@ def styled(fn: Callable[_P, Plot]) -> Callable[_P, Plot]:
 
     Returns:
         The wrapped function.
+
+    Example:
+        >>> @styled
+        ... def empty() -> Plot:
+        ...     return to_plot(new_figure(1.0)[0])
+        >>> empty().src.startswith("data:image/png;base64,")
+        True
     """
 
     @functools.wraps(fn)
@@ -68,7 +75,18 @@ def styled(fn: Callable[_P, Plot]) -> Callable[_P, Plot]:
 
 
 def new_figure(height: float) -> tuple[Figure, Axes]:
-    """A report-wide figure of the given height (inches) with one axes."""
+    """A figure as wide as every report figure (:data:`WIDTH`), with one axes.
+
+    Args:
+        height: in inches.
+
+    Returns:
+        ``(figure, axes)``.
+
+    Example:
+        >>> new_figure(3.0)[0].get_size_inches().tolist()
+        [13.0, 3.0]
+    """
     fig = Figure(figsize=(WIDTH, height))
     return fig, fig.add_subplot()
 
@@ -84,6 +102,10 @@ def text(label: str) -> str:
 
     Returns:
         The text with ``$`` escaped.
+
+    Example:
+        >>> text("cost$") == "cost" + chr(92) + "$"
+        True
     """
     return label.replace("$", r"\$")
 
@@ -97,6 +119,10 @@ def to_plot(fig: Figure, facts: Mapping[str, object] | None = None) -> Plot:
 
     Returns:
         The :class:`Plot`.
+
+    Example:
+        >>> to_plot(new_figure(1.0)[0], {"vmin": 1e-6}).facts
+        (('vmin', '1e-06'),)
     """
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=DPI, bbox_inches="tight")
@@ -120,12 +146,34 @@ def _fact(value: object) -> str:
 
 
 def positive(values: np.ndarray) -> np.ndarray:
-    """Masks what a log axis cannot show (0, negatives, NaN) as gaps, without clipping."""
+    """Masks what a log axis cannot show (0, negatives, NaN) as gaps, without clipping.
+
+    Args:
+        values: any float array.
+
+    Returns:
+        The array with non-positive and non-finite entries as NaN.
+
+    Example:
+        >>> positive(np.array([0.0, -1.0, 2.0])).tolist()
+        [nan, nan, 2.0]
+    """
     return np.where(np.isfinite(values) & (values > 0), values, np.nan)
 
 
 def log_y(ax: Axes) -> None:
-    """Log y axis; call after plotting (the data range decides the ticks)."""
+    """Log y axis; call after plotting (the data range decides the ticks).
+
+    Args:
+        ax: the axes.
+
+    Example:
+        >>> fig, ax = new_figure(2.0)
+        >>> _ = ax.plot([1e-6, 1.0])
+        >>> log_y(ax)
+        >>> ax.get_yscale()
+        'log'
+    """
     ax.set_yscale("log")
     sparse_log_ticks(ax.yaxis, *ax.get_ylim())
 
@@ -140,6 +188,10 @@ def sparse_log_ticks(axis: Axis, lo: float, hi: float) -> None:
         axis: the axis.
         lo: its lower limit.
         hi: its upper limit.
+
+    Example:
+        >>> fig, ax = new_figure(2.0)
+        >>> sparse_log_ticks(ax.yaxis, 1e-6, 1.0)
     """
     if lo > 0 and hi / lo > 100:
         axis.set_major_locator(LogLocator(numticks=7))
@@ -147,12 +199,36 @@ def sparse_log_ticks(axis: Axis, lo: float, hi: float) -> None:
 
 
 def depth_colors(n: int) -> np.ndarray:
-    """Viridis colours for ``n`` layers (or moments), input side dark."""
+    """Viridis colours for ``n`` layers (or moments of one run), input side dark.
+
+    Args:
+        n: how many.
+
+    Returns:
+        An ``(n, 4)`` RGBA array.
+
+    Example:
+        >>> depth_colors(3).shape
+        (3, 4)
+    """
     return matplotlib.colormaps["viridis"](np.linspace(0.0, 0.9, max(n, 1)))
 
 
 def layer_ticks(ax: Axes, names: Sequence[str], axis: str = "x", max_ticks: int = 25) -> None:
-    """Labels an axis with layer names (thinned beyond ``max_ticks``)."""
+    """Labels an axis with layer names (thinned beyond ``max_ticks``).
+
+    Args:
+        ax: the axes; the axis coordinate is the layer index.
+        names: layer names in forward order.
+        axis: ``"x"`` or ``"y"``.
+        max_ticks: labels at most.
+
+    Example:
+        >>> fig, ax = new_figure(2.0)
+        >>> layer_ticks(ax, ["d0", "d1"])
+        >>> [t.get_text() for t in ax.get_xticklabels()]
+        ['d0', 'd1']
+    """
     idx = thin_indices(len(names), max_ticks)
     labels = [text(names[i]) for i in idx]
     if axis == "x":
@@ -175,6 +251,11 @@ def step_ticks(ax: Axes, steps: np.ndarray, max_ticks: int = 8) -> list[int]:
 
     Returns:
         The step numbers used as ticks.
+
+    Example:
+        >>> fig, ax = new_figure(2.0)
+        >>> step_ticks(ax, np.array([0, 7, 13, 20, 26, 33, 40, 47, 53, 60]))
+        [0, 10, 20, 30, 40, 50, 60]
     """
     if not len(steps):
         return []

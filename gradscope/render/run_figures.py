@@ -11,7 +11,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from gradscope.data.store import Run
-from gradscope.render import figures
+from gradscope.render import act_figures, figures
 from gradscope.render.findings_view import figure_view
 from gradscope.render.fmt import pct
 from gradscope.render.matrix import moment_indices, window_median
@@ -28,6 +28,10 @@ def heatmap_figure(data: RunData, scale: tuple[float, float] | None = None) -> F
 
     Returns:
         The figure, or None without recorded gradients.
+
+    Example:
+        >>> heatmap_figure(RunData.of(load_run("runs/mlp"))).kind  # doctest: +SKIP
+        'heatmap'
     """
     if not data.grad_layers:
         return None
@@ -42,7 +46,18 @@ def heatmap_figure(data: RunData, scale: tuple[float, float] | None = None) -> F
 
 
 def depth_figure(data: RunData) -> FigureView | None:
-    """Gradient norm by depth at a few moments of training (the chapter's picture)."""
+    """Gradient norm by depth at a few moments of training (the chapter's picture).
+
+    Args:
+        data: the run's arranged data.
+
+    Returns:
+        The figure, or None when the run recorded nothing to draw.
+
+    Example:
+        >>> depth_figure(RunData.of(load_run("runs/mlp"))).title  # doctest: +SKIP
+        'Gradient norm by depth'
+    """
     if not data.grad_layers:
         return None
     m = data.sub("grad_norm", data.grad_layers)
@@ -57,7 +72,18 @@ def depth_figure(data: RunData) -> FigureView | None:
 
 
 def update_ratio_figure(data: RunData) -> FigureView | None:
-    """Update ratio ‖Δw‖/‖w‖ per layer over steps against CS231n's 1e-3 band."""
+    """Update ratio ‖Δw‖/‖w‖ per layer over steps against CS231n's 1e-3 band.
+
+    Args:
+        data: the run's arranged data.
+
+    Returns:
+        The figure, or None when the run recorded nothing to draw.
+
+    Example:
+        >>> update_ratio_figure(RunData.of(load_run("runs/mlp"))).kind  # doctest: +SKIP
+        'update-ratio'
+    """
     ratio = data.sub("update_ratio", data.grad_layers)
     if not data.grad_layers or not ratio.has_data():
         return None
@@ -136,6 +162,11 @@ def fractions_figure(data: RunData) -> tuple[FigureView | None, tuple[str, ...]]
 
     Returns:
         ``(figure or None, notes)``.
+
+    Example:
+        >>> figure, notes = fractions_figure(RunData.of(load_run("runs/sigmoid")))  # doctest: +SKIP
+        >>> figure is None, notes[0]  # doctest: +SKIP
+        (True, 'No ReLU-family layers: the dead fraction does not apply.')
     """
     layers = data.act_layers
     if not layers:
@@ -152,14 +183,25 @@ def fractions_figure(data: RunData) -> tuple[FigureView | None, tuple[str, ...]]
         "Dead and saturated units per layer",
         "Median over the summary window. Dead: ReLU-family unit off for the whole batch. "
         "Saturated: sigmoid/tanh unit in its flat tail; grey: the output layer's confidence.",
-        figures.fraction_bars(layers, series, "fraction of units", confidence_layer=output),
+        act_figures.fraction_bars(layers, series, "fraction of units", confidence_layer=output),
         "fractions",
     )
     return figure, notes
 
 
 def act_stats_figure(data: RunData) -> FigureView | None:
-    """Activation mean ± standard deviation per layer (window medians)."""
+    """Activation mean ± standard deviation per layer (window medians).
+
+    Args:
+        data: the run's arranged data.
+
+    Returns:
+        The figure, or None when the run recorded nothing to draw.
+
+    Example:
+        >>> act_stats_figure(RunData.of(load_run("runs/mlp"))).kind  # doctest: +SKIP
+        'act-stats'
+    """
     if not data.act_layers:
         return None
     mean = window_median(data.sub("act_mean", data.act_layers))
@@ -169,13 +211,24 @@ def act_stats_figure(data: RunData) -> FigureView | None:
     return figure_view(
         "Activation statistics per layer",
         "Median over the summary window of the recorded activation mean and standard deviation.",
-        figures.activation_stats(data.act_layers, mean, std),
+        act_figures.activation_stats(data.act_layers, mean, std),
         "act-stats",
     )
 
 
 def act_hist_figure(data: RunData) -> FigureView | None:
-    """The last recorded activation histogram of each layer, as a ridgeline."""
+    """The last recorded activation histogram of each layer, as a ridgeline.
+
+    Args:
+        data: the run's arranged data.
+
+    Returns:
+        The figure, or None when the run recorded nothing to draw.
+
+    Example:
+        >>> act_hist_figure(RunData.of(load_run("runs/mlp"))).facts  # doctest: +SKIP
+        (('xlim', '0,7.5'),)
+    """
     hist = data.run.histograms
     names = [x for x in data.run.layer_names if f"act/{x}" in hist and f"edges/act/{x}" in hist]
     if not names:
@@ -186,13 +239,24 @@ def act_hist_figure(data: RunData) -> FigureView | None:
         "Activation distributions",
         "Recorded activation histograms per layer at the last histogram snapshot, over the "
         "bins that hold values. The end bins also count values beyond the recorded range.",
-        figures.histogram_ridges(names, edges, counts, "activation value"),
+        act_figures.histogram_ridges(names, edges, counts, "activation value"),
         "act-hist",
     )
 
 
 def loss_figure(run: Run) -> FigureView | None:
-    """Batch loss (and validation loss at epoch ends) with the learning rate."""
+    """Batch loss (and validation loss at epoch ends) with the learning rate.
+
+    Args:
+        run: the run.
+
+    Returns:
+        The figure, or None without a recorded loss.
+
+    Example:
+        >>> loss_figure(load_run("runs/mlp")).kind  # doctest: +SKIP
+        'loss'
+    """
     steps, loss = run.series("loss")
     if not len(steps):
         return None

@@ -94,7 +94,18 @@ def verdict(findings: Sequence[Finding], n_records: int) -> tuple[str, str]:
 
 
 def final_loss(run: Run) -> float | None:
-    """The last finite recorded batch loss, or None."""
+    """The last finite recorded batch loss, or None.
+
+    Args:
+        run: a loaded run.
+
+    Returns:
+        The loss of the last record that has a finite one.
+
+    Example:
+        >>> final_loss(load_run("runs/mlp"))  # doctest: +SKIP
+        0.0412
+    """
     for record in reversed(run.records):
         if record.loss is not None and math.isfinite(record.loss):
             return record.loss
@@ -102,7 +113,18 @@ def final_loss(run: Run) -> float | None:
 
 
 def final_metrics(run: Run) -> tuple[Metric, ...]:
-    """The Keras logs of the last epoch (non-finite values as None)."""
+    """The Keras logs of the last epoch (non-finite values as None).
+
+    Args:
+        run: a loaded run.
+
+    Returns:
+        One metric per logged name; empty without epochs.
+
+    Example:
+        >>> [m.name for m in final_metrics(load_run("runs/mlp"))]  # doctest: +SKIP
+        ['accuracy', 'loss']
+    """
     if not run.epochs:
         return ()
     logs = run.epochs[-1].logs

@@ -61,6 +61,10 @@ class RunData:
         """The model's last layer: its saturation is confidence, never judged.
 
         The same rule as the saturation detector and the terminal table.
+
+        Example:
+            >>> RunData.of(load_run("runs/mlp")).output_layer  # doctest: +SKIP
+            'output'
         """
         return self.run.layers[-1].name if self.run.layers else None
 
@@ -73,6 +77,10 @@ class RunData:
 
         Returns:
             A matrix with those rows only.
+
+        Example:
+            >>> RunData.of(run).sub("grad_norm", ["dense"]).values.shape  # doctest: +SKIP
+            (1, 35)
         """
         m = self.matrices[stat]
         rows = [m.layers.index(x) for x in layers]
@@ -86,6 +94,10 @@ class RunData:
 
         Returns:
             layer -> median, for layers that have one.
+
+        Example:
+            >>> RunData.of(run).medians("dead_frac")  # doctest: +SKIP
+            {'dense': 0.0625}
         """
         m = self.matrices[stat]
         return {

@@ -21,7 +21,7 @@ from chromium import colour_counts, open_page
 from synthetic_runs import relu_run, sigmoid_run
 
 from gradscope import load_run
-from gradscope.render import figures, palette
+from gradscope.render import act_figures, figures, palette
 from gradscope.render.html import render_report
 from gradscope.render.rundata import RunData
 
@@ -162,7 +162,7 @@ def _orange_bars(root: Path) -> str:
     dead = np.array([data.medians("dead_frac").get(n, np.nan) for n in data.act_layers])
     sat = np.array([data.medians("sat_frac").get(n, np.nan) for n in data.act_layers])
     series = [("dead", dead), ("saturated", sat)]
-    return figures.fraction_bars(data.act_layers, series, "fraction of units").src
+    return act_figures.fraction_bars(data.act_layers, series, "fraction of units").src
 
 
 @pytest.fixture(scope="module")

@@ -39,6 +39,10 @@ class RunEntry:
         label: what the run is: ``"before"``/``"after"`` for a pair, else its name; for
             trials ``"fix trial: <name>"``.
         colour: the run's palette colour (trials: none).
+
+    Example:
+        >>> RunEntry("sick", "2026-11-23T10:00:00+00:00", False, "before", "#D55E00").label
+        'before'
     """
 
     run: str
