@@ -252,8 +252,9 @@ def test_fix_trials_listed_apart_and_runs_by_creation_time(tmp_path: Path, logdi
         "aa_second": "2026-01-01T11:00:00+00:00",
         "trials/original": "2026-01-01T10:30:00+00:00",
         "trials/step_0_relu_activation/after": "2026-01-01T10:20:00+00:00",
-        "fixruns/original": "2026-01-01T10:40:00+00:00",
-        "fixruns/step_1_he_init/after": "2026-01-01T10:45:00+00:00",
+        # One run directory per process below the log_dir GradScope was given.
+        "fixruns/original/20260101-104000": "2026-01-01T10:40:00+00:00",
+        "fixruns/step_1_he_init/after/20260101-104500": "2026-01-01T10:45:00+00:00",
     }
     for name, created in layout.items():
         shutil.copytree(logdir / "healthy", tmp_path / name)
@@ -266,8 +267,8 @@ def test_fix_trials_listed_apart_and_runs_by_creation_time(tmp_path: Path, logdi
         ("aa_second", False),
         ("trials/step_0_relu_activation/after", True),
         ("trials/original", True),
-        ("fixruns/original", True),
-        ("fixruns/step_1_he_init/after", True),
+        ("fixruns/original/20260101-104000", True),
+        ("fixruns/step_1_he_init/after/20260101-104500", True),
     ]
     assert [e["label"] for e in runs[:2]] == ["before", "after"]
     assert runs[2]["label"] == "fix trial: trials/step_0_relu_activation/after"
