@@ -16,6 +16,7 @@ from rich.console import Console
 
 from gradscope.collect.callback import GradScope
 from gradscope.data.store import Run, load_run
+from gradscope.detect.summary import gradient_ratio
 
 #: Depth of the chapter's deep stack of dense layers.
 DEPTH = 10
@@ -107,7 +108,7 @@ class DemoResult:
         applied: fix ids gradscope applied and verified.
         before_findings: finding kinds on the sick network.
         after_findings: finding kinds on the fixed network.
-        before_ratio: first/last layer median gradient-norm ratio, sick network.
+        before_ratio: first/last gradient ratio (:func:`first_last_ratio`), sick network.
         after_ratio: the same, fixed network.
         before_accuracy: final training accuracy of the sick network.
         after_accuracy: final training accuracy of the fixed network.
@@ -163,20 +164,24 @@ def median_grad_norms(run: Run) -> dict[str, float]:
 
 
 def first_last_ratio(run: Run) -> float:
-    """Median gradient norm of the first watched layer divided by the last one's.
+    """The run's first/last gradient ratio, as every view defines it (the demo's headline).
+
+    See :mod:`gradscope.detect.summary`: per-weight gradient RMS of the first weight layer over
+    the last one's, medians over the detectors' window.
 
     Args:
         run: a loaded run.
 
     Returns:
-        The ratio (the chapter's "vanishing" number: ≪ 1 when early layers starve).
+        The ratio (the chapter's "vanishing" number: ≪ 1 when early layers starve), NaN when
+        the run has none.
 
     Example:
         >>> first_last_ratio(load_run("reports/demo/before"))  # doctest: +SKIP
-        1.4e-06
+        6.2e-07
     """
-    norms = list(median_grad_norms(run).values())
-    return norms[0] / norms[-1] if norms and norms[-1] > 0 else float("nan")
+    ratio = gradient_ratio(run)
+    return float("nan") if ratio is None else ratio.value
 
 
 def _accuracy(run: Run) -> float:
@@ -203,6 +208,7 @@ def run_demo(
     """
     from gradscope.fix import auto_fix
     from gradscope.fix.save import save_model_atomically
+    from gradscope.render.fmt import grad_ratio
     from gradscope.render.html import render_report
     from gradscope.render.terminal import print_summary
 
@@ -256,7 +262,8 @@ def run_demo(
     )
     console.rule("Result")
     console.print(
-        f"first/last layer gradient ratio {demo.before_ratio:.1e} → {demo.after_ratio:.1e}; "
+        f"first/last gradient ratio {grad_ratio(demo.before_ratio)} → "
+        f"{grad_ratio(demo.after_ratio)}; "
         f"training accuracy {demo.before_accuracy:.2f} → {demo.after_accuracy:.2f} "
         f"(fixes applied: {', '.join(demo.applied) or 'none'})."
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from synthetic_runs import dense, make_run
 
 from gradscope.demo import (
@@ -36,16 +37,26 @@ def test_models_are_the_chapter_pair() -> None:
 
 
 def test_ratio_and_medians_from_a_known_run(tmp_path) -> None:
-    norms = {"a": [1e-6, 3e-6, 2e-6], "b": [0.1, 0.2, 0.3], "frozen": [5.0, 5.0, 5.0]}
-    layers = [dense("a"), dense("frozen", trainable=False), dense("b")]
+    # 8 records: the ratio takes the medians of the last half (steps 4-7), per weight.
+    norms = {
+        "a": [9.0, 9.0, 9.0, 9.0, 1e-6, 3e-6, 2e-6, 4e-6],
+        "b": [1.0, 1.0, 1.0, 1.0, 0.1, 0.2, 0.3, 0.4],
+    }
+    layers = [dense("a", params=400), dense("frozen", trainable=False), dense("b", params=100)]
     run = make_run(
         tmp_path / "run",
         layers,
         lambda s: {n: {"grad_norm": norms[n][s]} for n in ("a", "b")},
-        steps=3,
+        steps=8,
     )
-    assert median_grad_norms(run) == {"a": 2e-6, "b": 0.2}  # frozen layers are not watched
-    assert first_last_ratio(run) == np.float64(2e-6) / 0.2
+    # frozen layers are not watched; the depth profile is the median over the whole run
+    assert median_grad_norms(run) == {
+        "a": float(np.median(norms["a"])),
+        "b": float(np.median(norms["b"])),
+    }
+    expected = (np.median(norms["a"][4:]) / np.sqrt(400)) / (np.median(norms["b"][4:]) / 10.0)
+    assert first_last_ratio(run) == pytest.approx(expected, rel=1e-12)
+    assert expected == pytest.approx(2.5e-6 / 20 / 0.025)  # 5e-6, by hand
 
 
 def test_demo_default_output_is_git_ignored() -> None:

@@ -6,16 +6,19 @@ no traceback unless ``GRADSCOPE_DEBUG=1``).
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 from rich.console import Console
 
+from gradscope.data.store import Run
+from gradscope.detect.summary import GRAD_RATIO_KEY, gradient_ratio
 from gradscope.errors import GradscopeInputError
-from gradscope.findings import Severity, dumps_findings
-from gradscope.render.terminal import findings_grid
+from gradscope.findings import Severity, findings_to_json, json_safe
+from gradscope.render.terminal import findings_grid, ratio_line
 
 EXIT_OK = 0
 EXIT_FINDINGS = 1
@@ -79,7 +82,8 @@ def audit_command(
     except GradscopeInputError as error:
         return _bad_input(error, err)
     if as_json:
-        print(dumps_findings(result.findings), file=out)
+        doc = findings_to_json(result.findings) | {"summary": summary_json(result.run)}
+        print(json.dumps(doc, indent=1, allow_nan=False), file=out)
     else:
         console = Console(file=out)
         for note in result.notes:
@@ -88,6 +92,9 @@ def audit_command(
             console.print(findings_grid(result.findings))
         else:
             console.print("gradscope: no findings.")
+        line = None if result.run is None else ratio_line(result.run)
+        if line is not None:
+            console.print(line, soft_wrap=True)
         if result.run_dir is not None:
             console.print(f"Probe run: {result.run_dir}", soft_wrap=True)
     if html is not None:
@@ -101,3 +108,24 @@ def audit_command(
         print(f"HTML report written to {path}", file=err if as_json else out)
     worst = result.worst
     return EXIT_FINDINGS if worst is not None and worst >= Severity.WARNING else EXIT_OK
+
+
+def summary_json(run: Run | None) -> dict[str, Any] | None:
+    """The probe run's derived numbers for ``--json``, under the keys every view uses.
+
+    Args:
+        run: the audit's probe run, or None when no probe ran.
+
+    Returns:
+        ``{"first_last_grad_ratio", "first_last_grad_ratio_text", ...}``
+        (:meth:`gradscope.detect.summary.GradientRatio.to_json`); ``{"first_last_grad_ratio":
+        None}`` when the run has no measurable ratio; None without a probe.
+
+    Example:
+        >>> summary_json(audit("model.keras").run)["first_last_grad_ratio"]  # doctest: +SKIP
+        6.2e-07
+    """
+    if run is None:
+        return None
+    ratio = gradient_ratio(run)
+    return {GRAD_RATIO_KEY: None} if ratio is None else json_safe(ratio.to_json())

@@ -23,6 +23,12 @@ from gradscope.data.schema import StepRecord
 from gradscope.data.store import Run
 from gradscope.detect.base import register
 from gradscope.detect.progress import assess_progress, gate
+from gradscope.detect.summary import (
+    GRAD_RATIO_KEY,
+    GRAD_RATIO_TEXT_KEY,
+    format_grad_ratio,
+    gradient_ratio,
+)
 from gradscope.detect.window import (
     first_window,
     gradient_rms,
@@ -74,13 +80,11 @@ def detect_exploding(run: Run, thresholds: DetectThresholds) -> list[Finding]:
     rms = {x.name: gradient_rms(late, x) for x in layers}
     norms = {n: median_stat(late, n, "grad_norm") for n in names}
     signals: list[str] = []
-    ratio = None
-    if len(layers) >= 2:
-        first, last = rms[names[0]], rms[names[-1]]
-        if first is not None and last is not None and last > 0:
-            ratio = first / last
-            if ratio > th.toward_input_ratio:
-                signals.append("toward_input")
+    # The one definition of the first/last ratio (detect.summary), shared with every view.
+    measured = gradient_ratio(run, thresholds.window)
+    ratio = None if measured is None else measured.value
+    if ratio is not None and ratio > th.toward_input_ratio:
+        signals.append("toward_input")
     total_early, total_late = _total_norm(early, names), _total_norm(late, names)
     growth = None
     # Only compare when the windows are distinct; otherwise "growth" compares a window to itself.
@@ -108,7 +112,8 @@ def detect_exploding(run: Run, thresholds: DetectThresholds) -> list[Finding]:
     )
     evidence = {
         "signals": signals,
-        "ratio_first_last": ratio,
+        GRAD_RATIO_KEY: ratio,
+        GRAD_RATIO_TEXT_KEY: format_grad_ratio(ratio),
         "growth_over_steps": growth,
         "total_grad_norm_start": total_early,
         "total_grad_norm_end": total_late,
@@ -133,7 +138,10 @@ def _describe(
     signal: str, ratio: float | None, growth: float | None, above: list[str], bound: float
 ) -> str:
     if signal == "toward_input":
-        return f"gradients per weight are {ratio:.0f}x larger at the first layer than at the last"
+        return (
+            "gradients grow toward the input: the first/last gradient ratio (per weight) is "
+            + format_grad_ratio(ratio)
+        )
     if signal == "growth_over_steps":
         return f"the total gradient norm grew {growth:.0f}x during training"
     return f"gradient norms above {bound:g} in {', '.join(above)}"

@@ -14,13 +14,17 @@ Two signals, each judged on medians over the last window of records:
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
 from gradscope.config import DetectThresholds, VanishingThresholds
+from gradscope.data.schema import StepRecord
 from gradscope.data.store import Run
 from gradscope.detect.base import register
 from gradscope.detect.progress import assess_progress, gate
+from gradscope.detect.summary import GRAD_RATIO_KEY, GradientRatio, gradient_ratio
 from gradscope.detect.window import (
     gradient_rms,
     last_window,
@@ -57,10 +61,10 @@ def detect_vanishing(run: Run, thresholds: DetectThresholds) -> list[Finding]:
     rms = {x.name: gradient_rms(window, x) for x in layers}
     ratios = {x.name: median_stat(window, x.name, "update_ratio") for x in layers}
     first, last = layers[0].name, layers[-1].name
-    rms_first, rms_last = rms[first], rms[last]
-    ratio = None
-    if rms_first is not None and rms_last is not None and rms_last > 0:
-        ratio = rms_first / rms_last
+    rms_last = rms[last]
+    # The one definition of the first/last ratio (detect.summary), shared with every view.
+    measured = gradient_ratio(run, thresholds.window)
+    ratio = None if measured is None else measured.value
     upd_last = ratios[last]
     # "Early layers": every weight layer below the output layer, summarised by their median, so
     # one layer with unusually scaled inputs (often the first) neither triggers nor hides it.
@@ -82,13 +86,12 @@ def detect_vanishing(run: Run, thresholds: DetectThresholds) -> list[Finding]:
     progress = assess_progress(run, thresholds.progress, thresholds.window)
     severity = gate(severity, progress)
     affected = _affected(rms, ratios, rms_last, upd_last, th)
-    orders = None if ratio is None else math.inf if ratio <= 0 else -math.log10(ratio)
     if by_ratio and ratio == 0:
         what = f"no gradient at all reaches '{first}' (its gradient is exactly zero)"
-    elif by_ratio and orders is not None:
+    elif by_ratio and measured is not None:
         what = (
-            f"the gradient reaching '{first}' is {orders:.1f} orders of magnitude smaller "
-            f"(per weight) than at '{last}'"
+            f"the first/last gradient ratio (per weight, '{first}' over '{last}') is "
+            f"{measured.text}"
         )
     else:
         slower = upd_last / upd_hidden if upd_hidden else math.inf
@@ -100,10 +103,7 @@ def detect_vanishing(run: Run, thresholds: DetectThresholds) -> list[Finding]:
         " The model still learns, so this is informational." if progress.learning else ""
     )
     evidence = {
-        "ratio_first_last": ratio,
-        "orders_of_magnitude": orders,
-        "first_layer": first,
-        "last_layer": last,
+        **_ratio_evidence(measured, first, last, window),
         "grad_rms": rms,
         "update_ratio": ratios,
         "stalled_updates": stalled,
@@ -111,11 +111,24 @@ def detect_vanishing(run: Run, thresholds: DetectThresholds) -> list[Finding]:
         "update_ratio_hidden_over_last": None
         if not (upd_hidden is not None and upd_last)
         else upd_hidden / upd_last,
-        "window_records": len(window),
-        "window_steps": [window[0].step, window[-1].step],
         "progress": progress.to_evidence(),
     }
     return [Finding(CODES[KIND], KIND, severity, affected, message, evidence, FIXES)]
+
+
+def _ratio_evidence(
+    measured: GradientRatio | None, first: str, last: str, window: Sequence[StepRecord]
+) -> dict[str, Any]:
+    # Stalled updates can fire without a measurable ratio; the keys stay, with null values.
+    if measured is not None:
+        return measured.to_json()
+    return {
+        GRAD_RATIO_KEY: None,
+        "first_layer": first,
+        "last_layer": last,
+        "window_steps": [window[0].step, window[-1].step],
+        "window_records": len(window),
+    }
 
 
 def _affected(

@@ -21,9 +21,11 @@ from typing import Any
 import keras
 import numpy as np
 
-from gradscope.findings import Finding
+from gradscope.detect.summary import GRAD_RATIO_KEY
+from gradscope.findings import Finding, json_safe
 from gradscope.fix.plan import FixPlan, plan_fixes
 from gradscope.fix.transform import FixNotApplicable, apply_fix, apply_fixes
+from gradscope.fix.trials import ratio_change
 from gradscope.fix.verify import (
     DEFAULT_STEPS,
     TrialStats,
@@ -55,7 +57,8 @@ class StepOutcome:
         """Returns the JSON-ready dict (the verification summarized, without loss curves).
 
         Returns:
-            ``{"fix_id", "kept", "reason", "verified", "resolved", "remaining"}``.
+            ``{"fix_id", "kept", "reason", "verified", "resolved", "remaining",
+            "first_last_grad_ratio": {"before", "after"} or None}``.
         """
         v = self.verification
         return {
@@ -65,6 +68,12 @@ class StepOutcome:
             "verified": None if v is None else v.verified,
             "resolved": [] if v is None else list(v.resolved),
             "remaining": [] if v is None else list(v.remaining),
+            GRAD_RATIO_KEY: None
+            if v is None
+            else {
+                "before": json_safe(v.before.first_last_grad_ratio),
+                "after": json_safe(v.after.first_last_grad_ratio),
+            },
         }
 
 
@@ -198,7 +207,7 @@ def _all_targets(plan: FixPlan) -> list[str]:
 
 
 def _why(v: Verification, kept: bool) -> str:
-    loss = f"trial loss {_fmt(v.before.final_loss)} -> {_fmt(v.after.final_loss)}"
+    loss = f"{ratio_change(v)}; trial loss {_fmt(v.before.final_loss)} → {_fmt(v.after.final_loss)}"
     if kept:
         gone = ", ".join(v.resolved) or "no targeted finding left"
         return f"verified: {gone} resolved; {loss}"

@@ -9,7 +9,8 @@ from rich.table import Table
 
 from gradscope.fix.auto import FixResult
 from gradscope.fix.plan import FixPlan
-from gradscope.fix.verify import TrialStats
+from gradscope.fix.trials import TrialStats, ratio_change
+from gradscope.render.fmt import grad_ratio
 
 
 def _num(value: float | None) -> str:
@@ -42,8 +43,12 @@ def comparison_table(result: FixResult) -> Table:
     table.add_column("original", justify="right")
     table.add_column("fixed", justify="right")
     rows = [
-        ("grad norm first/last layer", _num(b.first_last_ratio), _num(a.first_last_ratio)),
-        ("grad norm max/min over layers", _num(b.max_min_ratio), _num(a.max_min_ratio)),
+        (
+            "first/last gradient ratio",
+            grad_ratio(b.first_last_grad_ratio),
+            grad_ratio(a.first_last_grad_ratio),
+        ),
+        ("gradient RMS max/min over layers", _num(b.max_min_ratio), _num(a.max_min_ratio)),
         ("final trial loss", _num(b.final_loss), _num(a.final_loss)),
         ("max dead fraction", _num(_max(b.dead_frac)), _num(_max(a.dead_frac))),
         ("max saturated fraction", _num(_max(b.sat_frac)), _num(_max(a.sat_frac))),
@@ -101,7 +106,9 @@ def print_result(result: FixResult, console: Console) -> None:
     if result.outcomes:
         console.print(outcome_table(result))
     console.print(comparison_table(result))
-    ratio = result.overall.ratio_improvement
-    gain = "" if ratio is None else f"; gradient ratio {ratio:.3g}x closer to 1"
     verdict = "verified" if result.verified else "NOT verified"
-    console.print(f"Fixed model {verdict}: applied {result.applied or 'nothing'}{gain}.")
+    console.print(
+        f"Fixed model {verdict}: applied {result.applied or 'nothing'}; "
+        f"{ratio_change(result.overall)}.",
+        soft_wrap=True,
+    )

@@ -7,8 +7,8 @@ findings it targets are gone from the fixed model's run and its trial loss is no
 
 Example:
     >>> result = verify(model, apply_fix(model, "relu_activation"), x, y)  # doctest: +SKIP
-    >>> result.verified, result.ratio_improvement  # doctest: +SKIP
-    (True, 2.1e+06)
+    >>> result.verified, result.after.first_last_grad_ratio  # doctest: +SKIP
+    (True, 1.1)
 """
 
 from __future__ import annotations
@@ -16,8 +16,7 @@ from __future__ import annotations
 import math
 import os
 import tempfile
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -29,128 +28,26 @@ from gradscope.audit.probe import check_data, data_errors, infer_loss, synthetic
 from gradscope.audit.static import static_findings
 from gradscope.collect.callback import GradScope
 from gradscope.config import DETECT_THRESHOLDS, DetectThresholds
-from gradscope.data.store import Run, load_run
+from gradscope.data.store import load_run
 from gradscope.detect import detect
-from gradscope.detect.window import last_window, median_loss, median_stat, weight_layers
 from gradscope.errors import GradscopeInputError
-from gradscope.findings import Finding, Severity, sort_findings
+from gradscope.findings import sort_findings
 from gradscope.fix.rebuild import UnsupportedModelError, clone_with_weights, rebuild
+
+# TrialStats, Verification, summarize and compare are plain data (no Keras) in fix.trials;
+# re-exported here, where callers have always found them.
+from gradscope.fix.trials import (
+    LOSS_TOLERANCE,
+    TrialStats,
+    Verification,
+    compare,
+    summarize,
+)
 
 #: Trial steps by default: enough records for the detectors' windows, seconds on a CPU.
 DEFAULT_STEPS = 60
-#: Relative slack when comparing trial losses: "not worse" tolerates 1 % of batch noise.
-LOSS_TOLERANCE = 0.01
 #: Optimizer for models saved without one (what the chapter's experiments use).
 DEFAULT_OPTIMIZER = {"class_name": "SGD", "config": {"learning_rate": 0.01, "momentum": 0.9}}
-
-
-@dataclass(frozen=True)
-class TrialStats:
-    """What one short trial training showed.
-
-    Attributes:
-        run_dir: the recorded run.
-        losses: training loss of every step.
-        final_loss: median loss over the last window of steps (the detectors' window).
-        grad_norms: median gradient L2 norm per weight layer over the run, input to output.
-        first_last_ratio: grad norm of the first weight layer / of the last one.
-        max_min_ratio: largest / smallest per-layer median gradient norm.
-        dead_frac: median fraction of dead units per layer that reports it.
-        sat_frac: median fraction of saturated outputs per layer that reports it.
-        findings: what the run detectors and the static rules found.
-    """
-
-    run_dir: Path
-    losses: tuple[float, ...]
-    final_loss: float | None
-    grad_norms: dict[str, float]
-    first_last_ratio: float | None
-    max_min_ratio: float | None
-    dead_frac: dict[str, float] = field(default_factory=dict)
-    sat_frac: dict[str, float] = field(default_factory=dict)
-    findings: tuple[Finding, ...] = ()
-
-    def kinds(self, min_severity: Severity = Severity.WARNING) -> set[str]:
-        """Finding kinds at or above a severity.
-
-        Args:
-            min_severity: the lowest severity counted.
-
-        Returns:
-            The set of kinds.
-        """
-        return {f.kind for f in self.findings if f.severity >= min_severity}
-
-    def to_json(self) -> dict[str, Any]:
-        """Returns a JSON-ready summary (NaN becomes None).
-
-        Returns:
-            A dict with the fields of this object; findings as their JSON form.
-        """
-        return {
-            "run_dir": str(self.run_dir),
-            "losses": [_finite(v) for v in self.losses],
-            "final_loss": _finite(self.final_loss),
-            "grad_norms": {k: _finite(v) for k, v in self.grad_norms.items()},
-            "first_last_ratio": _finite(self.first_last_ratio),
-            "max_min_ratio": _finite(self.max_min_ratio),
-            "dead_frac": self.dead_frac,
-            "sat_frac": self.sat_frac,
-            "findings": [f.to_json() for f in self.findings],
-        }
-
-
-@dataclass(frozen=True)
-class Verification:
-    """Before/after comparison of a fix.
-
-    Attributes:
-        before: the original model's trial.
-        after: the fixed model's trial.
-        targets: finding kinds the fix was meant to remove.
-        resolved: targets present (warning or worse) before and absent after.
-        remaining: targets still present (warning or worse) after.
-        loss_ok: the fixed model's final trial loss is not worse than the original's.
-        verified: targets gone (none remaining) and loss_ok.
-    """
-
-    before: TrialStats
-    after: TrialStats
-    targets: tuple[str, ...]
-    resolved: tuple[str, ...]
-    remaining: tuple[str, ...]
-    loss_ok: bool
-    verified: bool
-
-    @property
-    def ratio_improvement(self) -> float | None:
-        """How many times closer to 1 the first/last gradient-norm ratio got (log distance)."""
-        b, a = self.before.first_last_ratio, self.after.first_last_ratio
-        if not (b and a) or not (math.isfinite(b) and math.isfinite(a)):
-            return None
-        return float(10 ** (abs(math.log10(b)) - abs(math.log10(a))))
-
-    def to_json(self) -> dict[str, Any]:
-        """Returns a JSON-ready dict of the comparison.
-
-        Returns:
-            ``{"verified", "loss_ok", "targets", "resolved", "remaining", "ratio_improvement",
-            "before", "after"}``.
-        """
-        return {
-            "verified": self.verified,
-            "loss_ok": self.loss_ok,
-            "targets": list(self.targets),
-            "resolved": list(self.resolved),
-            "remaining": list(self.remaining),
-            "ratio_improvement": _finite(self.ratio_improvement),
-            "before": self.before.to_json(),
-            "after": self.after.to_json(),
-        }
-
-
-def _finite(value: float | None) -> float | None:
-    return None if value is None or not math.isfinite(value) else float(value)
 
 
 def trial_data(
@@ -284,58 +181,6 @@ def run_trial(
     return summarize(run, sort_findings(findings), thresholds)
 
 
-def summarize(
-    run: Run, findings: Iterable[Finding], thresholds: DetectThresholds = DETECT_THRESHOLDS
-) -> TrialStats:
-    """Summarizes a recorded run into before/after numbers.
-
-    Args:
-        run: the loaded run.
-        findings: the detectors' findings on it.
-        thresholds: window sizes for the final loss.
-
-    Returns:
-        The :class:`TrialStats`.
-
-    Example:
-        >>> summarize(load_run("runs/trial"), []).first_last_ratio  # doctest: +SKIP
-    """
-    records = run.records
-    norms: dict[str, float] = {}
-    for info in weight_layers(run):
-        value = median_stat(records, info.name, "grad_norm")
-        if value is not None:
-            norms[info.name] = value
-    values = list(norms.values())
-    first_last = values[0] / values[-1] if len(values) >= 2 and values[-1] > 0 else None
-    positive = [v for v in values if v > 0]
-    max_min = max(positive) / min(positive) if len(positive) >= 2 else None
-    window = last_window(records, thresholds.window)
-    dead = _layer_medians(run, window, "dead_frac")
-    sat = _layer_medians(run, window, "sat_frac")
-    losses = tuple(float("nan") if r.loss is None else float(r.loss) for r in records)
-    return TrialStats(
-        run.path,
-        losses,
-        median_loss(window),
-        norms,
-        first_last,
-        max_min,
-        dead,
-        sat,
-        tuple(findings),
-    )
-
-
-def _layer_medians(run: Run, records: Sequence[Any], stat: str) -> dict[str, float]:
-    out = {}
-    for info in run.layers:
-        value = median_stat(records, info.name, stat)
-        if value is not None:
-            out[info.name] = value
-    return out
-
-
 def verify(
     model: keras.Model,
     fixed_model: keras.Model,
@@ -388,38 +233,15 @@ def verify(
     return compare(before, after, targets, loss_tolerance)
 
 
-def compare(
-    before: TrialStats,
-    after: TrialStats,
-    targets: Sequence[str] | None = None,
-    loss_tolerance: float = LOSS_TOLERANCE,
-) -> Verification:
-    """Judges two trials: are the targeted findings gone and is the loss not worse?
-
-    Args:
-        before: the original's trial.
-        after: the fixed model's trial.
-        targets: kinds the fix should remove; default every kind in ``before`` (warning+).
-        loss_tolerance: relative slack for the loss comparison.
-
-    Returns:
-        The :class:`Verification`.
-
-    Example:
-        >>> compare(before, after, ["vanishing_gradients"]).verified  # doctest: +SKIP
-    """
-    present = before.kinds()
-    wanted = tuple(targets) if targets is not None else tuple(sorted(present))
-    after_kinds = after.kinds()
-    remaining = tuple(k for k in wanted if k in after_kinds)
-    resolved = tuple(k for k in wanted if k in present and k not in after_kinds)
-    b, a = before.final_loss, after.final_loss
-    if a is None or not math.isfinite(a):
-        loss_ok = False
-    elif b is None or not math.isfinite(b):
-        loss_ok = True  # the original diverged or recorded nothing; a finite loss is better
-    else:
-        loss_ok = a <= b + loss_tolerance * abs(b)
-    return Verification(
-        before, after, wanted, resolved, remaining, loss_ok, loss_ok and not remaining
-    )
+__all__ = [
+    "DEFAULT_OPTIMIZER",
+    "DEFAULT_STEPS",
+    "LOSS_TOLERANCE",
+    "TrialStats",
+    "Verification",
+    "compare",
+    "run_trial",
+    "summarize",
+    "trial_data",
+    "verify",
+]

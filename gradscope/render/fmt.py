@@ -4,6 +4,12 @@ from __future__ import annotations
 
 import math
 
+# The first/last gradient ratio's one formatter lives next to its one definition (detect sits
+# below render and its finding messages use it too); views import it from here as grad_ratio.
+from gradscope.detect.summary import format_grad_ratio as grad_ratio
+
+__all__ = ["MISSING", "grad_ratio", "num", "pct", "sci"]
+
 #: Shown for a value that was not recorded or is not finite.
 MISSING = "–"
 

@@ -12,9 +12,11 @@ from rich.console import Console, Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
+from gradscope.data.store import Run
+from gradscope.detect.summary import gradient_ratio
 from gradscope.findings import Finding
 from gradscope.render.build import RunData, finding_view, layer_rows, verdict
-from gradscope.render.fmt import pct, sci
+from gradscope.render.fmt import grad_ratio, pct, sci
 from gradscope.render.matrix import SUMMARY_WINDOW_FRACTION
 from gradscope.render.sources import RunInput, as_run, findings_of
 
@@ -58,6 +60,31 @@ def _layers_table(data: RunData, findings: Sequence[Finding], title: str) -> Tab
             style=style,
         )
     return table
+
+
+def ratio_line(run: Run) -> Text | None:
+    """The run's first/last gradient ratio as one line, in the words every view uses.
+
+    Args:
+        run: a loaded run.
+
+    Returns:
+        e.g. ``first/last gradient ratio 6.2e-07 (6.2 orders of magnitude): per-weight gradient
+        RMS of 'hidden_1' over 'output', medians of steps 285–565``; None when the run has no
+        measurable ratio (fewer than two weight layers or too few records).
+
+    Example:
+        >>> Console().print(ratio_line(load_run("runs/mlp")))  # doctest: +SKIP
+    """
+    ratio = gradient_ratio(run)
+    if ratio is None:
+        return None
+    start, end = ratio.window_steps
+    # Text, not markup: layer names are user strings.
+    return Text(
+        f"first/last gradient ratio {grad_ratio(ratio.value)}: per-weight gradient RMS of "
+        f"'{ratio.first_layer}' over '{ratio.last_layer}', medians of steps {start}–{end}"
+    )
 
 
 def findings_grid(findings: Sequence[Finding]) -> Table:
@@ -121,6 +148,9 @@ def summary_renderable(
         Text(text, style=STYLES.get(level, "")),
         _layers_table(data, found, title or f"gradscope: {loaded.meta.model_name}"),
     ]
+    line = ratio_line(loaded)
+    if line is not None:
+        parts.append(line)
     if found:
         parts.append(findings_grid(found))
     return Group(*parts)

@@ -59,7 +59,9 @@ def test_vanishing_ratio_and_severity(tmp_path):
     assert f.code == CODES["vanishing_gradients"] == "GS101"
     assert f.severity is Severity.ERROR  # 1e-6 < error_ratio 1e-5, and the loss is flat
     # Independent computation: RMS = norm / sqrt(100) for both layers, so the ratio is 1e-6.
-    assert f.evidence["ratio_first_last"] == pytest.approx(1e-6)
+    assert f.evidence["first_last_grad_ratio"] == pytest.approx(1e-6)
+    assert f.evidence["first_last_grad_ratio_text"] == "1.0e-06 (6.0 orders of magnitude)"
+    assert "1.0e-06 (6.0 orders of magnitude)" in f.message
     assert f.evidence["orders_of_magnitude"] == pytest.approx(6.0)
     assert f.layers[0] == "d0" and "out" not in f.layers
     assert set(f.fixes) <= set(CATALOG)
@@ -160,7 +162,8 @@ def test_exploding_toward_input(tmp_path):
     run = make_run(tmp_path, LAYERS, _grad_chain(500.0, 1.0))
     (f,) = detect(run, kinds=["exploding_gradients"])
     assert "toward_input" in f.evidence["signals"]
-    assert f.evidence["ratio_first_last"] == pytest.approx(500.0)
+    assert f.evidence["first_last_grad_ratio"] == pytest.approx(500.0)
+    assert "5.0e+02 (2.7 orders of magnitude)" in f.message
 
 
 def test_dying_relu_median_over_window(tmp_path):

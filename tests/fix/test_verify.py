@@ -23,7 +23,11 @@ def test_compare_requires_targets_gone_and_loss_not_worse():
     before = stats(2.3, ("vanishing_gradients",), ratio=1e-6)
     good = compare(before, stats(1.0, ratio=0.5))
     assert good.verified and good.resolved == ("vanishing_gradients",)
-    assert good.ratio_improvement is not None and good.ratio_improvement > 1e5
+    doc = good.to_json()
+    assert "ratio_improvement" not in doc  # one number: each trial's ratio, before and after
+    assert doc["before"]["first_last_grad_ratio"] == 1e-6
+    assert doc["after"]["first_last_grad_ratio"] == 0.5
+    assert doc["before"]["first_last_grad_ratio_text"] == "1.0e-06 (6.0 orders of magnitude)"
     still = compare(before, stats(1.0, ("vanishing_gradients",)))
     assert not still.verified and still.remaining == ("vanishing_gradients",)
     worse = compare(before, stats(2.5))
@@ -60,7 +64,7 @@ def test_fix_model_on_synthetic_data(tmp_path):
     assert result.overall.after.run_dir.parent == tmp_path / "after"
     assert (result.overall.before.run_dir / "stats.jsonl").exists()
     assert (result.overall.after.run_dir / "stats.jsonl").exists()
-    b, a = result.overall.before.first_last_ratio, result.overall.after.first_last_ratio
+    b, a = result.overall.before.first_last_grad_ratio, result.overall.after.first_last_grad_ratio
     assert b is not None and a is not None and abs(np.log10(a)) < abs(np.log10(b))
     assert len(result.overall.before.losses) == 12
     # The given model was neither trained nor changed.
