@@ -14,6 +14,17 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+# Layer families, activation families and initializers are named in the model taxonomy (shared
+# with the collector's run metadata and the fix ranking); re-exported here, where the static rules
+# and their tests have always found them.
+from gradscope.model.taxonomy import (
+    KERNEL_LAYERS,
+    NORMALIZATION_LAYERS,
+    RECURRENT_LAYERS,
+    InitSpec,
+    parse_initializer,
+)
+
 #: Standalone activation layers -> the activation they apply.
 ACTIVATION_LAYERS: Mapping[str, str] = {
     "ReLU": "relu",
@@ -23,95 +34,11 @@ ACTIVATION_LAYERS: Mapping[str, str] = {
     "Softmax": "softmax",
     "ThresholdedReLU": "relu",
 }
-#: Layers whose kernel starts a new "weight layer".
-KERNEL_LAYERS = frozenset(
-    {
-        "Dense",
-        "EinsumDense",
-        "Conv1D",
-        "Conv2D",
-        "Conv3D",
-        "SeparableConv1D",
-        "SeparableConv2D",
-        "DepthwiseConv1D",
-        "DepthwiseConv2D",
-        "Conv1DTranspose",
-        "Conv2DTranspose",
-        "Conv3DTranspose",
-        "Convolution1D",
-        "Convolution2D",
-        "Convolution3D",
-        "LocallyConnected1D",
-        "LocallyConnected2D",
-    }
-)
-NORMALIZATION_LAYERS = frozenset(
-    {
-        "BatchNormalization",
-        "LayerNormalization",
-        "GroupNormalization",
-        "UnitNormalization",
-        "SyncBatchNormalization",
-    }
-)
-RECURRENT_LAYERS = frozenset(
-    {
-        "SimpleRNN",
-        "LSTM",
-        "GRU",
-        "RNN",
-        "CuDNNLSTM",
-        "CuDNNGRU",
-        "ConvLSTM1D",
-        "ConvLSTM2D",
-        "ConvLSTM3D",
-    }
-)
 MERGE_LAYERS = frozenset(
     {"Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum", "Concatenate", "Dot"}
 )
 MODEL_CLASSES = frozenset({"Sequential", "Functional", "Model"})
 _WRAPPERS = frozenset({"Bidirectional", "TimeDistributed"})
-
-RELU_FAMILY = frozenset(
-    {"relu", "relu6", "leaky_relu", "prelu", "elu", "gelu", "silu", "swish", "mish", "celu"}
-)
-SATURATING = frozenset({"sigmoid", "hard_sigmoid", "tanh", "softsign", "hard_tanh"})
-
-# Initializer class (or Keras 2 string) -> (family, variance scale, fan mode) for the
-# variance-scaling schemes; fixed-scale schemes are handled separately.
-_VARIANCE_SCALING: Mapping[str, tuple[str, float, str]] = {
-    "glorotuniform": ("glorot", 1.0, "fan_avg"),
-    "glorotnormal": ("glorot", 1.0, "fan_avg"),
-    "xavieruniform": ("glorot", 1.0, "fan_avg"),
-    "henormal": ("he", 2.0, "fan_in"),
-    "heuniform": ("he", 2.0, "fan_in"),
-    "lecunnormal": ("lecun", 1.0, "fan_in"),
-    "lecununiform": ("lecun", 1.0, "fan_in"),
-}
-
-
-@dataclass(frozen=True)
-class InitSpec:
-    """A kernel initializer, classified.
-
-    Attributes:
-        family: ``"he"``, ``"lecun"``, ``"glorot"``, ``"variance_scaling"`` (other scale/mode),
-            ``"fixed"`` (RandomNormal/TruncatedNormal/RandomUniform with a fixed spread),
-            ``"constant"``, ``"orthogonal"``, ``"identity"`` or ``"unknown"``.
-        name: the class name as stored.
-        scale: variance scale for variance-scaling families (2 for He, 1 for Glorot/LeCun).
-        mode: ``"fan_in"``, ``"fan_out"`` or ``"fan_avg"`` for variance-scaling families.
-        stddev: the weights' standard deviation for the ``"fixed"`` family.
-        value: the constant for the ``"constant"`` family.
-    """
-
-    family: str
-    name: str
-    scale: float | None = None
-    mode: str | None = None
-    stddev: float | None = None
-    value: float | None = None
 
 
 @dataclass(frozen=True)
@@ -231,56 +158,6 @@ def parse_activation(value: Any) -> str | None:
         if isinstance(inner, Mapping) and isinstance(inner.get("name"), str):
             return str(inner["name"]).lower()
     return "custom"
-
-
-def parse_initializer(value: Any) -> InitSpec | None:
-    """Classifies a stored initializer.
-
-    Args:
-        value: a Keras 2/3 initializer dict, or a string such as ``"he_normal"``.
-
-    Returns:
-        The :class:`InitSpec`, or None when ``value`` is None.
-
-    Example:
-        >>> parse_initializer({"class_name": "VarianceScaling",
-        ...     "config": {"scale": 2.0, "mode": "fan_in", "distribution": "normal"}}).family
-        'he'
-    """
-    if value is None:
-        return None
-    if isinstance(value, str):
-        name, config = value, {}
-    elif isinstance(value, Mapping):
-        name, config = str(value.get("class_name", "")), value.get("config") or {}
-    else:
-        return InitSpec("unknown", str(value))
-    key = name.replace("_", "").lower()
-    if key in _VARIANCE_SCALING:
-        family, scale, mode = _VARIANCE_SCALING[key]
-        return InitSpec(family, name, scale=scale, mode=mode)
-    if key == "variancescaling":
-        scale = _float(config.get("scale", 1.0)) or 1.0
-        mode = str(config.get("mode", "fan_in"))
-        family = {(2.0, "fan_in"): "he", (1.0, "fan_in"): "lecun", (1.0, "fan_avg"): "glorot"}
-        return InitSpec(family.get((scale, mode), "variance_scaling"), name, scale=scale, mode=mode)
-    if key in ("randomnormal", "truncatednormal", "normal"):
-        return InitSpec("fixed", name, stddev=_float(config.get("stddev", 0.05)))
-    if key in ("randomuniform", "uniform"):
-        lo = _float(config.get("minval", -0.05)) or 0.0
-        hi = _float(config.get("maxval", 0.05)) or 0.0
-        return InitSpec("fixed", name, stddev=abs(hi - lo) / math.sqrt(12.0))
-    if key in ("zeros", "zero"):
-        return InitSpec("constant", name, value=0.0)
-    if key in ("ones", "one"):
-        return InitSpec("constant", name, value=1.0)
-    if key == "constant":
-        return InitSpec("constant", name, value=_float(config.get("value", 0.0)))
-    if key == "orthogonal":
-        return InitSpec("orthogonal", name, scale=_float(config.get("gain", 1.0)))
-    if key == "identity":
-        return InitSpec("identity", name)
-    return InitSpec("unknown", name)
 
 
 def _layer_list(model_config: Mapping[str, Any]) -> list[Mapping[str, Any]]:

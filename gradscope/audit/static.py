@@ -11,16 +11,16 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from gradscope.audit.spec import RELU_FAMILY, SATURATING, LayerSpec, ModelSpec
+from gradscope.audit.spec import LayerSpec, ModelSpec
 from gradscope.config import DETECT_THRESHOLDS, StaticThresholds
 from gradscope.findings import CODES, Finding, Severity, sort_findings
+from gradscope.model.taxonomy import RELU_FAMILY, SATURATING
 
 StaticRule = Callable[[ModelSpec, StaticThresholds], list[Finding]]
 _RULES: dict[str, StaticRule] = {}
 
-# Variance scale (weight variance x fan_in) each activation needs to keep the signal's variance.
-# He et al. 2015: 2 for ReLU-like; LeCun / Klambauer et al. 2017: 1 for SELU; Glorot & Bengio 2010:
-# about 1 for tanh/sigmoid/linear.
+# Variance scale (weight variance x fan_in) each activation needs to keep the signal's variance:
+# 2 for ReLU-like (He 2015), 1 for SELU (Klambauer 2017), about 1 for tanh/sigmoid/linear (Glorot).
 _IDEAL_SCALE = {**dict.fromkeys(RELU_FAMILY, 2.0), "selu": 1.0}
 
 
@@ -135,10 +135,10 @@ def init_activation_mismatch(spec: ModelSpec, thresholds: StaticThresholds) -> l
                 kind,
                 Severity.WARNING if deep else Severity.INFO,
                 relu,
-                f"{len(relu)} ReLU-family layer(s) use {relu[0].kernel_init.name} initialization "
-                "(variance 1/fan); ReLU halves the variance at every layer, so the signal "
-                "shrinks with depth. Use He initialization.",
-                {"layers": {x.name: [x.effective_activation, x.kernel_init.name] for x in relu}},
+                f"{len(relu)} ReLU-family layer(s) use {relu[0].kernel_init.display} "
+                "initialization (variance 1/fan); ReLU halves the variance at every layer, so "
+                "the signal shrinks with depth. Use He initialization.",
+                {"layers": _layer_inits(relu)},
                 ("he_init",),
             )
         )
@@ -150,7 +150,7 @@ def init_activation_mismatch(spec: ModelSpec, thresholds: StaticThresholds) -> l
                 Severity.WARNING,
                 layers,
                 "SELU layers without lecun_normal initialization do not self-normalize.",
-                {"layers": {x.name: x.kernel_init.name for x in layers}},
+                {"layers": {x.name: x.kernel_init.display for x in layers}},
                 ("lecun_init",),
             )
         )
@@ -163,7 +163,7 @@ def init_activation_mismatch(spec: ModelSpec, thresholds: StaticThresholds) -> l
                 layers,
                 "sigmoid/tanh layers use He initialization, which is tuned for ReLU; the larger "
                 "weights push units toward the flat tails. Glorot initialization fits them.",
-                {"layers": {x.name: [x.effective_activation, x.kernel_init.name] for x in layers}},
+                {"layers": _layer_inits(layers)},
                 ("glorot_init",),
             )
         )
@@ -187,6 +187,13 @@ def init_activation_mismatch(spec: ModelSpec, thresholds: StaticThresholds) -> l
             )
         )
     return out
+
+
+def _layer_inits(layers: list[LayerSpec]) -> dict[str, list[str | None]]:
+    # Evidence: layer -> [activation, initializer as users write it (he_normal, ...)].
+    return {
+        x.name: [x.effective_activation, x.kernel_init and x.kernel_init.display] for x in layers
+    }
 
 
 def _fixes_for_activation(act: str | None) -> tuple[str, ...]:

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import keras
 
 from gradscope.data.schema import LayerInfo
+from gradscope.model.taxonomy import initializer_alias
 
 # Activation name -> kind. "relu" units can die (zero gradient for z < 0); "leaky" ones cannot
 # quite; "sigmoid"/"tanh" ones saturate in their flat tails.
@@ -148,7 +149,11 @@ def _initializer_name(layer: keras.layers.Layer) -> str | None:
     init = getattr(layer, "kernel_initializer", None) or getattr(
         layer, "depthwise_initializer", None
     )
-    return None if init is None else type(init).__name__
+    if init is None:
+        return None
+    # The name users write ("he_normal"), also for the VarianceScaling configs fixes set.
+    config = init.get_config() if hasattr(init, "get_config") else {}
+    return initializer_alias({"class_name": type(init).__name__, "config": config})
 
 
 def _units(layer: keras.layers.Layer) -> int | None:

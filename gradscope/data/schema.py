@@ -51,7 +51,7 @@ class LayerInfo:
         class_name: Keras class name, e.g. ``"Dense"``.
         activation: activation name (``"relu"``) or None for layers without one.
         activation_kind: one of :data:`ACTIVATION_KINDS`, or None.
-        kernel_initializer: initializer class name, or None.
+        kernel_initializer: initializer as users write it ("he_normal"), else its class name; None.
         units: units or filters, or None.
         params: number of weights (trainable and not).
         trainable: False for frozen layers; they are reported, never diagnosed as vanishing.

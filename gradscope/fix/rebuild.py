@@ -129,7 +129,7 @@ def clone_with_weights(model: keras.Model, what: str, hint: str) -> keras.Model:
         hint: what the user can do instead, ending the error message.
 
     Returns:
-        An uncompiled copy with the same weights.
+        An uncompiled copy with the same weights and name.
 
     Raises:
         UnsupportedModelError: if Keras cannot clone the model.
@@ -145,6 +145,9 @@ def clone_with_weights(model: keras.Model, what: str, hint: str) -> keras.Model:
         raise UnsupportedModelError(
             f"Cannot copy {what} ({type(err).__name__}: {err}); {hint}"
         ) from err
+    # A subclass whose get_config() leaves out `name` comes back as "net_1": the copy (and so
+    # the fixed model and its runs) keeps the name the user gave.
+    clone.name = model.name
     return clone
 
 

@@ -46,6 +46,7 @@ from gradscope.fix.rebuild import (
     rebuild,
     require_built,
 )
+from gradscope.model.taxonomy import parse_initializer
 
 __all__ = [
     "TRANSFORMS",
@@ -82,31 +83,17 @@ _INIT_RULES: Mapping[str, _InitRule] = {
     "lecun": _InitRule(1.0, "fan_in", frozenset({"selu"})),
     "glorot": _InitRule(1.0, "fan_avg", frozenset({"linear", "tanh", "sigmoid", "softmax"})),
 }
-# Named Keras initializers -> (scale, mode) of the VarianceScaling they are.
-_NAMED_INITS: Mapping[str, tuple[float, str]] = {
-    "henormal": (2.0, "fan_in"),
-    "heuniform": (2.0, "fan_in"),
-    "lecunnormal": (1.0, "fan_in"),
-    "lecununiform": (1.0, "fan_in"),
-    "glorotnormal": (1.0, "fan_avg"),
-    "glorotuniform": (1.0, "fan_avg"),
-}
 _DISTRIBUTIONS = ("truncated_normal", "normal", "uniform")
+_VARIANCE_FAMILIES = frozenset({"he", "lecun", "glorot", "variance_scaling"})
 
 
 def _init_scale_mode(config: Any) -> tuple[float, str] | None:
-    # The (scale, mode) of a serialized initializer, or None if it is not variance scaling.
-    if isinstance(config, str):
-        return _NAMED_INITS.get(config.replace("_", "").lower())
-    if not isinstance(config, Mapping):
+    # The (scale, mode) of a serialized initializer, or None if it is not variance scaling; the
+    # model taxonomy is the one table of initializer names (he_normal, HeNormal, configs).
+    spec = parse_initializer(config)
+    if spec is None or spec.family not in _VARIANCE_FAMILIES or spec.scale is None:
         return None
-    name = str(config.get("class_name", "")).replace("_", "").lower()
-    if name in _NAMED_INITS:
-        return _NAMED_INITS[name]
-    if name == "variancescaling":
-        inner = config.get("config", {})
-        return float(inner.get("scale", 1.0)), str(inner.get("mode", "fan_in"))
-    return None
+    return spec.scale, str(spec.mode)
 
 
 def _initializer(

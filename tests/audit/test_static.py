@@ -164,7 +164,7 @@ def test_selu_misconfigured_problems():
     assert {"remove_batch_norm", "alpha_dropout"} <= set(selu.fixes)
     mismatch = found["init_activation_mismatch"]
     assert len(mismatch.layers) == 1
-    assert mismatch.evidence["layers"] == {mismatch.layers[0]: "GlorotUniform"}
+    assert mismatch.evidence["layers"] == {mismatch.layers[0]: "glorot_uniform"}  # user name
     assert mismatch.fixes == ("lecun_init",)
 
 

@@ -1,0 +1,228 @@
+"""Names of model parts, one table each, Keras-free: layer and activation families, initializers.
+
+Keras writes the same initializer several ways: ``"he_normal"`` in user code, ``HeNormal`` as a
+class, ``VarianceScaling(scale=2.0, mode="fan_in", distribution="truncated_normal")`` in configs
+(Keras 2 files, and every initializer gradscope's fixes set). :func:`initializer_alias` names all
+of them the way users write them; :func:`parse_initializer` classifies them for the static rules.
+The collector (run metadata), the static rules and the HTML model table all use these, so a
+fixed model's He init reads ``he_normal`` everywhere, never ``VarianceScaling``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+#: Layers whose kernel starts a new "weight layer".
+KERNEL_LAYERS = frozenset(
+    {
+        "Dense",
+        "EinsumDense",
+        "Conv1D",
+        "Conv2D",
+        "Conv3D",
+        "SeparableConv1D",
+        "SeparableConv2D",
+        "DepthwiseConv1D",
+        "DepthwiseConv2D",
+        "Conv1DTranspose",
+        "Conv2DTranspose",
+        "Conv3DTranspose",
+        "Convolution1D",
+        "Convolution2D",
+        "Convolution3D",
+        "LocallyConnected1D",
+        "LocallyConnected2D",
+    }
+)
+#: Layers that re-centre and re-scale their inputs.
+NORMALIZATION_LAYERS = frozenset(
+    {
+        "BatchNormalization",
+        "LayerNormalization",
+        "GroupNormalization",
+        "UnitNormalization",
+        "SyncBatchNormalization",
+    }
+)
+#: Recurrent layers (also inside Bidirectional/TimeDistributed wrappers).
+RECURRENT_LAYERS = frozenset(
+    {
+        "SimpleRNN",
+        "LSTM",
+        "GRU",
+        "RNN",
+        "CuDNNLSTM",
+        "CuDNNGRU",
+        "ConvLSTM1D",
+        "ConvLSTM2D",
+        "ConvLSTM3D",
+    }
+)
+#: Activations He initialization is made for (Géron, ch. 11, table 11-1).
+RELU_FAMILY = frozenset(
+    {"relu", "relu6", "leaky_relu", "prelu", "elu", "gelu", "silu", "swish", "mish", "celu"}
+)
+#: Activations that squash into a bounded range and shrink gradients when stacked.
+SATURATING = frozenset({"sigmoid", "hard_sigmoid", "tanh", "softsign", "hard_tanh"})
+
+#: Keras's named variance-scaling initializers: alias -> (scale, mode, distribution).
+ALIASES: Mapping[str, tuple[float, str, str]] = {
+    "he_normal": (2.0, "fan_in", "truncated_normal"),
+    "he_uniform": (2.0, "fan_in", "uniform"),
+    "lecun_normal": (1.0, "fan_in", "truncated_normal"),
+    "lecun_uniform": (1.0, "fan_in", "uniform"),
+    "glorot_normal": (1.0, "fan_avg", "truncated_normal"),
+    "glorot_uniform": (1.0, "fan_avg", "uniform"),
+}
+# Class names and strings (lowercase, no underscores) that are one of the aliases; Keras 2 also
+# called Glorot "Xavier".
+_NAMED: Mapping[str, str] = {
+    **{alias.replace("_", ""): alias for alias in ALIASES},
+    "xavieruniform": "glorot_uniform",
+    "xaviernormal": "glorot_normal",
+}
+# Keras 2.2 wrote truncated normal as "normal"; Keras 3 reads it the same way.
+_DISTRIBUTIONS = {"normal": "truncated_normal"}
+_FAMILY_OF_ALIAS = {alias: alias.split("_")[0] for alias in ALIASES}
+
+
+def _float(value: Any) -> float | None:
+    try:
+        out = float(value)
+    except (TypeError, ValueError):
+        return None
+    return out if math.isfinite(out) else None
+
+
+def _split(value: Any) -> tuple[str, Mapping[str, Any]]:
+    if isinstance(value, str):
+        return value, {}
+    if isinstance(value, Mapping):
+        config = value.get("config")
+        return str(value.get("class_name", "")), config if isinstance(config, Mapping) else {}
+    return str(value), {}
+
+
+def _variance_scaling_alias(config: Mapping[str, Any]) -> str | None:
+    scale = _float(config.get("scale", 1.0))
+    mode = str(config.get("mode", "fan_in"))
+    dist = str(config.get("distribution", "truncated_normal"))
+    dist = _DISTRIBUTIONS.get(dist, dist)
+    for alias, (a_scale, a_mode, a_dist) in ALIASES.items():
+        if scale is not None and math.isclose(scale, a_scale) and (mode, dist) == (a_mode, a_dist):
+            return alias
+    return None
+
+
+def initializer_alias(value: Any) -> str | None:
+    """Names an initializer the way users write it in Keras.
+
+    Args:
+        value: a serialized initializer (``{"class_name", "config"}``, Keras 2 or 3), a string
+            such as ``"he_normal"`` or ``"HeNormal"``, or None.
+
+    Returns:
+        ``"he_normal"``, ``"he_uniform"``, ``"glorot_normal"``, ``"glorot_uniform"``,
+        ``"lecun_normal"`` or ``"lecun_uniform"`` when it is one of them (a ``VarianceScaling``
+        config with their scale, mode and distribution included); otherwise the class name as
+        stored (e.g. ``"VarianceScaling"`` with another scale, ``"RandomNormal"``); None for None.
+
+    Example:
+        >>> initializer_alias({"class_name": "VarianceScaling",
+        ...     "config": {"scale": 2.0, "mode": "fan_in", "distribution": "truncated_normal"}})
+        'he_normal'
+        >>> initializer_alias("GlorotUniform"), initializer_alias("Orthogonal")
+        ('glorot_uniform', 'Orthogonal')
+    """
+    if value is None:
+        return None
+    name, config = _split(value)
+    key = name.replace("_", "").lower()
+    if key in _NAMED:
+        return _NAMED[key]
+    if key == "variancescaling":
+        return _variance_scaling_alias(config) or name
+    return name
+
+
+@dataclass(frozen=True)
+class InitSpec:
+    """A kernel initializer, classified.
+
+    Attributes:
+        family: ``"he"``, ``"lecun"``, ``"glorot"``, ``"variance_scaling"`` (other scale/mode),
+            ``"fixed"`` (RandomNormal/TruncatedNormal/RandomUniform with a fixed spread),
+            ``"constant"``, ``"orthogonal"``, ``"identity"`` or ``"unknown"``.
+        name: the class name as stored.
+        scale: variance scale for variance-scaling families (2 for He, 1 for Glorot/LeCun).
+        mode: ``"fan_in"``, ``"fan_out"`` or ``"fan_avg"`` for variance-scaling families.
+        stddev: the weights' standard deviation for the ``"fixed"`` family.
+        value: the constant for the ``"constant"`` family.
+        alias: the name users write (:func:`initializer_alias`), e.g. ``"he_normal"``.
+    """
+
+    family: str
+    name: str
+    scale: float | None = None
+    mode: str | None = None
+    stddev: float | None = None
+    value: float | None = None
+    alias: str | None = None
+
+    @property
+    def display(self) -> str:
+        """The alias if there is one, else the stored class name."""
+        return self.alias or self.name
+
+
+def parse_initializer(value: Any) -> InitSpec | None:
+    """Classifies a stored initializer.
+
+    Args:
+        value: a Keras 2/3 initializer dict, or a string such as ``"he_normal"``.
+
+    Returns:
+        The :class:`InitSpec`, or None when ``value`` is None.
+
+    Example:
+        >>> parse_initializer({"class_name": "VarianceScaling",
+        ...     "config": {"scale": 2.0, "mode": "fan_in", "distribution": "normal"}}).family
+        'he'
+    """
+    if value is None:
+        return None
+    if not isinstance(value, (str, Mapping)):
+        return InitSpec("unknown", str(value), alias=str(value))
+    name, config = _split(value)
+    alias = initializer_alias(value)
+    key = name.replace("_", "").lower()
+    if key in _NAMED:
+        scale, mode, _ = ALIASES[_NAMED[key]]
+        return InitSpec(_FAMILY_OF_ALIAS[_NAMED[key]], name, scale=scale, mode=mode, alias=alias)
+    if key == "variancescaling":
+        scale = _float(config.get("scale", 1.0)) or 1.0
+        mode = str(config.get("mode", "fan_in"))
+        family = {(2.0, "fan_in"): "he", (1.0, "fan_in"): "lecun", (1.0, "fan_avg"): "glorot"}
+        return InitSpec(
+            family.get((scale, mode), "variance_scaling"), name, scale=scale, mode=mode, alias=alias
+        )
+    if key in ("randomnormal", "truncatednormal", "normal"):
+        return InitSpec("fixed", name, stddev=_float(config.get("stddev", 0.05)), alias=alias)
+    if key in ("randomuniform", "uniform"):
+        lo = _float(config.get("minval", -0.05)) or 0.0
+        hi = _float(config.get("maxval", 0.05)) or 0.0
+        return InitSpec("fixed", name, stddev=abs(hi - lo) / math.sqrt(12.0), alias=alias)
+    if key in ("zeros", "zero"):
+        return InitSpec("constant", name, value=0.0, alias=alias)
+    if key in ("ones", "one"):
+        return InitSpec("constant", name, value=1.0, alias=alias)
+    if key == "constant":
+        return InitSpec("constant", name, value=_float(config.get("value", 0.0)), alias=alias)
+    if key == "orthogonal":
+        return InitSpec("orthogonal", name, scale=_float(config.get("gain", 1.0)), alias=alias)
+    if key == "identity":
+        return InitSpec("identity", name, alias=alias)
+    return InitSpec("unknown", name, alias=alias)
