@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from gradscope.audit.spec import LayerSpec, ModelSpec
 from gradscope.config import DETECT_THRESHOLDS, StaticThresholds
 from gradscope.findings import CODES, Finding, Severity, sort_findings
+from gradscope.fix.rank import ModelTraits, rank_finding_fixes
 from gradscope.model.taxonomy import RELU_FAMILY, SATURATING
 
 StaticRule = Callable[[ModelSpec, StaticThresholds], list[Finding]]
@@ -55,7 +56,7 @@ def static_findings(
         thresholds: static-rule thresholds.
 
     Returns:
-        The findings, most severe first.
+        The findings, most severe first, their fixes ranked for this model.
 
     Example:
         >>> [f.kind for f in static_findings(spec)]  # doctest: +SKIP
@@ -64,7 +65,7 @@ def static_findings(
     out: list[Finding] = []
     for rule in _RULES.values():
         out.extend(rule(spec, thresholds))
-    return sort_findings(out)
+    return sort_findings(rank_finding_fixes(out, ModelTraits.from_spec(spec)))
 
 
 def _hidden_kernel_layers(spec: ModelSpec) -> list[LayerSpec]:

@@ -14,6 +14,7 @@ from typing import Protocol
 from gradscope.config import DETECT_THRESHOLDS, DetectThresholds
 from gradscope.data.store import Run
 from gradscope.findings import Finding, sort_findings
+from gradscope.fix.rank import ModelTraits, rank_finding_fixes
 
 
 class RunDetector(Protocol):
@@ -88,7 +89,8 @@ def detect(
         kinds: restrict to these finding kinds (default: all registered detectors).
 
     Returns:
-        All findings, most severe first.
+        All findings, most severe first, each with its fixes ranked for the run's model
+        (:func:`gradscope.fix.rank.rank_finding_fixes`).
 
     Raises:
         KeyError: if ``kinds`` names a kind with no detector.
@@ -105,4 +107,6 @@ def detect(
     findings: list[Finding] = []
     for kind in selected:
         findings.extend(_REGISTRY[kind](run, thresholds))
-    return sort_findings(findings)
+    # Detectors list every fix that answers their kind; which ones fit this model (He init
+    # needs ReLU layers, ...) is read from the run's layer list, in one place for all of them.
+    return sort_findings(rank_finding_fixes(findings, ModelTraits.from_layers(run.layers)))

@@ -3,12 +3,19 @@
 Identifiers are stable strings used in findings and JSON. The fix issue implements each one as a
 clone-based model transform; here they are names and plain-language descriptions only. The repairs
 and their order follow AutoTrainer (ICSE 2021) and Géron, *Hands-On Machine Learning*, ch. 11.
+
+Each automatic fix also has a *prior*: the share of trials in which it verified when applied
+alone to the sick networks of ``benchmarks/fix_priors.py`` (the chapter's scenario suite, the
+demo's network and two badly initialized ReLU nets, 60-step trials on digits), measured by the
+same verification ``gradscope fix --auto`` uses; the counts are in :data:`MEASURED` and the run in
+``reports/fix_priors.md``. :mod:`gradscope.fix.rank` orders fixes by whether they fit the model
+first and by this prior second.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from types import MappingProxyType
 
 
@@ -21,12 +28,16 @@ class Fix:
         title: short imperative title.
         description: what the fix changes and why it helps.
         answers: finding kinds this fix addresses.
+        prior: share of measured trials in which it verified (:data:`MEASURED`), or None.
+        prior_note: where the prior comes from, one phrase for reasons and reports.
     """
 
     id: str
     title: str
     description: str
     answers: frozenset[str]
+    prior: float | None = None
+    prior_note: str = "no measured prior (advice, or not tried by the benchmark)"
 
 
 _GRADIENT_FLOW = frozenset({"vanishing_gradients", "exploding_gradients"})
@@ -147,8 +158,36 @@ _FIXES: tuple[Fix, ...] = (
     ),
 )
 
+#: Fix id -> (verified, tried) over the sick networks of ``benchmarks/fix_priors.py``
+#: (reports/fix_priors.md); "tried" leaves out networks where the fix had nothing to change.
+#: Measured 2026-11-26 (60-step trials, seed 0): 8 networks, so each count is small; the prior
+#: breaks ties between fixes that fit a model equally, it never overrides the fit.
+MEASURED: Mapping[str, tuple[int, int]] = MappingProxyType(
+    {
+        "he_init": (3, 3),
+        "relu_activation": (2, 2),
+        "clip_norm": (2, 2),
+        "clip_value": (2, 2),
+        "elu_activation": (3, 4),
+        "batch_norm": (3, 5),
+        "selu_activation": (3, 5),
+        "leaky_relu_activation": (2, 4),
+        "lower_learning_rate": (1, 4),
+        "glorot_init": (0, 1),
+    }
+)
+
+
+def _with_prior(fix: Fix) -> Fix:
+    verified, tried = MEASURED.get(fix.id, (0, 0))
+    if not tried:
+        return fix
+    note = f"verified in {verified} of {tried} benchmark trials"
+    return replace(fix, prior=verified / tried, prior_note=note)
+
+
 #: Fix id -> Fix, read-only.
-CATALOG: Mapping[str, Fix] = MappingProxyType({f.id: f for f in _FIXES})
+CATALOG: Mapping[str, Fix] = MappingProxyType({f.id: _with_prior(f) for f in _FIXES})
 
 
 def get_fix(fix_id: str) -> Fix:
@@ -186,4 +225,4 @@ def fixes_for(kind: str) -> tuple[Fix, ...]:
         >>> "alpha_dropout" in [f.id for f in fixes_for("selu_misconfigured")]
         True
     """
-    return tuple(f for f in _FIXES if kind in f.answers)
+    return tuple(f for f in CATALOG.values() if kind in f.answers)

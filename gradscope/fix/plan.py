@@ -1,10 +1,12 @@
 """Plan fixes: from findings to an ordered, deduplicated list of transforms that apply.
 
-Order (Géron ch. 11, AutoTrainer): initialization/activation first (they decide how the signal
-flows at the start), then BatchNormalization, then the optimizer (clipping, learning rate).
-Only one activation swap is planned (they are alternatives); fixes that would change nothing in
-this model (clipping that is already on, He init on layers that already use it, ...) are skipped
-with the reason, and fixes with no automatic transform (data changes) are listed as manual advice.
+Order: what fits this model's layers first, then what verifies most often
+(:mod:`gradscope.fix.rank`): for an all-sigmoid net the ReLU swap comes before He init, which has
+no ReLU layer to act on; for a ReLU net with a poor init, He init comes first; for a recurrent
+net, clipping. Each step says why it is there. Only one activation swap is planned (they are
+alternatives); fixes that would change nothing in this model (clipping that is already on, He
+init without ReLU layers, ...) are skipped with the reason, and fixes with no automatic transform
+(data changes) are listed as manual advice.
 
 Example:
     >>> plan = plan_fixes(findings, model)  # doctest: +SKIP
@@ -20,8 +22,10 @@ from typing import Any
 
 import keras
 
+from gradscope.audit.extract import spec_from_model
 from gradscope.findings import Finding, Severity, sort_findings
 from gradscope.fix.catalog import fixes_for, get_fix
+from gradscope.fix.rank import Fit, ModelTraits, RankedFix, rank_fixes
 from gradscope.fix.transform import (
     TRANSFORMS,
     FixNotApplicable,
@@ -44,8 +48,11 @@ class PlanStep:
         fix_id: the catalog id.
         stage: its stage (init/activation, normalization, optimizer).
         answers: finding kinds it answers, among those found.
-        reason: one line saying why.
+        reason: one line saying what it does and which findings it answers.
         advice: extra advice for the user, if any.
+        why: why it is recommended for this model and placed here (fit to the layers, prior).
+        fit: ``"targets"``, ``"generic"`` (see :class:`gradscope.fix.rank.Fit`).
+        prior: share of benchmark trials in which it verified, or None.
     """
 
     fix_id: str
@@ -53,18 +60,24 @@ class PlanStep:
     answers: tuple[str, ...]
     reason: str
     advice: str | None = None
+    why: str = ""
+    fit: str = "generic"
+    prior: float | None = None
 
     def to_json(self) -> dict[str, Any]:
         """Returns the JSON-ready dict of this step.
 
         Returns:
-            ``{"fix_id", "stage", "answers", "reason", "advice"}``.
+            ``{"fix_id", "stage", "answers", "reason", "why", "fit", "prior", "advice"}``.
         """
         return {
             "fix_id": self.fix_id,
             "stage": self.stage.name.lower(),
             "answers": list(self.answers),
             "reason": self.reason,
+            "why": self.why,
+            "fit": self.fit,
+            "prior": self.prior,
             "advice": self.advice,
         }
 
@@ -148,15 +161,19 @@ def plan_fixes(
     """
     relevant = [f for f in sort_findings(findings) if f.severity >= min_severity]
     candidates = _candidates(relevant)
+    ranked = {r.fix_id: r for r in rank_fixes(candidates, _traits(model))}
     manual = tuple(
-        (fix_id, get_fix(fix_id).description) for fix_id in candidates if fix_id not in TRANSFORMS
+        (fix_id, get_fix(fix_id).description) for fix_id in ranked if fix_id not in TRANSFORMS
     )
-    automatic = [fix_id for fix_id in candidates if fix_id in TRANSFORMS]
-    automatic.sort(key=lambda f: TRANSFORMS[f].stage)  # stable: keeps recommendation order
+    automatic = [fix_id for fix_id in ranked if fix_id in TRANSFORMS]
     steps: list[PlanStep] = []
     skipped: list[tuple[str, str]] = []
     current = model
     for fix_id in automatic:
+        rank = ranked[fix_id]
+        if rank.fit is Fit.NO_FIT:
+            skipped.append((fix_id, f"does not fit this model: {rank.fit_reason}."))
+            continue
         chosen = [s.fix_id for s in steps]
         swap = next((s for s in chosen if s in ACTIVATION_SWAPS), None)
         if fix_id in ACTIVATION_SWAPS and swap is not None:
@@ -170,14 +187,26 @@ def plan_fixes(
         except (FixNotApplicable, UnsupportedModelError) as err:
             skipped.append((fix_id, str(err)))
             continue
-        answers = candidates[fix_id]
-        steps.append(
-            PlanStep(
-                fix_id,
-                TRANSFORMS[fix_id].stage,
-                tuple(dict.fromkeys(f.kind for f in answers)),
-                _reason(fix_id, answers),
-                TRANSFORMS[fix_id].advice,
-            )
-        )
+        steps.append(_step(fix_id, candidates[fix_id], rank))
     return FixPlan(tuple(steps), tuple(skipped), manual)
+
+
+def _traits(model: keras.Model) -> ModelTraits:
+    try:
+        return ModelTraits.from_spec(spec_from_model(model))
+    except Exception:
+        # A model Keras cannot serialize (some subclassed ones): rank by prior alone.
+        return ModelTraits()
+
+
+def _step(fix_id: str, answers: list[Finding], rank: RankedFix) -> PlanStep:
+    return PlanStep(
+        fix_id,
+        TRANSFORMS[fix_id].stage,
+        tuple(dict.fromkeys(f.kind for f in answers)),
+        _reason(fix_id, answers),
+        TRANSFORMS[fix_id].advice,
+        why=rank.reason,
+        fit=str(rank.fit),
+        prior=rank.prior,
+    )

@@ -88,6 +88,8 @@ def print_plan(plan: FixPlan, console: Console) -> None:
         console.print("No automatic fix applies.")
     for i, step in enumerate(plan.steps, 1):
         console.print(f"{i}. [bold]{step.fix_id}[/bold]: {step.reason}", soft_wrap=True)
+        if step.why:
+            console.print(f"   why here: {step.why}", soft_wrap=True)
         if step.advice:
             console.print(f"   {step.advice}", soft_wrap=True)
     for fix_id, why in plan.skipped:

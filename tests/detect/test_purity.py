@@ -14,6 +14,7 @@ PURE = [
     ROOT / "audit" / "static.py",
     ROOT / "findings.py",
     ROOT / "fix" / "catalog.py",
+    ROOT / "fix" / "rank.py",
     ROOT / "fix" / "trials.py",
     ROOT / "model" / "taxonomy.py",
 ]

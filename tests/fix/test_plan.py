@@ -34,23 +34,31 @@ def compiled_sick(clipnorm: float | None = None) -> keras.Model:
     return model
 
 
-def test_plan_orders_stages_and_deduplicates():
+def test_plan_ranks_fits_first_and_deduplicates():
     plan = plan_fixes([EXPLODING, VANISHING, VANISHING], compiled_sick())
     ids = plan.fix_ids
-    assert ids == ["relu_activation", "batch_norm", "clip_norm", "lower_learning_rate"]
-    stages = [s.stage for s in plan.steps]
-    assert stages == sorted(stages) and stages[0] is Stage.INIT_ACTIVATION
-    bn = plan.steps[1]
+    # The swap that acts on the sigmoid layers first; then the generic fixes by their measured
+    # prior (clip_norm 2/2 > batch_norm 3/5 > lower_learning_rate 1/4, reports/fix_priors.md).
+    assert ids == ["relu_activation", "clip_norm", "batch_norm", "lower_learning_rate"]
+    assert [s.fit for s in plan.steps] == ["targets", "generic", "generic", "generic"]
+    priors = [s.prior for s in plan.steps[1:]]
+    assert priors == sorted(priors, reverse=True)
+    assert plan.steps[0].stage is Stage.INIT_ACTIVATION
+    bn = plan.steps[2]
     assert set(bn.answers) == {"vanishing_gradients", "exploding_gradients"}
     assert all(s.reason and "\n" not in s.reason for s in plan.steps)
+    assert all(s.why and "\n" not in s.why for s in plan.steps)
+    assert plan.steps[0].why.startswith("3 sigmoid hidden layer(s)")
     skipped = dict(plan.skipped)
-    # No ReLU layer in a sigmoid net: He init alone does not apply.
-    assert "he_init" in skipped and "no layer" in skipped["he_init"]
+    # No ReLU layer in a sigmoid net: He init has nothing to act on.
+    assert skipped["he_init"].startswith("does not fit this model: no ReLU-family hidden layers")
     assert "alternative to relu_activation" in skipped["selu_activation"]
     # clip_value became redundant once clip_norm is planned.
     assert "already clips" in skipped["clip_value"]
     assert [f for f, _ in plan.manual] == ["standardize_inputs"]
     assert plan.steps[-1].advice and "ReduceLROnPlateau" in plan.steps[-1].advice
+    doc = plan.to_json()["steps"][0]
+    assert doc["why"] == plan.steps[0].why and doc["fit"] == "targets" and doc["prior"] == 1.0
 
 
 def test_plan_skips_clipping_when_already_clipping_and_ignores_info():
