@@ -110,13 +110,28 @@ def audit(
     html: Path | None = typer.Option(
         None, "--html", help="Also write a self-contained HTML report of the probe run here."
     ),
+    custom_objects: list[str] | None = typer.Option(
+        None,
+        "--custom-objects",
+        metavar="MODULE:NAME",
+        help="A custom class/function the file needs, imported from an installed module or one "
+        "on PYTHONPATH (repeatable). Nothing from the file runs.",
+    ),
 ) -> None:
     """Audits a saved model: static rules, then a short probe on a clone; exit 0/1/2."""
     _import_tensorflow_quietly()
     from gradscope.audit.command import audit_command
 
     raise typer.Exit(
-        audit_command(model, data=data, steps=steps, as_json=as_json, unsafe=unsafe, html=html)
+        audit_command(
+            model,
+            data=data,
+            steps=steps,
+            as_json=as_json,
+            unsafe=unsafe,
+            html=html,
+            custom_objects=custom_objects or (),
+        )
     )
 
 
@@ -138,6 +153,13 @@ def fix(
     html: Path | None = typer.Option(
         None, "--html", help="Also write an HTML report of the trials (before/after) here."
     ),
+    custom_objects: list[str] | None = typer.Option(
+        None,
+        "--custom-objects",
+        metavar="MODULE:NAME",
+        help="A custom class/function the file needs, imported from an installed module or one "
+        "on PYTHONPATH (repeatable). Nothing from the file runs.",
+    ),
 ) -> None:
     """Plans fixes for a model, applies them to a copy, verifies by trial, writes FIXED.keras.
 
@@ -155,6 +177,7 @@ def fix(
 
     console = Console(stderr=as_json)
     try:
+        from gradscope.audit.custom import import_custom_objects
         from gradscope.audit.probe import load_npz_data
         from gradscope.fix import TRANSFORMS, auto_fix, fix_model, plan_fixes, run_trial
         from gradscope.fix.load import load_for_fix
@@ -182,7 +205,8 @@ def fix(
             )
         if output is not None and output.suffix != ".keras":
             raise GradscopeInputError(f"-o must end in .keras. Received: '{output}'")
-        original = load_for_fix(model, unsafe=unsafe)
+        custom = import_custom_objects(custom_objects or ())
+        original = load_for_fix(model, unsafe=unsafe, custom_objects=custom)
         x, y = load_npz_data(data) if data is not None else (None, None)
         if auto:
             result = auto_fix(original, x, y, steps=steps, seed=seed)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -42,6 +43,7 @@ def audit_command(
     html: Path | None = None,
     stdout: TextIO | None = None,
     stderr: TextIO | None = None,
+    custom_objects: Sequence[str] = (),
 ) -> int:
     """Runs ``gradscope audit`` and returns its exit code.
 
@@ -54,6 +56,8 @@ def audit_command(
         html: also write the HTML report of the probe run (with every finding) to this file.
         stdout: where results go (default ``sys.stdout``).
         stderr: where the one-line error goes (default ``sys.stderr``).
+        custom_objects: ``"module:name"`` of custom classes/functions the file needs; each
+            module is imported (see :func:`gradscope.audit.custom.import_custom_objects`).
 
     Returns:
         0 if no finding is a warning or worse, 1 if some are, 2 for bad input.
@@ -66,6 +70,7 @@ def audit_command(
     err = stderr or sys.stderr
     try:
         from gradscope.audit import audit
+        from gradscope.audit.custom import import_custom_objects
         from gradscope.audit.probe import load_npz_data
 
         if html is not None:
@@ -77,8 +82,9 @@ def audit_command(
                 raise GradscopeInputError(
                     "--html shows the probe's statistics; drop --steps 0 or pass --steps N > 0."
                 )
+        custom = import_custom_objects(custom_objects)
         arrays = load_npz_data(data) if data is not None else None
-        result = audit(model, data=arrays, steps=steps, unsafe=unsafe)
+        result = audit(model, data=arrays, steps=steps, unsafe=unsafe, custom_objects=custom)
     except GradscopeInputError as error:
         return _bad_input(error, err)
     if as_json:

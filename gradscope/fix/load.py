@@ -23,12 +23,17 @@ def _compile_config(loaded: LoadedModel) -> Mapping[str, Any] | None:
     return config if isinstance(config, Mapping) and config.get("loss") is not None else None
 
 
-def load_for_fix(path: str | os.PathLike[str], unsafe: bool = False) -> keras.Model:
+def load_for_fix(
+    path: str | os.PathLike[str],
+    unsafe: bool = False,
+    custom_objects: Mapping[str, Any] | None = None,
+) -> keras.Model:
     """Loads a model file safely and compiles it the way it was saved, when possible.
 
     Args:
         path: a ``.keras`` or HDF5 model file (only read).
         unsafe: allow files that run code on load (Lambda layers, custom objects).
+        custom_objects: custom classes/functions by name, for files that need them.
 
     Returns:
         The model; compiled with the stored loss/metrics/optimizer if the file has a Keras 3
@@ -40,7 +45,7 @@ def load_for_fix(path: str | os.PathLike[str], unsafe: bool = False) -> keras.Mo
     Example:
         >>> model = load_for_fix("model.keras")  # doctest: +SKIP
     """
-    loaded = load_model_safely(path, unsafe=unsafe)
+    loaded = load_model_safely(path, unsafe=unsafe, custom_objects=custom_objects)
     model = loaded.model
     config = _compile_config(loaded)
     if config is not None and isinstance(config.get("optimizer"), Mapping):
