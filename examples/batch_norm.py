@@ -16,7 +16,8 @@ import keras
 from _common import parse_args, write_report  # examples/_common.py
 
 from gradscope import GradScope, load_run
-from gradscope.demo import load_digits_data, median_grad_norms
+from gradscope.demo import first_last_ratio, load_digits_data
+from gradscope.render.fmt import grad_ratio
 
 
 def build(variant: str, depth: int = 10) -> keras.Model:
@@ -43,7 +44,7 @@ def main(out: Path, epochs: int) -> dict[str, float]:
     x, y = load_digits_data()
     shutil.rmtree(out, ignore_errors=True)
     ratios = {}
-    print(f"{'BN':<8} {'first/last grad':>16} {'accuracy':>9}")
+    print(f"{'BN':<8} {'first/last gradient ratio':>34} {'accuracy':>9}")
     for variant in ("none", "after", "before"):
         keras.utils.set_random_seed(0)
         model = build(variant)
@@ -58,13 +59,10 @@ def main(out: Path, epochs: int) -> dict[str, float]:
             verbose=0,
             callbacks=[scope := GradScope(out / variant, freq=5, verbose=0)],
         )
-        norms = [
-            v
-            for k, v in median_grad_norms(load_run(scope.run_dir)).items()
-            if not k.startswith("batch_normalization")
-        ]
-        ratios[variant] = norms[0] / norms[-1]
-        print(f"{variant:<8} {ratios[variant]:>16.1e} {hist.history['accuracy'][-1]:>9.2f}")
+        # gradscope's one first/last ratio: per-weight gradient RMS, kernel layers (BN excluded)
+        ratios[variant] = first_last_ratio(load_run(scope.run_dir))
+        text = grad_ratio(ratios[variant])
+        print(f"{variant:<8} {text:>34} {hist.history['accuracy'][-1]:>9.2f}")
     return ratios
 
 
