@@ -160,7 +160,18 @@ class ModelTraits:
         )
 
     def count(self, activations: Iterable[str]) -> Counter[str]:
-        """Hidden layers per activation, among ``activations``."""
+        """Counts the hidden layers per activation, among ``activations``.
+
+        Args:
+            activations: the activation names to count, e.g. :data:`SATURATING`.
+
+        Returns:
+            activation -> number of hidden kernel layers with it.
+
+        Example:
+            >>> ModelTraits(hidden=(("tanh", "glorot"), ("relu", "he"))).count({"tanh"})
+            Counter({'tanh': 1})
+        """
         wanted = frozenset(activations)
         return Counter(a for a, _ in self.hidden if a in wanted)
 
@@ -195,7 +206,15 @@ class RankedFix:
         return f"{self.fit_reason}; {self.prior_note}" if self.prior_note else self.fit_reason
 
     def to_json(self) -> dict[str, Any]:
-        """Returns ``{"fix_id", "fit", "prior", "why"}``."""
+        """Returns the JSON-ready dict of this placement.
+
+        Returns:
+            ``{"fix_id", "fit", "prior", "why"}``.
+
+        Example:
+            >>> rank_fix("batch_norm", ModelTraits()).to_json()["fit"]
+            'generic'
+        """
         return {
             "fix_id": self.fix_id,
             "fit": str(self.fit),
@@ -217,7 +236,7 @@ def _init_fit(fix_id: str, t: ModelTraits) -> tuple[Fit, str]:
     other = [(a, i) for a, f, i in mine if f != family]
     if not other:
         return Fit.NO_FIT, f"its {label} layers already use {family} initialization"
-    inits = ", ".join(sorted({str(i) for _, i in other}))
+    inits = ", ".join(sorted({str(i) if i else "an unknown initializer" for _, i in other}))
     return Fit.TARGETS, f"{len(other)} {label} layer(s) initialized with {inits}"
 
 
