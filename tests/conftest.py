@@ -37,6 +37,9 @@ SLOW: tuple[str, ...] = (
     "tests/e2e/test_cli.py::test_cli_import_is_lazy_and_quiet",
     "tests/e2e/test_cli.py::test_stderr_is_one_line_without_tensorflow_chatter",
     "tests/audit/test_command.py::test_subprocess_bad_input_has_no_traceback",
+    "tests/audit/test_custom_objects.py::test_audit_",
+    "tests/audit/test_custom_objects.py::test_fix_loads",
+    "tests/audit/test_custom_objects.py::test_bad_module",
     # Re-running a script: fits in fresh Python processes (TensorFlow imported each time).
     "tests/collect/test_rerun.py::test_two_processes",
     "tests/collect/test_rerun.py::test_parent_reads_as_its_newest_run",
@@ -44,11 +47,30 @@ SLOW: tuple[str, ...] = (
 )
 
 
+#: Tests spread one by one over pytest-xdist's workers: each starts its own process and shares
+#: no fixture, so the longest ones (the examples) run side by side.
+SPREAD: tuple[str, ...] = ("tests/test_examples.py::test_example_runs_quick",)
+
+
+def _xdist_group(item: pytest.Item) -> str:
+    """The worker group of a test under ``--dist loadgroup``.
+
+    Tests of one module share module/session fixtures (recorded runs, a browser), so a module
+    stays on one worker; every user of the README tour joins one group so the tour runs once.
+    """
+    if "readme_tour" in getattr(item, "fixturenames", ()):
+        return "readme_tour"
+    if item.nodeid.startswith(SPREAD):
+        return item.nodeid
+    return item.nodeid.split("::", 1)[0]
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Marks the tests of :data:`SLOW` (and every user of the README tour) ``slow``."""
+    """Marks the tests of :data:`SLOW` (and users of the README tour) ``slow``; groups workers."""
     for item in items:
         if item.nodeid.startswith(SLOW) or "readme_tour" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.slow)
+        item.add_marker(pytest.mark.xdist_group(_xdist_group(item)))
 
 
 @pytest.fixture(autouse=True)
