@@ -11,7 +11,7 @@ with a too-small initialization), on scikit-learn digits:
    decides.
 
 Prints markdown: one row per (network, fix) and the verified / tried count per fix, which
-``gradscope/fix/catalog.py`` cites as each fix's prior. Run ``python benchmarks/fix_priors.py``
+``gradscope/remedies.py`` cites as each fix's prior. Run ``python benchmarks/fix_priors.py``
 (about 10 minutes on 2 busy cores), ``--out reports/fix_priors.md`` to also write the file.
 """
 
@@ -33,9 +33,9 @@ from benchutil import header, markdown_table
 
 from gradscope.demo import load_digits_data, sick_model
 from gradscope.findings import Severity
-from gradscope.fix.catalog import CATALOG
 from gradscope.fix.transform import TRANSFORMS, FixNotApplicable, apply_fix
 from gradscope.fix.verify import run_trial, verify
+from gradscope.remedies import CATALOG
 from gradscope.scenarios import SCENARIOS, mlp
 
 STEPS = 60
@@ -147,7 +147,7 @@ def main() -> None:
             f"{time.perf_counter() - start:.0f} s",
             "## Networks\n\n"
             + markdown_table(["network", "what"], [(n, NETWORKS[n][1]) for n in names]),
-            "## Per fix (cited by gradscope/fix/catalog.py)\n\n"
+            "## Per fix (cited by gradscope/remedies.py)\n\n"
             + markdown_table(["fix", "verified / tried", "not applicable"], summary),
             "## Per network and fix\n\n"
             + markdown_table(["network", "fix", "outcome", "detail"], rows),

@@ -177,7 +177,6 @@ def fix(
 
     console = Console(stderr=as_json)
     try:
-        from gradscope.audit.custom import import_custom_objects
         from gradscope.audit.probe import load_npz_data
         from gradscope.fix import TRANSFORMS, auto_fix, fix_model, plan_fixes, run_trial
         from gradscope.fix.load import load_for_fix
@@ -185,6 +184,7 @@ def fix(
         from gradscope.fix.save import save_model_atomically
         from gradscope.fix.summary import print_plan, print_result
         from gradscope.fix.verify import trial_data
+        from gradscope.model.custom import import_custom_objects
         from gradscope.render.html import check_html_path
 
         if html is not None:

@@ -66,7 +66,7 @@ HISTOGRAM_BINS = HistogramBins()
 
 
 # ----------------------------------------------------------------------------------------------
-# Detector thresholds (gradscope.detect, gradscope.audit.static). One frozen dataclass per
+# Detector thresholds (gradscope.detect, gradscope.detect.static). One frozen dataclass per
 # detector; DETECT_THRESHOLDS bundles them. Sources are cited per field; "gradscope choice" marks
 # values without a published source, with the reasoning.
 # ----------------------------------------------------------------------------------------------

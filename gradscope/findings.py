@@ -128,7 +128,7 @@ class Finding:
         layers: names of the layers concerned, in forward order (may be empty).
         message: one or two plain-language sentences for the user.
         evidence: JSON-safe numbers behind the finding (converted on construction; NaN -> None).
-        fixes: fix ids from :mod:`gradscope.fix.catalog`, most recommended first.
+        fixes: fix ids from :mod:`gradscope.remedies`, most recommended first.
 
     Example:
         >>> f = Finding("GS105", "nonfinite", Severity.ERROR, ("dense",), "NaN loss.", {"step": 3})

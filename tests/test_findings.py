@@ -15,7 +15,7 @@ from gradscope.findings import (
     sort_findings,
     write_findings,
 )
-from gradscope.fix.catalog import CATALOG, fixes_for, get_fix
+from gradscope.remedies import CATALOG, fixes_for, get_fix
 
 
 def _finding(**kw):

@@ -14,7 +14,7 @@ import gradscope.fix
 def test_light_modules_do_not_import_tensorflow() -> None:
     # A fresh process: the test session itself has TensorFlow loaded already.
     code = (
-        "import sys, gradscope, gradscope.fix, gradscope.fix.catalog, gradscope.findings, "
+        "import sys, gradscope, gradscope.fix, gradscope.remedies, gradscope.findings, "
         "gradscope.detect, gradscope.data, gradscope.render.html, gradscope.render.terminal; "
         "print(sorted(m for m in ('tensorflow', 'keras') if m in sys.modules))"
     )

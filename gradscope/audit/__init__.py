@@ -17,19 +17,19 @@ from typing import Any
 
 import numpy as np
 
-from gradscope.audit.loader import (
+from gradscope.config import DETECT_THRESHOLDS, DetectThresholds
+from gradscope.data.store import Run
+from gradscope.detect.static import selu_input_findings, static_findings
+from gradscope.errors import GradscopeInputError
+from gradscope.findings import Finding, Severity, sort_findings, write_findings
+from gradscope.model.loader import (
     LoadedModel,
     ModelRebuildError,
     StoredModel,
     inspect_model_file,
     load_model_safely,
 )
-from gradscope.audit.spec import ModelSpec
-from gradscope.audit.static import selu_input_findings, static_findings
-from gradscope.config import DETECT_THRESHOLDS, DetectThresholds
-from gradscope.data.store import Run
-from gradscope.errors import GradscopeInputError
-from gradscope.findings import Finding, Severity, sort_findings, write_findings
+from gradscope.model.spec import ModelSpec
 
 
 @dataclass
@@ -107,7 +107,7 @@ def audit(
             stored, model = loaded.stored, loaded.model
         spec = stored.spec
     else:
-        from gradscope.audit.extract import spec_from_model
+        from gradscope.model.extract import spec_from_model
 
         model = model_or_path
         if not model.trainable_weights:

@@ -57,7 +57,7 @@ def audit_command(
         stdout: where results go (default ``sys.stdout``).
         stderr: where the one-line error goes (default ``sys.stderr``).
         custom_objects: ``"module:name"`` of custom classes/functions the file needs; each
-            module is imported (see :func:`gradscope.audit.custom.import_custom_objects`).
+            module is imported (see :func:`gradscope.model.custom.import_custom_objects`).
 
     Returns:
         0 if no finding is a warning or worse, 1 if some are, 2 for bad input.
@@ -70,8 +70,8 @@ def audit_command(
     err = stderr or sys.stderr
     try:
         from gradscope.audit import audit
-        from gradscope.audit.custom import import_custom_objects
         from gradscope.audit.probe import load_npz_data
+        from gradscope.model.custom import import_custom_objects
 
         if html is not None:
             from gradscope.render.html import check_html_path

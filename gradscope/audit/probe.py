@@ -22,10 +22,10 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from gradscope.audit.loader import unsafe_deserialization
 from gradscope.collect.callback import GradScope
 from gradscope.data.store import Run, load_run
 from gradscope.errors import GradscopeInputError, first_line
+from gradscope.model.loader import unsafe_deserialization
 
 _ZIP_MAGIC = b"PK\x03\x04"
 

@@ -19,7 +19,7 @@ from gradscope.config import HISTOGRAM_BINS
 from gradscope.data.rundirs import new_run_dir
 from gradscope.data.schema import EpochRecord, RunMeta, StepRecord
 from gradscope.data.store import RunWriter
-from gradscope.render.tensorboard import TensorBoardWriter
+from gradscope.data.tensorboard import TensorBoardWriter
 
 #: Histogram snapshots kept per run; older ones are thinned evenly (every other dropped).
 MAX_HISTOGRAM_SNAPSHOTS = 64

@@ -13,8 +13,8 @@ from typing import Protocol
 
 from gradscope.config import DETECT_THRESHOLDS, DetectThresholds
 from gradscope.data.store import Run
+from gradscope.detect.rank import ModelTraits, rank_finding_fixes
 from gradscope.findings import Finding, sort_findings
-from gradscope.fix.rank import ModelTraits, rank_finding_fixes
 
 
 class RunDetector(Protocol):
@@ -90,7 +90,7 @@ def detect(
 
     Returns:
         All findings, most severe first, each with its fixes ranked for the run's model
-        (:func:`gradscope.fix.rank.rank_finding_fixes`).
+        (:func:`gradscope.detect.rank.rank_finding_fixes`).
 
     Raises:
         KeyError: if ``kinds`` names a kind with no detector.

@@ -15,7 +15,6 @@ from gradscope._lazy import lazy_exports
 
 if TYPE_CHECKING:
     from gradscope.fix.auto import FixResult, StepOutcome, auto_fix, fix_model
-    from gradscope.fix.catalog import CATALOG, Fix, fixes_for, get_fix
     from gradscope.fix.plan import FixPlan, PlanStep, plan_fixes
     from gradscope.fix.transform import (
         TRANSFORMS,
@@ -28,6 +27,7 @@ if TYPE_CHECKING:
         not_applicable_reason,
     )
     from gradscope.fix.verify import TrialStats, Verification, run_trial, trial_data, verify
+    from gradscope.remedies import CATALOG, Fix, fixes_for, get_fix
 
 # Resolved on first use: the catalog and plan are light, the transforms import Keras.
 _LAZY = {
@@ -35,10 +35,10 @@ _LAZY = {
     "StepOutcome": "gradscope.fix.auto",
     "auto_fix": "gradscope.fix.auto",
     "fix_model": "gradscope.fix.auto",
-    "CATALOG": "gradscope.fix.catalog",
-    "Fix": "gradscope.fix.catalog",
-    "fixes_for": "gradscope.fix.catalog",
-    "get_fix": "gradscope.fix.catalog",
+    "CATALOG": "gradscope.remedies",
+    "Fix": "gradscope.remedies",
+    "fixes_for": "gradscope.remedies",
+    "get_fix": "gradscope.remedies",
     "FixPlan": "gradscope.fix.plan",
     "PlanStep": "gradscope.fix.plan",
     "plan_fixes": "gradscope.fix.plan",

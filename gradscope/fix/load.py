@@ -15,7 +15,7 @@ from typing import Any
 
 import keras
 
-from gradscope.audit.loader import LoadedModel, load_model_safely
+from gradscope.model.loader import LoadedModel, load_model_safely
 
 
 def _compile_config(loaded: LoadedModel) -> Mapping[str, Any] | None:

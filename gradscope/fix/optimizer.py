@@ -12,7 +12,7 @@ from typing import Any
 
 import keras
 
-from gradscope.fix.rebuild import (
+from gradscope.model.rebuild import (
     FixNotApplicable,
     UnsupportedModelError,
     clone_with_weights,

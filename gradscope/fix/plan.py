@@ -1,7 +1,7 @@
 """Plan fixes: from findings to an ordered, deduplicated list of transforms that apply.
 
 Order: what fits this model's layers first, then what verifies most often
-(:mod:`gradscope.fix.rank`): for an all-sigmoid net the ReLU swap comes before He init, which has
+(:mod:`gradscope.detect.rank`): for an all-sigmoid net the ReLU swap comes before He init, which has
 no ReLU layer to act on; for a ReLU net with a poor init, He init comes first; for a recurrent
 net, clipping. Each step says why it is there. Only one activation swap is planned (they are
 alternatives); fixes that would change nothing in this model (clipping that is already on, He
@@ -22,10 +22,8 @@ from typing import Any
 
 import keras
 
-from gradscope.audit.extract import spec_from_model
+from gradscope.detect.rank import Fit, ModelTraits, RankedFix, rank_fixes
 from gradscope.findings import Finding, Severity, sort_findings
-from gradscope.fix.catalog import fixes_for, get_fix
-from gradscope.fix.rank import Fit, ModelTraits, RankedFix, rank_fixes
 from gradscope.fix.transform import (
     TRANSFORMS,
     FixNotApplicable,
@@ -33,6 +31,8 @@ from gradscope.fix.transform import (
     UnsupportedModelError,
     apply_fix,
 )
+from gradscope.model.extract import spec_from_model
+from gradscope.remedies import fixes_for, get_fix
 
 #: Activation swaps: alternatives, at most one is planned.
 ACTIVATION_SWAPS = frozenset(
@@ -51,7 +51,7 @@ class PlanStep:
         reason: one line saying what it does and which findings it answers.
         advice: extra advice for the user, if any.
         why: why it is recommended for this model and placed here (fit to the layers, prior).
-        fit: ``"targets"``, ``"generic"`` (see :class:`gradscope.fix.rank.Fit`).
+        fit: ``"targets"``, ``"generic"`` (see :class:`gradscope.detect.rank.Fit`).
         prior: share of benchmark trials in which it verified, or None.
     """
 

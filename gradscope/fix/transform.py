@@ -24,7 +24,13 @@ from typing import Any
 
 import keras
 
-from gradscope.fix.graph import (
+from gradscope.fix.optimizer import (
+    LR_ADVICE,
+    clip_norm,
+    clip_value,
+    lower_learning_rate,
+)
+from gradscope.model.graph import (
     LINEAR,
     RELU_FAMILY,
     ModelGraph,
@@ -33,13 +39,7 @@ from gradscope.fix.graph import (
     iter_levels,
     layer_activation,
 )
-from gradscope.fix.optimizer import (
-    LR_ADVICE,
-    clip_norm,
-    clip_value,
-    lower_learning_rate,
-)
-from gradscope.fix.rebuild import (
+from gradscope.model.rebuild import (
     FixNotApplicable,
     LayerEdit,
     UnsupportedModelError,

@@ -23,16 +23,14 @@ from typing import Any
 import keras
 import numpy as np
 
-from gradscope.audit.extract import spec_from_model
 from gradscope.audit.probe import check_data, data_errors, infer_loss, synthetic_data
-from gradscope.audit.static import static_findings
 from gradscope.collect.callback import GradScope
 from gradscope.config import DETECT_THRESHOLDS, DetectThresholds
 from gradscope.data.store import load_run
 from gradscope.detect import detect
+from gradscope.detect.static import static_findings
 from gradscope.errors import GradscopeInputError
 from gradscope.findings import sort_findings
-from gradscope.fix.rebuild import UnsupportedModelError, clone_with_weights, rebuild
 
 # TrialStats, Verification, summarize and compare are plain data (no Keras) in fix.trials;
 # re-exported here, where callers have always found them.
@@ -43,6 +41,8 @@ from gradscope.fix.trials import (
     compare,
     summarize,
 )
+from gradscope.model.extract import spec_from_model
+from gradscope.model.rebuild import UnsupportedModelError, clone_with_weights, rebuild
 
 #: Trial steps by default: enough records for the detectors' windows, seconds on a CPU.
 DEFAULT_STEPS = 60

@@ -10,7 +10,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from gradscope.findings import Finding
-from gradscope.fix.catalog import CATALOG
+from gradscope.remedies import CATALOG
 from gradscope.render import figures
 from gradscope.render.fmt import num, sci
 from gradscope.render.matrix import window_median

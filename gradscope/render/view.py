@@ -37,7 +37,7 @@ class FigureView:
 
 @dataclass(frozen=True)
 class FixView:
-    """A recommended fix (from :mod:`gradscope.fix.catalog`).
+    """A recommended fix (from :mod:`gradscope.remedies`).
 
     Attributes:
         id: stable fix id, e.g. ``"he_init"``.

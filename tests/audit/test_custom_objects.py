@@ -13,8 +13,8 @@ import keras
 import numpy as np
 import pytest
 
-from gradscope.audit.custom import import_custom_objects
 from gradscope.errors import GradscopeInputError
+from gradscope.model.custom import import_custom_objects
 
 MODULE = "gs_custom_layers_t12"
 CODE = textwrap.dedent(

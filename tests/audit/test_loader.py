@@ -11,14 +11,14 @@ import numpy as np
 import pytest
 from legacy_models import write_keras22_h5
 
-from gradscope.audit.loader import (
+from gradscope.errors import GradscopeInputError
+from gradscope.model.loader import (
     ModelRebuildError,
     inspect_model_file,
     load_model_safely,
     scan_config,
     upgrade_legacy_config,
 )
-from gradscope.errors import GradscopeInputError
 
 
 def small_model():
@@ -311,7 +311,7 @@ def test_lambda_in_keras_archive_is_named_once(tmp_path):
 def test_declared_weights_counts_without_allocating(files, name):
     from keras.src.backend.common import global_state
 
-    from gradscope.audit.loader import check_declared_size, declared_weights
+    from gradscope.model.loader import check_declared_size, declared_weights
 
     root, model = files
     stored = inspect_model_file(root / name)

@@ -12,8 +12,8 @@ from typer.testing import CliRunner
 from gradscope.audit import audit, inspect_model_file
 from gradscope.cli import app
 from gradscope.fix.load import load_for_fix
-from gradscope.fix.rebuild import clone_with_weights
 from gradscope.fix.transform import apply_fix
+from gradscope.model.rebuild import clone_with_weights
 from gradscope.model.taxonomy import ALIASES, initializer_alias
 
 NAMED = (

@@ -4,12 +4,12 @@ import keras
 import numpy as np
 import pytest
 
-from gradscope.audit.extract import spec_from_model
-from gradscope.audit.spec import parse_initializer, spec_from_config
-from gradscope.audit.static import static_findings
 from gradscope.config import StaticThresholds
+from gradscope.detect.static import static_findings
 from gradscope.findings import Severity
-from gradscope.fix.catalog import CATALOG
+from gradscope.model.extract import spec_from_model
+from gradscope.model.spec import parse_initializer, spec_from_config
+from gradscope.remedies import CATALOG
 
 
 def seq(*layers, optimizer=None, n_in=16):
@@ -255,7 +255,7 @@ def test_keras22_list_config_and_nested_model():
 
 
 def test_selu_inputs_must_be_standardized():
-    from gradscope.audit.static import selu_input_findings
+    from gradscope.detect.static import selu_input_findings
 
     model = seq(
         D(act="selu", init="lecun_normal"),

@@ -11,7 +11,7 @@ from gradscope.detect import detect, registered
 from gradscope.detect.progress import assess_progress
 from gradscope.detect.window import last_window, usable_records
 from gradscope.findings import CODES, Severity
-from gradscope.fix.catalog import CATALOG
+from gradscope.remedies import CATALOG
 
 NAMES = ["d0", "d1", "d2", "out"]
 LAYERS = [dense("d0"), dense("d1"), dense("d2"), dense("out", kind="sigmoid")]

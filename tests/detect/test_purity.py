@@ -10,11 +10,9 @@ import gradscope
 ROOT = Path(gradscope.__file__).parent
 PURE = [
     *sorted((ROOT / "detect").glob("*.py")),
-    ROOT / "audit" / "spec.py",
-    ROOT / "audit" / "static.py",
+    ROOT / "model" / "spec.py",
     ROOT / "findings.py",
-    ROOT / "fix" / "catalog.py",
-    ROOT / "fix" / "rank.py",
+    ROOT / "remedies.py",
     ROOT / "fix" / "trials.py",
     ROOT / "model" / "taxonomy.py",
 ]

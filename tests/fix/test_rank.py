@@ -11,16 +11,16 @@ import pytest
 from rich.console import Console
 from synthetic_runs import make_run
 
-from gradscope.audit.extract import spec_from_model
 from gradscope.data.schema import LayerInfo
 from gradscope.detect import detect
 from gradscope.detect.exploding import FIXES as EXPLODING_FIXES
+from gradscope.detect.rank import Fit, ModelTraits, rank_fixes, ranked_ids
 from gradscope.detect.vanishing import FIXES as VANISHING_FIXES
 from gradscope.findings import Finding, Severity
 from gradscope.fix import plan_fixes
-from gradscope.fix.catalog import CATALOG, MEASURED
-from gradscope.fix.rank import Fit, ModelTraits, rank_fixes, ranked_ids
 from gradscope.fix.summary import print_plan
+from gradscope.model.extract import spec_from_model
+from gradscope.remedies import CATALOG, MEASURED
 from gradscope.scenarios import mlp
 
 ROOT = Path(__file__).resolve().parents[2]

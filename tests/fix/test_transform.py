@@ -8,10 +8,10 @@ import keras
 import numpy as np
 import pytest
 
-from gradscope.audit.spec import parse_activation
 from gradscope.fix import FixNotApplicable, UnsupportedModelError, apply_fix, apply_fixes
-from gradscope.fix.graph import layer_activation
-from gradscope.fix.rebuild import clone_with_weights
+from gradscope.model.graph import layer_activation
+from gradscope.model.rebuild import clone_with_weights
+from gradscope.model.spec import parse_activation
 
 
 def sequential() -> keras.Model:

@@ -16,7 +16,7 @@ from gradscope import load_run
 from gradscope.cli import app
 from gradscope.errors import GradscopeInputError
 from gradscope.findings import Finding, Severity, write_findings
-from gradscope.fix.catalog import get_fix
+from gradscope.remedies import get_fix
 from gradscope.render.html import render_report
 
 EVIL = "<script>alert(1)</script>"

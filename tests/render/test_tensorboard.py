@@ -13,7 +13,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from gradscope import GradScope, load_run
 from gradscope.data.store import STATS_FILE
-from gradscope.render.tensorboard import SCALAR_ORDER, TensorBoardWriter, scalar_tag
+from gradscope.data.tensorboard import SCALAR_ORDER, TensorBoardWriter, scalar_tag
 
 
 def _accumulator(path) -> EventAccumulator:

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from gradscope.audit.spec import LayerSpec, ModelSpec
 from gradscope.config import DETECT_THRESHOLDS, StaticThresholds
+from gradscope.detect.rank import ModelTraits, rank_finding_fixes
 from gradscope.findings import CODES, Finding, Severity, sort_findings
-from gradscope.fix.rank import ModelTraits, rank_finding_fixes
+from gradscope.model.spec import LayerSpec, ModelSpec
 from gradscope.model.taxonomy import RELU_FAMILY, SATURATING
 
 StaticRule = Callable[[ModelSpec, StaticThresholds], list[Finding]]
@@ -52,7 +52,7 @@ def static_findings(
     """Runs every static rule on a model description.
 
     Args:
-        spec: the model description (:func:`gradscope.audit.spec.spec_from_config`).
+        spec: the model description (:func:`gradscope.model.spec.spec_from_config`).
         thresholds: static-rule thresholds.
 
     Returns:

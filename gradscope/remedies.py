@@ -8,7 +8,7 @@ Each automatic fix also has a *prior*: the share of trials in which it verified 
 alone to the sick networks of ``benchmarks/fix_priors.py`` (the chapter's scenario suite, the
 demo's network and two badly initialized ReLU nets, 60-step trials on digits), measured by the
 same verification ``gradscope fix --auto`` uses; the counts are in :data:`MEASURED` and the run in
-``reports/fix_priors.md``. :mod:`gradscope.fix.rank` orders fixes by whether they fit the model
+``reports/fix_priors.md``. :mod:`gradscope.detect.rank` orders fixes by whether they fit the model
 first and by this prior second.
 """
 

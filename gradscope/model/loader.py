@@ -23,8 +23,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from gradscope.audit.spec import ModelSpec, spec_from_config
 from gradscope.errors import GradscopeInputError, first_line
+from gradscope.model.spec import ModelSpec, spec_from_config
 
 #: A stored weight takes at least this many bytes in a model file (int8-quantized; float32 takes
 #: 4), so a file declaring more weights than it has bytes cannot be an honest model file.

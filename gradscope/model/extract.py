@@ -9,7 +9,7 @@ from typing import Any
 
 import keras
 
-from gradscope.audit.spec import ModelSpec, spec_from_config
+from gradscope.model.spec import ModelSpec, spec_from_config
 
 
 def optimizer_config(model: keras.Model) -> dict[str, Any] | None:

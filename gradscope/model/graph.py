@@ -14,7 +14,7 @@ from typing import Any
 
 import keras
 
-from gradscope.audit.spec import parse_activation
+from gradscope.model.spec import parse_activation
 
 #: Standalone activation layers -> the activation they apply.
 ACTIVATION_LAYER_KINDS: dict[str, str] = {

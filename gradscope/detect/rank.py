@@ -32,7 +32,6 @@ from typing import Any
 
 from gradscope.data.schema import LayerInfo
 from gradscope.findings import Finding
-from gradscope.fix.catalog import get_fix
 from gradscope.model.taxonomy import (
     KERNEL_LAYERS,
     NORMALIZATION_LAYERS,
@@ -41,6 +40,7 @@ from gradscope.model.taxonomy import (
     SATURATING,
     parse_initializer,
 )
+from gradscope.remedies import get_fix
 
 #: Hidden activations that can die (zero gradient for every negative input).
 _PLAIN_RELU = frozenset({"relu", "relu6"})
@@ -94,7 +94,7 @@ class ModelTraits:
 
     @classmethod
     def from_spec(cls, spec: Any) -> ModelTraits:
-        """Traits of a :class:`gradscope.audit.spec.ModelSpec`.
+        """Traits of a :class:`gradscope.model.spec.ModelSpec`.
 
         Args:
             spec: the model description (saved file or live model).

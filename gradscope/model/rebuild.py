@@ -17,9 +17,9 @@ from typing import Any
 import keras
 import numpy as np
 
-from gradscope.audit.loader import unsafe_deserialization
 from gradscope.errors import GradscopeInputError
-from gradscope.fix.graph import is_functional, is_model
+from gradscope.model.graph import is_functional, is_model
+from gradscope.model.loader import unsafe_deserialization
 
 LayerFactory = Callable[[], keras.layers.Layer]
 
