@@ -25,7 +25,8 @@ from gradscope.collect.engine import Recorder, validate_frequencies
 from gradscope.collect.hooks import Hooks, base_optimizer
 from gradscope.collect.layers import plan_watch
 from gradscope.collect.probe_pass import make_probe, probe_inputs
-from gradscope.collect.session import RecordingSession, check_writable, log_float
+from gradscope.collect.session import RecordingSession, check_writable, expected_records
+from gradscope.collect.session import log_float as _log_float
 from gradscope.data.schema import StepRecord
 from gradscope.findings import Finding
 
@@ -54,11 +55,10 @@ def _abandon_fit(model: keras.Model, hooks: Hooks, session: list[RecordingSessio
 class GradScope(keras.callbacks.Callback):
     """Records per-layer gradient, weight, update and activation statistics during ``fit``.
 
-    Statistics are computed inside the compiled train step from the gradients the optimizer
-    already receives (no second backward pass), reduced to a few numbers per layer and kept in a
-    small ring buffer of variables; the host reads that buffer only on recorded steps. The run
-    directory (``meta.json``, ``stats.jsonl``, ``epochs.jsonl``, ``hist.npz`` and TensorBoard
-    events) is readable with :func:`gradscope.load_run` at any time, even after a crash.
+    Statistics are computed in the compiled train step from the gradients the optimizer already
+    receives (no second backward pass), reduced to a few numbers per layer in a small ring
+    buffer the host reads only on recorded steps. The run directory is readable with
+    :func:`gradscope.load_run` at any time, even after a crash.
 
     Each callback object records one run, in its own directory under ``log_dir`` named after
     the UTC time its first fit started (``runs/mlp/20261126-094012``; ``-1``, ``-2`` appended
@@ -83,20 +83,18 @@ class GradScope(keras.callbacks.Callback):
             mode, so they are comparable from step to step. If None, they come from the training
             batch inside the train step, at no extra forward pass.
         tensorboard: also write TensorBoard scalars/histograms into ``log_dir``.
-        max_records: keep at most this many step records on disk (evenly thinned); None keeps
-            all.
+        max_records: keep at most this many step records on disk (evenly spaced; TensorBoard
+            events follow the same steps); None keeps all.
         on_finding: None (diagnose only at the end of fit), ``"warn"`` (also diagnose at every
             epoch end and as soon as NaN/Inf shows, warning once per new finding) or ``"stop"``
             (like ``"warn"``, and stop training, as EarlyStopping does, on ``nonfinite`` or
             ``exploding_gradients`` findings).
-        verbose: 0 silent, 1 prints the findings summary and the run directory at the end of
-            fit.
+        verbose: 0 silent, 1 prints the findings and the run directory at the end of fit.
         html_report: optional path of a self-contained HTML report (``.html``) written at the
             end of fit, after the findings, as ``gradscope report`` would write it.
 
     Attributes:
-        run_dir: this callback's run directory under ``log_dir``; None until the first
-            training step of the first fit.
+        run_dir: this callback's run directory under ``log_dir``; None before the first step.
         findings: the findings of the last diagnosis.
 
     Example:
@@ -251,6 +249,7 @@ class GradScope(keras.callbacks.Callback):
                 optimizer=self.model.optimizer,
                 tensorboard=self.tensorboard,
                 max_records=self.max_records,
+                expected_records=expected_records(self.params, self.freqs.freq),
             )
             self.run_dir = session.run_dir
         elif session.closed:
@@ -287,7 +286,7 @@ class GradScope(keras.callbacks.Callback):
         freq = self.freqs.freq
         if -(-self._step // freq) <= -(-before // freq):
             return
-        self._last_loss = log_float((logs or {}).get("loss"))
+        self._last_loss = _log_float((logs or {}).get("loss"))
         records = self._guarded(lambda: self._collect(before)) or []
         if self.on_finding and any(has_nonfinite(r) for r in records):
             self._react(kinds=("nonfinite",))

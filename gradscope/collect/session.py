@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
+import math
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -128,6 +129,27 @@ def check_writable(log_dir: Path) -> None:
         ) from err
 
 
+def expected_records(params: dict[str, Any] | None, freq: int) -> int | None:
+    """Records a fit will offer: epochs x steps per epoch / freq.
+
+    Args:
+        params: Keras's callback ``params`` (``epochs``, ``steps``; ``steps`` is None for a
+            dataset of unknown length).
+        freq: record every ``freq``-th step.
+
+    Returns:
+        The count, or None when the fit's length is unknown.
+
+    Example:
+        >>> expected_records({"epochs": 3, "steps": 100}, freq=10)
+        30
+    """
+    epochs, steps = (params or {}).get("epochs"), (params or {}).get("steps")
+    if not epochs or not steps:
+        return None
+    return math.ceil(int(epochs) * int(steps) / freq)
+
+
 class RecordingSession:
     """Writes what a :class:`Recorder` collects into a new run directory (and TensorBoard).
 
@@ -148,6 +170,7 @@ class RecordingSession:
         optimizer: the optimizer, described in ``meta.json``.
         tensorboard: also write TensorBoard event files.
         max_records: bound on step records kept on disk.
+        expected_records: records the run is expected to offer (a fit's length), if known.
 
     Attributes:
         run_dir: the run directory this session writes.
@@ -163,6 +186,7 @@ class RecordingSession:
         optimizer: keras.optimizers.Optimizer | None,
         tensorboard: bool,
         max_records: int | None,
+        expected_records: int | None = None,
     ) -> None:
         check_writable(log_dir)
         self.run_dir = new_run_dir(log_dir)
@@ -175,7 +199,9 @@ class RecordingSession:
             created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
             gradscope_version=__version__,
         )
-        self.writer = RunWriter(self.run_dir, meta, max_records=max_records)
+        self.writer = RunWriter(
+            self.run_dir, meta, max_records=max_records, expected_records=expected_records
+        )
         self.tensorboard = tensorboard
         self.hist = HistogramLog()
         self._tb_pending: StepRecord | None = None

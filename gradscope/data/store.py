@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import os
 import tempfile
 from dataclasses import replace
@@ -74,6 +75,8 @@ class RunWriter:
         path: the run directory; created if missing.
         meta: the run's metadata, written immediately.
         max_records: bound on the number of step records kept on disk (None: unbounded).
+        expected_records: how many records the run is expected to offer, if known; with
+            ``max_records`` it sets the starting stride so the log is never decimated.
 
     Example:
         >>> writer = RunWriter(Path(tempfile.mkdtemp()), RunMeta(layers=()))
@@ -82,7 +85,11 @@ class RunWriter:
     """
 
     def __init__(
-        self, path: str | os.PathLike[str], meta: RunMeta, max_records: int | None = None
+        self,
+        path: str | os.PathLike[str],
+        meta: RunMeta,
+        max_records: int | None = None,
+        expected_records: int | None = None,
     ) -> None:
         if max_records is not None and max_records < 2:
             raise ValueError(
@@ -92,7 +99,12 @@ class RunWriter:
         self.path.mkdir(parents=True, exist_ok=True)
         self.meta = meta
         self.max_records = max_records
+        # When the run's length is known (a fit's epochs x steps), start on the stride that fits
+        # it into max_records: no decimation (no rewrite of the log), and append-only outputs
+        # that follow the kept stride (TensorBoard) stay within max_records too.
         self._stride = 1
+        if max_records is not None and expected_records:
+            self._stride = max(1, math.ceil(expected_records / max_records))
         self._offered = 0
         self._kept = 0
         self.write_meta(meta)

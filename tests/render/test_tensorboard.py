@@ -8,6 +8,7 @@ import math
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 from helpers import toy_data
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
@@ -115,25 +116,60 @@ def test_gradient_cards_sort_first_and_softmax_has_no_act_mean(tmp_path) -> None
     )
 
 
-def test_max_records_bounds_the_event_file(tmp_path) -> None:
-    max_records, steps = 8, 128  # 16x max_records: the store halves its records 4 times
+def _fit_bounded(tmp_path, max_records: int, steps: int, known_length: bool):
     x, y = toy_data(steps * 4)
     model = _mlp_softmax()
     model.compile("sgd", "sparse_categorical_crossentropy")
     scope = GradScope(tmp_path, freq=1, histogram_freq=1, max_records=max_records, verbose=0)
-    model.fit(x, y, batch_size=4, epochs=1, shuffle=False, verbose=0, callbacks=[scope])
-    acc = _accumulator(scope.run_dir)
+    if known_length:
+        model.fit(x, y, batch_size=4, epochs=1, shuffle=False, verbose=0, callbacks=[scope])
+    else:
+        # A generator has no cardinality: Keras's params carry steps=None.
+        data = tf.data.Dataset.from_generator(
+            lambda: ((x[i : i + 4], y[i : i + 4]) for i in range(0, len(x), 4)),
+            output_signature=(
+                tf.TensorSpec((None, x.shape[1]), tf.float32),
+                tf.TensorSpec((None,), tf.int32),
+            ),
+        )
+        model.fit(data, epochs=1, verbose=0, callbacks=[scope])
     kept = [json.loads(line)["step"] for line in (scope.run_dir / STATS_FILE).open()]
+    return _accumulator(scope.run_dir), kept
+
+
+def _written(acc: EventAccumulator, tag: str) -> list[int]:
+    events = acc.Histograms(tag) if tag.startswith("log10") else acc.Scalars(tag)
+    return [e.step for e in events]
+
+
+TAGS = (scalar_tag("grad_norm", "hidden"), "gradscope/loss", "log10_abs_grad/hidden")
+
+
+def test_max_records_bounds_the_event_file_of_a_fit_of_known_length(tmp_path) -> None:
+    max_records, steps = 8, 128
+    acc, kept = _fit_bounded(tmp_path, max_records, steps, known_length=True)
+    # The fit's length is known: the log starts on the stride that fits it (128 / 8 = 16), is
+    # never decimated, and TensorBoard gets exactly its steps, plus the last one for scalars.
+    stride = math.ceil(steps / max_records)
+    assert kept == list(range(0, steps, stride))
+    for tag in TAGS[:2]:
+        assert _written(acc, tag) == [*kept, steps - 1], tag
+    assert _written(acc, TAGS[2]) == kept
+
+
+def test_max_records_bounds_the_event_file_of_a_fit_of_unknown_length(tmp_path) -> None:
+    max_records, steps = 8, 128  # 16x max_records: the store halves its records 4 times
+    acc, kept = _fit_bounded(tmp_path, max_records, steps, known_length=False)
     assert len(kept) <= max_records
     halvings = 4
-    # max_records + 1 entries until the first halving, then max_records/2 + 1 per halving, and
-    # the last step: logarithmic in the run's length (128 unbounded), never one per record.
+    # Append-only event files cannot be thinned: max_records + 1 entries until the first
+    # halving, then max_records/2 + 1 per halving, and the last step: logarithmic in the run's
+    # length (128 unbounded), never one per record.
     bound = max_records + 1 + halvings * (max_records // 2 + 1) + 1
-    for tag in (scalar_tag("grad_norm", "hidden"), "gradscope/loss", "log10_abs_grad/hidden"):
-        events = acc.Histograms(tag) if tag.startswith("log10") else acc.Scalars(tag)
-        written = [e.step for e in events]
+    for tag in TAGS:
+        written = _written(acc, tag)
         assert len(written) <= bound < steps // 4, tag
         assert written == sorted(set(written)), tag  # each step once, in order
-    written = [e.step for e in acc.Scalars(scalar_tag("grad_norm", "hidden"))]
+    written = _written(acc, scalar_tag("grad_norm", "hidden"))
     assert written[-1] == steps - 1  # the last step, off the kept stride, is there
     assert set(kept) <= set(written)  # everything stats.jsonl kept is in TensorBoard too
