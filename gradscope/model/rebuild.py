@@ -18,8 +18,8 @@ import keras
 import numpy as np
 
 from gradscope.errors import GradscopeInputError
+from gradscope.model.deserialize import unsafe_deserialization
 from gradscope.model.graph import is_functional, is_model
-from gradscope.model.loader import unsafe_deserialization
 
 LayerFactory = Callable[[], keras.layers.Layer]
 
