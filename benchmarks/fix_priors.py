@@ -33,7 +33,7 @@ from benchutil import header, markdown_table
 
 from gradscope.demo import load_digits_data, sick_model
 from gradscope.findings import Severity
-from gradscope.fix.transform import TRANSFORMS, FixNotApplicable, apply_fix
+from gradscope.fix.transforms import TRANSFORMS, FixNotApplicable, apply_fix
 from gradscope.fix.verify import run_trial, verify
 from gradscope.remedies import CATALOG
 from gradscope.scenarios import SCENARIOS, mlp

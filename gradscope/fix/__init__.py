@@ -16,7 +16,7 @@ from gradscope._lazy import lazy_exports
 if TYPE_CHECKING:
     from gradscope.fix.auto import FixResult, StepOutcome, auto_fix, fix_model
     from gradscope.fix.plan import FixPlan, PlanStep, plan_fixes
-    from gradscope.fix.transform import (
+    from gradscope.fix.transforms import (
         TRANSFORMS,
         FixNotApplicable,
         Stage,
@@ -42,14 +42,14 @@ _LAZY = {
     "FixPlan": "gradscope.fix.plan",
     "PlanStep": "gradscope.fix.plan",
     "plan_fixes": "gradscope.fix.plan",
-    "TRANSFORMS": "gradscope.fix.transform",
-    "FixNotApplicable": "gradscope.fix.transform",
-    "Stage": "gradscope.fix.transform",
-    "Transform": "gradscope.fix.transform",
-    "UnsupportedModelError": "gradscope.fix.transform",
-    "apply_fix": "gradscope.fix.transform",
-    "apply_fixes": "gradscope.fix.transform",
-    "not_applicable_reason": "gradscope.fix.transform",
+    "TRANSFORMS": "gradscope.fix.transforms",
+    "FixNotApplicable": "gradscope.fix.transforms",
+    "Stage": "gradscope.fix.transforms",
+    "Transform": "gradscope.fix.transforms",
+    "UnsupportedModelError": "gradscope.fix.transforms",
+    "apply_fix": "gradscope.fix.transforms",
+    "apply_fixes": "gradscope.fix.transforms",
+    "not_applicable_reason": "gradscope.fix.transforms",
     "TrialStats": "gradscope.fix.verify",
     "Verification": "gradscope.fix.verify",
     "run_trial": "gradscope.fix.verify",

@@ -24,7 +24,7 @@ import numpy as np
 from gradscope.detect.summary import GRAD_RATIO_KEY
 from gradscope.findings import Finding, json_safe
 from gradscope.fix.plan import FixPlan, plan_fixes
-from gradscope.fix.transform import FixNotApplicable, apply_fix, apply_fixes
+from gradscope.fix.transforms import FixNotApplicable, apply_fix, apply_fixes
 from gradscope.fix.trials import ratio_change
 from gradscope.fix.verify import (
     DEFAULT_STEPS,

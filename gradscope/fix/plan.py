@@ -24,7 +24,7 @@ import keras
 
 from gradscope.detect.rank import Fit, ModelTraits, RankedFix, rank_fixes
 from gradscope.findings import Finding, Severity, sort_findings
-from gradscope.fix.transform import (
+from gradscope.fix.transforms import (
     TRANSFORMS,
     FixNotApplicable,
     Stage,

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 from gradscope.audit import audit, inspect_model_file
 from gradscope.cli import app
 from gradscope.fix.load import load_for_fix
-from gradscope.fix.transform import apply_fix
+from gradscope.fix.transforms import apply_fix
 from gradscope.model.rebuild import clone_with_weights
 from gradscope.model.taxonomy import ALIASES, initializer_alias
 
