@@ -15,41 +15,13 @@ from typing import Any
 import keras
 
 from gradscope.model.spec import parse_activation
-
-#: Standalone activation layers -> the activation they apply.
-ACTIVATION_LAYER_KINDS: dict[str, str] = {
-    "ReLU": "relu",
-    "LeakyReLU": "leaky_relu",
-    "PReLU": "prelu",
-    "ELU": "elu",
-    "Softmax": "softmax",
-}
-#: Layers that pass a tensor through without changing what an activation sees downstream.
-PASS_THROUGH_LAYERS = frozenset(
-    {
-        "BatchNormalization",
-        "LayerNormalization",
-        "GroupNormalization",
-        "UnitNormalization",
-        "Dropout",
-        "AlphaDropout",
-        "GaussianDropout",
-        "GaussianNoise",
-        "SpatialDropout1D",
-        "SpatialDropout2D",
-        "SpatialDropout3D",
-    }
+from gradscope.model.taxonomy import (
+    ACTIVATION_LAYER_CLASSES,
+    ACTIVATION_LAYERS,
+    LINEAR,
+    NORMALIZATION_LAYERS,
+    PASS_THROUGH_LAYERS,
 )
-NORMALIZATION_LAYERS = frozenset(
-    {"BatchNormalization", "LayerNormalization", "GroupNormalization", "UnitNormalization"}
-)
-#: Activations that He initialization matches (Géron, ch. 11, table 11-1).
-RELU_FAMILY = frozenset(
-    {"relu", "relu6", "leaky_relu", "elu", "gelu", "silu", "swish", "mish", "prelu", "celu"}
-)
-#: Activations that squash into a bounded range and so shrink gradients when deep.
-SATURATING = frozenset({"sigmoid", "tanh", "hard_sigmoid", "softsign", "hard_tanh", "hard_silu"})
-LINEAR = frozenset({"linear", "None", ""})
 
 
 def is_model(layer: Any) -> bool:
@@ -79,8 +51,8 @@ def layer_activation(layer: keras.layers.Layer) -> str | None:
         ``"relu"`` for a ``ReLU`` layer, ``"linear"`` for Dense without activation, else None.
     """
     name = type(layer).__name__
-    if name in ACTIVATION_LAYER_KINDS:
-        return ACTIVATION_LAYER_KINDS[name]
+    if name in ACTIVATION_LAYERS:
+        return ACTIVATION_LAYERS[name]
     config = layer.get_config()
     if "activation" in config:
         return parse_activation(config["activation"])
@@ -89,7 +61,7 @@ def layer_activation(layer: keras.layers.Layer) -> str | None:
 
 def is_activation_layer(layer: keras.layers.Layer) -> bool:
     """True for standalone activation layers (Activation, ReLU, LeakyReLU, ELU, PReLU, Softmax)."""
-    return type(layer).__name__ in ACTIVATION_LAYER_KINDS or type(layer).__name__ == "Activation"
+    return type(layer).__name__ in ACTIVATION_LAYER_CLASSES
 
 
 @dataclass

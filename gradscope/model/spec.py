@@ -18,27 +18,16 @@ from typing import Any
 # with the collector's run metadata and the fix ranking); re-exported here, where the static rules
 # and their tests have always found them.
 from gradscope.model.taxonomy import (
+    ACTIVATION_LAYERS,
     KERNEL_LAYERS,
+    MERGE_LAYERS,
+    MODEL_CLASSES,
     NORMALIZATION_LAYERS,
     RECURRENT_LAYERS,
+    WRAPPER_LAYERS,
     InitSpec,
     parse_initializer,
 )
-
-#: Standalone activation layers -> the activation they apply.
-ACTIVATION_LAYERS: Mapping[str, str] = {
-    "ReLU": "relu",
-    "LeakyReLU": "leaky_relu",
-    "PReLU": "prelu",
-    "ELU": "elu",
-    "Softmax": "softmax",
-    "ThresholdedReLU": "relu",
-}
-MERGE_LAYERS = frozenset(
-    {"Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum", "Concatenate", "Dot"}
-)
-MODEL_CLASSES = frozenset({"Sequential", "Functional", "Model"})
-_WRAPPERS = frozenset({"Bidirectional", "TimeDistributed"})
 
 
 @dataclass(frozen=True)
@@ -251,7 +240,7 @@ def spec_from_config(
         cls, cfg = item["class_name"], item["config"]
         if cls == "InputLayer":
             continue
-        if cls in _WRAPPERS and isinstance(cfg.get("layer"), Mapping):
+        if cls in WRAPPER_LAYERS and isinstance(cfg.get("layer"), Mapping):
             inner = cfg["layer"]
             inner_cls = str(inner.get("class_name", ""))
             inner_cfg = inner.get("config") or {}

@@ -6,6 +6,10 @@ class, ``VarianceScaling(scale=2.0, mode="fan_in", distribution="truncated_norma
 of them the way users write them; :func:`parse_initializer` classifies them for the static rules.
 The collector (run metadata), the static rules and the HTML model table all use these, so a
 fixed model's He init reads ``he_normal`` everywhere, never ``VarianceScaling``.
+
+This is the one module that names layer families, activation families and kinds, and
+initializer families: the loader's spec, the graph editor, the collector and the fix transforms
+all read these tables (``tests/model/test_taxonomy.py`` fails on a copy elsewhere).
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any
 
 #: Layers whose kernel starts a new "weight layer".
@@ -61,12 +66,138 @@ RECURRENT_LAYERS = frozenset(
         "ConvLSTM3D",
     }
 )
+#: Layers that drop or perturb values in training only (dropout and noise).
+DROPOUT_LAYERS = frozenset(
+    {
+        "Dropout",
+        "AlphaDropout",
+        "GaussianDropout",
+        "GaussianNoise",
+        "SpatialDropout1D",
+        "SpatialDropout2D",
+        "SpatialDropout3D",
+    }
+)
+#: Layers between a kernel layer and its activation that leave the activation's meaning intact
+#: (Géron's "Dense -> BatchNormalization -> Activation"): the activation is looked for through them.
+PASS_THROUGH_LAYERS = NORMALIZATION_LAYERS | DROPOUT_LAYERS
+#: Layers that combine several inputs (a skip connection ends in one).
+MERGE_LAYERS = frozenset(
+    {"Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum", "Concatenate", "Dot"}
+)
+#: Model classes: a layer of one of these is a nested model.
+MODEL_CLASSES = frozenset({"Sequential", "Functional", "Model"})
+#: Layers wrapping another layer, stored under their ``layer`` key.
+WRAPPER_LAYERS = frozenset({"Bidirectional", "TimeDistributed"})
+#: Standalone activation layers -> the activation they apply. Keras 2's ThresholdedReLU passes
+#: inputs above a threshold and zeroes the rest: a ReLU for every rule that reads this.
+ACTIVATION_LAYERS: Mapping[str, str] = MappingProxyType(
+    {
+        "ReLU": "relu",
+        "LeakyReLU": "leaky_relu",
+        "PReLU": "prelu",
+        "ELU": "elu",
+        "Softmax": "softmax",
+        "ThresholdedReLU": "relu",
+    }
+)
+#: Every standalone activation layer class: those above and ``Activation`` (any activation).
+ACTIVATION_LAYER_CLASSES = frozenset(ACTIVATION_LAYERS) | {"Activation"}
+
+#: Activation names that mean "no activation" (as strings from configs and live layers).
+LINEAR = frozenset({"linear", "None", ""})
 #: Activations He initialization is made for (Géron, ch. 11, table 11-1).
 RELU_FAMILY = frozenset(
     {"relu", "relu6", "leaky_relu", "prelu", "elu", "gelu", "silu", "swish", "mish", "celu"}
 )
-#: Activations that squash into a bounded range and shrink gradients when stacked.
-SATURATING = frozenset({"sigmoid", "hard_sigmoid", "tanh", "softsign", "hard_tanh"})
+#: Activations that flatten out and shrink gradients when stacked: the bounded squashing ones,
+#: and hard_silu (``x * hard_sigmoid(x)``, Keras's ``hard_swish``), whose output and gradient
+#: are exactly 0 for every input below -3 (decided here once: not a ReLU-family "leaky" one).
+SATURATING = frozenset(
+    {"sigmoid", "hard_sigmoid", "tanh", "softsign", "hard_tanh", "hard_silu", "hard_swish"}
+)
+#: Activations LeCun initialization is made for (Klambauer et al. 2017).
+SELF_NORMALIZING = frozenset({"selu"})
+#: Activations Glorot initialization is made for: none, tanh, logistic, softmax (Géron, table
+#: 11-1).
+GLOROT_ACTIVATIONS = frozenset({"linear", "tanh", "sigmoid", "softmax"})
+
+#: Activation kind -> its activations. The kind says what the collector measures on a layer
+#: (``LayerInfo.activation_kind``, one of :data:`gradscope.data.schema.ACTIVATION_KINDS`):
+#: "relu" units have a hard zero for z < 0 and can die; "leaky" ones are ReLU-like without it;
+#: "sigmoid" (range 0..1) and "tanh" (range -1..1) ones saturate in their flat tails. Any other
+#: activation is "other": hard_silu is unbounded above, so neither tail test applies to it.
+ACTIVATIONS_BY_KIND: Mapping[str, frozenset[str]] = MappingProxyType(
+    {
+        "relu": frozenset({"relu", "relu6"}),
+        "leaky": frozenset(
+            {
+                "leaky_relu",
+                "prelu",
+                "elu",
+                "selu",
+                "gelu",
+                "silu",
+                "swish",
+                "mish",
+                "celu",
+                "softplus",
+            }
+        ),
+        "sigmoid": frozenset({"sigmoid", "hard_sigmoid", "softmax"}),
+        "tanh": frozenset({"tanh", "softsign", "hard_tanh"}),
+        "linear": frozenset({"linear"}),
+    }
+)
+_KIND_OF = {name: kind for kind, names in ACTIVATIONS_BY_KIND.items() for name in names}
+
+
+def activation_kind(name: str | None) -> str | None:
+    """Classifies an activation name by what can go wrong with it.
+
+    Args:
+        name: an activation name such as ``"elu"`` (any case), or None.
+
+    Returns:
+        One of ``"relu"``, ``"leaky"``, ``"sigmoid"``, ``"tanh"``, ``"linear"``, ``"other"``
+        (see :data:`ACTIVATIONS_BY_KIND`), or None when ``name`` is None.
+
+    Example:
+        >>> activation_kind("elu"), activation_kind("hard_silu"), activation_kind(None)
+        ('leaky', 'other', None)
+    """
+    if name is None:
+        return None
+    return _KIND_OF.get(name.lower(), "other")
+
+
+@dataclass(frozen=True)
+class InitRule:
+    """A variance-scaling initialization family and the activations it is made for.
+
+    Attributes:
+        scale: the variance scale (2 for He, 1 for LeCun and Glorot).
+        mode: the fan it scales by: ``"fan_in"`` or ``"fan_avg"``.
+        activations: the activations it is made for.
+    """
+
+    scale: float
+    mode: str
+    activations: frozenset[str]
+
+
+#: Initialization family -> its rule (Géron, ch. 11, table 11-1).
+INIT_RULES: Mapping[str, InitRule] = MappingProxyType(
+    {
+        "he": InitRule(2.0, "fan_in", RELU_FAMILY),
+        "lecun": InitRule(1.0, "fan_in", SELF_NORMALIZING),
+        "glorot": InitRule(1.0, "fan_avg", GLOROT_ACTIVATIONS),
+    }
+)
+#: :attr:`InitSpec.family` values that are variance scaling (with a scale and a mode).
+VARIANCE_SCALING_FAMILIES = frozenset({*INIT_RULES, "variance_scaling"})
+#: The distributions Keras's ``VarianceScaling`` draws from.
+VARIANCE_SCALING_DISTRIBUTIONS: tuple[str, ...] = ("truncated_normal", "normal", "uniform")
 
 #: Keras's named variance-scaling initializers: alias -> (scale, mode, distribution).
 ALIASES: Mapping[str, tuple[float, str, str]] = {
@@ -87,6 +218,7 @@ _NAMED: Mapping[str, str] = {
 # Keras 2.2 wrote truncated normal as "normal"; Keras 3 reads it the same way.
 _DISTRIBUTIONS = {"normal": "truncated_normal"}
 _FAMILY_OF_ALIAS = {alias: alias.split("_")[0] for alias in ALIASES}
+_FAMILY_OF_SCALE_MODE = {(rule.scale, rule.mode): family for family, rule in INIT_RULES.items()}
 
 
 def _float(value: Any) -> float | None:
@@ -205,10 +337,8 @@ def parse_initializer(value: Any) -> InitSpec | None:
     if key == "variancescaling":
         scale = _float(config.get("scale", 1.0)) or 1.0
         mode = str(config.get("mode", "fan_in"))
-        family = {(2.0, "fan_in"): "he", (1.0, "fan_in"): "lecun", (1.0, "fan_avg"): "glorot"}
-        return InitSpec(
-            family.get((scale, mode), "variance_scaling"), name, scale=scale, mode=mode, alias=alias
-        )
+        family = _FAMILY_OF_SCALE_MODE.get((scale, mode), "variance_scaling")
+        return InitSpec(family, name, scale=scale, mode=mode, alias=alias)
     if key in ("randomnormal", "truncatednormal", "normal"):
         return InitSpec("fixed", name, stddev=_float(config.get("stddev", 0.05)), alias=alias)
     if key in ("randomuniform", "uniform"):

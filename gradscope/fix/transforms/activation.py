@@ -14,8 +14,9 @@ import keras
 
 from gradscope.fix.transforms.init import initializer, kernel_edit
 from gradscope.fix.transforms.select import levels, named_layers, taken_names, unique_name
-from gradscope.model.graph import LINEAR, is_activation_layer, is_kernel_layer, layer_activation
+from gradscope.model.graph import is_activation_layer, is_kernel_layer, layer_activation
 from gradscope.model.rebuild import FixNotApplicable, LayerEdit, rebuild
+from gradscope.model.taxonomy import LINEAR
 
 
 def activation_layer_factory(name: str, target: str, alpha: float) -> Callable[[], Any]:

@@ -18,8 +18,9 @@ from gradscope.fix.transforms.select import (
     taken_names,
     unique_name,
 )
-from gradscope.model.graph import LINEAR, layer_activation
+from gradscope.model.graph import layer_activation
 from gradscope.model.rebuild import FixNotApplicable, LayerEdit, rebuild
+from gradscope.model.taxonomy import LINEAR
 
 
 def batch_norm(

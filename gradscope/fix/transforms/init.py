@@ -9,38 +9,27 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import keras
 
 from gradscope.fix.transforms.select import levels, named_layers
-from gradscope.model.graph import LINEAR, RELU_FAMILY, is_kernel_layer
+from gradscope.model.graph import is_kernel_layer
 from gradscope.model.rebuild import FixNotApplicable, LayerEdit, rebuild
-from gradscope.model.taxonomy import parse_initializer
-
-
-@dataclass(frozen=True)
-class _InitRule:
-    scale: float
-    mode: str
-    activations: frozenset[str]
-
-
-_INIT_RULES: Mapping[str, _InitRule] = {
-    "he": _InitRule(2.0, "fan_in", RELU_FAMILY),
-    "lecun": _InitRule(1.0, "fan_in", frozenset({"selu"})),
-    "glorot": _InitRule(1.0, "fan_avg", frozenset({"linear", "tanh", "sigmoid", "softmax"})),
-}
-_DISTRIBUTIONS = ("truncated_normal", "normal", "uniform")
-_VARIANCE_FAMILIES = frozenset({"he", "lecun", "glorot", "variance_scaling"})
+from gradscope.model.taxonomy import (
+    INIT_RULES,
+    LINEAR,
+    VARIANCE_SCALING_DISTRIBUTIONS,
+    VARIANCE_SCALING_FAMILIES,
+    parse_initializer,
+)
 
 
 def _init_scale_mode(config: Any) -> tuple[float, str] | None:
     # The (scale, mode) of a serialized initializer, or None if it is not variance scaling; the
     # model taxonomy is the one table of initializer names (he_normal, HeNormal, configs).
     spec = parse_initializer(config)
-    if spec is None or spec.family not in _VARIANCE_FAMILIES or spec.scale is None:
+    if spec is None or spec.family not in VARIANCE_SCALING_FAMILIES or spec.scale is None:
         return None
     return spec.scale, str(spec.mode)
 
@@ -66,10 +55,11 @@ def initializer(
         >>> initializer("he", None, "truncated_normal", 0)["config"]["scale"]
         2.0
     """
-    rule = _INIT_RULES[family]
-    if distribution not in _DISTRIBUTIONS:
+    rule = INIT_RULES[family]
+    if distribution not in VARIANCE_SCALING_DISTRIBUTIONS:
         raise ValueError(
-            f"distribution must be one of {_DISTRIBUTIONS}. Received: distribution={distribution!r}"
+            f"distribution must be one of {VARIANCE_SCALING_DISTRIBUTIONS}. "
+            f"Received: distribution={distribution!r}"
         )
     init = keras.initializers.VarianceScaling(
         scale=rule.scale, mode=mode or rule.mode, distribution=distribution, seed=seed
@@ -106,7 +96,7 @@ def _reinit(
     distribution: str,
     seed: int | None,
 ) -> keras.Model:
-    rule = _INIT_RULES[family]
+    rule = INIT_RULES[family]
     names = named_layers(model, layers)
     target = (rule.scale, mode or rule.mode)
     init = initializer(family, mode, distribution, seed)
