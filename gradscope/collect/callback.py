@@ -17,7 +17,6 @@ from rich.console import Console
 from gradscope.collect.diagnose import (
     STOPPING_KINDS,
     diagnose,
-    has_nonfinite,
     print_findings,
     warn_new_findings,
 )
@@ -27,7 +26,7 @@ from gradscope.collect.layers import plan_watch
 from gradscope.collect.probe_pass import make_probe, probe_inputs
 from gradscope.collect.session import RecordingSession, check_writable, expected_records
 from gradscope.collect.session import log_float as _log_float
-from gradscope.data.schema import StepRecord
+from gradscope.data.schema import StepRecord, has_nonfinite
 from gradscope.findings import Finding
 
 _T = TypeVar("_T")

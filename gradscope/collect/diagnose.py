@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import math
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
 
 from rich.console import Console
 
 from gradscope.collect.session import RecordingSession
-from gradscope.data.schema import StepRecord
 from gradscope.data.store import load_run
 from gradscope.detect import detect
 from gradscope.findings import Finding, Severity, write_findings
@@ -42,24 +41,6 @@ def diagnose(session: RecordingSession) -> list[Finding]:
     return findings
 
 
-def has_nonfinite(record: StepRecord) -> bool:
-    """True if a record shows NaN/Inf (in the loss or any layer's gradients).
-
-    Args:
-        record: a step record.
-
-    Returns:
-        Whether the step went non-finite.
-
-    Example:
-        >>> has_nonfinite(StepRecord(step=0, epoch=0, loss=float("nan"), lr=0.1, layers={}))
-        True
-    """
-    if record.loss is not None and not math.isfinite(record.loss):
-        return True
-    return any(stats.get("nonfinite", 0.0) > 0 for stats in record.layers.values())
-
-
 def warn_new_findings(
     run_dir: Path, warned: set[tuple[str, tuple[str, ...]]], kinds: tuple[str, ...] | None = None
 ) -> list[Finding]:
@@ -87,15 +68,39 @@ def warn_new_findings(
     return new
 
 
-def print_findings(findings: list[Finding], run_dir: Path, console: Console | None = None) -> None:
+def print_findings(
+    findings: list[Finding],
+    run_dir: Path,
+    console: Console | None = None,
+    notes: Sequence[str] = (),
+    recorded: bool = True,
+) -> None:
     """Prints a short summary of findings (one line each) and where the run is.
 
     Args:
         findings: the findings.
         run_dir: the run directory (printed, so the user knows which run to open).
         console: where to print; a default rich console if None.
+        notes: what could not be recorded, one line each (printed after the findings).
+        recorded: False when the run holds no step record: then nothing was diagnosed, which
+            is said instead of "no findings".
     """
     console = console or Console()
+    try:
+        _print_summary(findings, run_dir, console, recorded)
+    finally:
+        for note in notes:
+            console.print(f"  [yellow]not recorded[/]: {note}", soft_wrap=True, highlight=False)
+
+
+def _print_summary(
+    findings: list[Finding], run_dir: Path, console: Console, recorded: bool
+) -> None:
+    if not recorded:
+        console.print(
+            f"gradscope: nothing recorded, nothing diagnosed. Run: {run_dir}", soft_wrap=True
+        )
+        return
     if not findings:
         console.print(f"gradscope: no findings. Run: {run_dir}", soft_wrap=True)
         return

@@ -17,7 +17,14 @@ from typing import Any, TypeVar
 import numpy as np
 
 from gradscope.data.rundirs import EPOCHS_FILE, HIST_FILE, META_FILE, STATS_FILE, resolve_run
-from gradscope.data.schema import SCHEMA_VERSION, EpochRecord, LayerInfo, RunMeta, StepRecord
+from gradscope.data.schema import (
+    SCHEMA_VERSION,
+    EpochRecord,
+    LayerInfo,
+    RunMeta,
+    StepRecord,
+    check_schema_version,
+)
 
 
 class RunFormatError(ValueError):
@@ -186,11 +193,7 @@ def load_run(path: str | os.PathLike[str]) -> Run:
         raise RunFormatError(
             f"'{meta_path}' is corrupt ({err}); the run cannot be read, record the run again."
         ) from err
-    if version > SCHEMA_VERSION:
-        raise RunFormatError(
-            f"'{root}' was written with run schema version {version}, newer than this gradscope "
-            f"understands ({SCHEMA_VERSION}). Upgrade gradscope to read it."
-        )
+    check_schema_version(version, SCHEMA_VERSION, f"The run '{root}'", RunFormatError)
     meta = RunMeta.from_json(meta_json)
     records, bad_stats = _parse_jsonl(root / STATS_FILE, StepRecord.from_json)
     epochs, bad_epochs = _parse_jsonl(root / EPOCHS_FILE, EpochRecord.from_json)

@@ -10,6 +10,7 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+#: Version of the run directory's records (``meta.json``).
 SCHEMA_VERSION = 1
 
 #: Gradient statistics recorded per watched layer (kernel + bias + ... combined).
@@ -242,3 +243,66 @@ def is_finite(value: float | None) -> bool:
         False
     """
     return value is not None and math.isfinite(value)
+
+
+def check_schema_version(
+    version: int, supported: int, what: str, error: type[ValueError] = ValueError
+) -> int:
+    """Refuses a document written by a newer gradscope than this one, the one way for every file.
+
+    Older versions are accepted: readers fill what an older document lacks with defaults.
+
+    Args:
+        version: the document's ``schema_version``.
+        supported: the newest version this gradscope reads.
+        what: the document, for the message, e.g. ``"'runs/x'"`` or ``"findings.json"``.
+        error: the exception type to raise (a ValueError subclass, e.g. ``RunFormatError``).
+
+    Returns:
+        ``version``, when this gradscope can read it.
+
+    Raises:
+        ValueError: (of type ``error``) if ``version`` is newer than ``supported``.
+
+    Example:
+        >>> check_schema_version(1, SCHEMA_VERSION, "meta.json")
+        1
+    """
+    if version > supported:
+        raise error(
+            f"{what} was written with schema version {version}, newer than this gradscope "
+            f"understands ({supported}). Upgrade gradscope to read it. "
+            f"Received: schema_version={version}"
+        )
+    return version
+
+
+#: Norms whose NaN/Inf marks a non-finite step even when no gradient entry counted as one
+#: (a norm overflows in float32 while every entry is finite; weights corrupted by an update).
+_NORMS = ("grad_norm", "weight_norm")
+
+
+def has_nonfinite(record: StepRecord) -> bool:
+    """True if a record shows NaN/Inf: in the loss, a gradient count, a gradient or weight norm.
+
+    The one test of a "non-finite step": the detectors judge only the records before the first
+    such step, and the callback reacts to it during training.
+
+    Args:
+        record: a step record.
+
+    Returns:
+        Whether the step went non-finite.
+
+    Example:
+        >>> has_nonfinite(StepRecord(step=0, epoch=0, loss=float("nan"), lr=0.1, layers={}))
+        True
+    """
+    if record.loss is not None and not math.isfinite(record.loss):
+        return True
+    for stats in record.layers.values():
+        if stats.get("nonfinite", 0.0) > 0:
+            return True
+        if any(not is_finite(stats[name]) for name in _NORMS if stats.get(name) is not None):
+            return True
+    return False

@@ -11,24 +11,11 @@ from collections.abc import Sequence
 import numpy as np
 
 from gradscope.config import WindowThresholds
-from gradscope.data.schema import LayerInfo, StepRecord
+from gradscope.data.schema import LayerInfo, StepRecord, has_nonfinite
 from gradscope.data.store import Run
 
 #: Variable names that mark a "weight layer" (a layer whose gradient flow is compared).
 _KERNEL_VARIABLES = frozenset({"kernel", "depthwise_kernel", "pointwise_kernel", "embeddings"})
-
-
-def _record_is_finite(record: StepRecord) -> bool:
-    if record.loss is not None and not math.isfinite(record.loss):
-        return False
-    for stats in record.layers.values():
-        if stats.get("nonfinite", 0.0) > 0:
-            return False
-        for name in ("grad_norm", "weight_norm"):
-            value = stats.get(name)
-            if value is not None and not math.isfinite(value):
-                return False
-    return True
 
 
 def usable_records(records: Sequence[StepRecord]) -> list[StepRecord]:
@@ -36,7 +23,8 @@ def usable_records(records: Sequence[StepRecord]) -> list[StepRecord]:
 
     Once the weights hold NaN every later statistic is garbage (NaN outputs count as "dead",
     NaN gradients as anything); the nonfinite detector reports that, the others judge the
-    training that happened before it.
+    training that happened before it. A step is non-finite by
+    :func:`gradscope.data.schema.has_nonfinite`, the test the callback also reacts to.
 
     Args:
         records: step records in order.
@@ -51,7 +39,7 @@ def usable_records(records: Sequence[StepRecord]) -> list[StepRecord]:
     """
     out: list[StepRecord] = []
     for record in records:
-        if not _record_is_finite(record):
+        if has_nonfinite(record):
             break
         out.append(record)
     return out

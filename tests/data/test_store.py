@@ -22,6 +22,7 @@ from gradscope.data import (
     StepRecord,
     load_run,
 )
+from gradscope.data.schema import has_nonfinite
 from gradscope.data.store import STATS_FILE, atomic_write_bytes
 
 META = RunMeta(
@@ -80,6 +81,19 @@ def test_newer_schema_fails_clearly(tmp_path) -> None:
     (tmp_path / "meta.json").write_text(json.dumps(meta))
     with pytest.raises(RunFormatError, match="newer than this gradscope understands"):
         load_run(tmp_path)
+
+
+def test_has_nonfinite_is_the_one_test_of_a_nan_step() -> None:
+    def record(loss: float = 1.0, **stats: float) -> StepRecord:
+        return StepRecord(0, 0, loss, 0.1, {"d": {"grad_norm": 1.0, "weight_norm": 1.0, **stats}})
+
+    assert not has_nonfinite(record())
+    assert has_nonfinite(record(loss=math.nan))
+    assert has_nonfinite(record(nonfinite=3.0))
+    # A norm that overflowed while every entry was finite, or corrupted weights, count too.
+    assert has_nonfinite(record(grad_norm=math.inf))
+    assert has_nonfinite(record(weight_norm=math.nan))
+    assert not has_nonfinite(StepRecord(0, 0, None, 0.1, {"d": {}}))
 
 
 @pytest.mark.parametrize("content", ["", "{not json", "[]", '{"model": {}}'])
