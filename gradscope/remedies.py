@@ -1,8 +1,10 @@
-"""Fix identifiers, what each one does, and which finding kinds it answers.
+"""Fix identifiers, what each one does, and how often it verified.
 
-Identifiers are stable strings used in findings and JSON. The fix issue implements each one as a
-clone-based model transform; here they are names and plain-language descriptions only. The repairs
-and their order follow AutoTrainer (ICSE 2021) and Géron, *Hands-On Machine Learning*, ch. 11.
+Identifiers are stable strings used in findings and JSON. Each one is implemented as a clone-based
+model transform (:mod:`gradscope.fix`) or given as advice; here they are names and plain-language
+descriptions only. Which fixes answer which finding kind, and in what order, is the kind
+registry's (:data:`gradscope.findings.kinds.KINDS`); the repairs and their order follow
+AutoTrainer (ICSE 2021) and Géron, *Hands-On Machine Learning*, ch. 11.
 
 Each automatic fix also has a *prior*: the share of trials in which it verified when applied
 alone to the sick networks of ``benchmarks/fix_priors.py`` (the chapter's scenario suite, the
@@ -18,6 +20,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from types import MappingProxyType
 
+from gradscope.findings.kinds import KINDS
+
 
 @dataclass(frozen=True)
 class Fix:
@@ -27,7 +31,6 @@ class Fix:
         id: stable identifier, e.g. ``"he_init"``.
         title: short imperative title.
         description: what the fix changes and why it helps.
-        answers: finding kinds this fix addresses.
         prior: share of measured trials in which it verified (:data:`MEASURED`), or None.
         prior_note: where the prior comes from, one phrase for reasons and reports.
     """
@@ -35,12 +38,19 @@ class Fix:
     id: str
     title: str
     description: str
-    answers: frozenset[str]
     prior: float | None = None
     prior_note: str = "no measured prior (advice, or not tried by the benchmark)"
 
+    @property
+    def answers(self) -> frozenset[str]:
+        """The finding kinds this fix answers, read from the kind registry (:data:`KINDS`).
 
-_GRADIENT_FLOW = frozenset({"vanishing_gradients", "exploding_gradients"})
+        Example:
+            >>> sorted(get_fix("alpha_dropout").answers)
+            ['selu_misconfigured']
+        """
+        return frozenset(kind for kind, info in KINDS.items() if self.id in info.answers)
+
 
 _FIXES: tuple[Fix, ...] = (
     Fix(
@@ -48,14 +58,12 @@ _FIXES: tuple[Fix, ...] = (
         "Use He initialization",
         "Initialize ReLU-family layers with he_normal/he_uniform (variance 2/fan_in), which keeps "
         "the signal's variance constant through ReLU layers (He et al. 2015).",
-        _GRADIENT_FLOW | {"dying_relu", "init_activation_mismatch"},
     ),
     Fix(
         "lecun_init",
         "Use LeCun initialization",
         "Initialize SELU layers with lecun_normal (variance 1/fan_in), required for "
         "self-normalization (Klambauer et al. 2017).",
-        _GRADIENT_FLOW | {"init_activation_mismatch", "selu_misconfigured"},
     ),
     Fix(
         "glorot_init",
@@ -63,27 +71,23 @@ _FIXES: tuple[Fix, ...] = (
         "Initialize sigmoid/tanh/softmax layers with glorot_uniform/glorot_normal (variance "
         "2/(fan_in+fan_out)), which keeps activations out of the flat tails "
         "(Glorot & Bengio 2010).",
-        _GRADIENT_FLOW | {"saturation", "init_activation_mismatch", "deep_saturating_stack"},
     ),
     Fix(
         "relu_activation",
         "Use ReLU instead of a saturating activation",
         "Replace sigmoid/tanh hidden activations with ReLU (with He init): its gradient is 1 for "
         "positive inputs, so it does not shrink the gradient layer after layer.",
-        frozenset({"vanishing_gradients", "saturation", "deep_saturating_stack"}),
     ),
     Fix(
         "leaky_relu_activation",
         "Use LeakyReLU",
         "Replace ReLU with LeakyReLU: negative inputs keep a small slope, so units cannot die.",
-        frozenset({"dying_relu", "vanishing_gradients"}),
     ),
     Fix(
         "elu_activation",
         "Use ELU",
         "Replace ReLU with ELU: smooth, non-zero gradient for negative inputs, mean output "
         "closer to zero (Clevert et al. 2016).",
-        frozenset({"dying_relu", "vanishing_gradients", "saturation"}),
     ),
     Fix(
         "selu_activation",
@@ -91,70 +95,60 @@ _FIXES: tuple[Fix, ...] = (
         "Replace hidden activations with SELU + lecun_normal in a plain Sequential MLP on "
         "standardized inputs: the network self-normalizes (Klambauer et al. 2017; AutoTrainer's "
         "first repair).",
-        _GRADIENT_FLOW | {"dying_relu", "saturation", "deep_saturating_stack"},
     ),
     Fix(
         "batch_norm",
         "Add BatchNormalization",
         "Insert BatchNormalization after each hidden Dense/Conv layer so every layer's inputs "
         "are re-centred and re-scaled during training (Ioffe & Szegedy 2015).",
-        _GRADIENT_FLOW | {"dying_relu", "saturation", "deep_saturating_stack"},
     ),
     Fix(
         "clip_norm",
         "Clip gradients by norm",
         "Compile the optimizer with clipnorm (or global_clipnorm), e.g. 1.0: large gradients are "
         "rescaled, their direction kept (Pascanu et al. 2013).",
-        frozenset({"exploding_gradients", "missing_clipping", "nonfinite"}),
     ),
     Fix(
         "clip_value",
         "Clip gradients by value",
         "Compile the optimizer with clipvalue, e.g. 1.0: each gradient entry is clipped "
         "(AutoTrainer's exploding-gradient repair).",
-        frozenset({"exploding_gradients", "missing_clipping", "nonfinite"}),
     ),
     Fix(
         "lower_learning_rate",
         "Lower the learning rate",
         "Divide the learning rate by 10: too large steps make the loss diverge and can kill "
         "ReLU units.",
-        frozenset({"exploding_gradients", "dying_relu", "nonfinite"}),
     ),
     Fix(
         "standardize_inputs",
         "Standardize the inputs",
         "Scale each input feature to mean 0 and standard deviation 1 (e.g. a Normalization "
         "layer adapted on the training data); SELU's self-normalization assumes it.",
-        frozenset({"saturation", "exploding_gradients", "selu_misconfigured", "nonfinite"}),
     ),
     Fix(
         "alpha_dropout",
         "Use AlphaDropout with SELU",
         "Replace Dropout with AlphaDropout in SELU networks: it keeps the mean and variance "
         "that self-normalization relies on (Klambauer et al. 2017).",
-        frozenset({"selu_misconfigured"}),
     ),
     Fix(
         "remove_batch_norm",
         "Remove BatchNormalization from SELU networks",
         "SELU networks normalize themselves; BatchNormalization between SELU layers is "
         "unnecessary and breaks the fixed point the activations converge to.",
-        frozenset({"selu_misconfigured"}),
     ),
     Fix(
         "zero_bias_init",
         "Initialize biases at zero",
         "Use zeros (or a small positive constant) as bias initializer for ReLU layers: strongly "
         "negative biases switch units off before training starts.",
-        frozenset({"dying_relu"}),
     ),
     Fix(
         "check_inputs",
         "Check the data for NaN/Inf and extreme values",
         "Look for NaN/Inf or huge values in inputs and targets, and for log(0) or division by "
         "zero in custom losses.",
-        frozenset({"nonfinite"}),
     ),
 )
 
@@ -213,16 +207,18 @@ def get_fix(fix_id: str) -> Fix:
 
 
 def fixes_for(kind: str) -> tuple[Fix, ...]:
-    """Returns the fixes that answer a finding kind, in catalog order.
+    """Returns the fixes that answer a finding kind, in the registry's default order.
 
     Args:
         kind: a finding kind, e.g. ``"dying_relu"``.
 
     Returns:
-        The matching fixes (empty for unknown kinds).
+        The kind's :attr:`~gradscope.findings.kinds.KindInfo.answers` as catalog entries
+        (empty for kinds not registered, e.g. from another gradscope version's document).
 
     Example:
         >>> "alpha_dropout" in [f.id for f in fixes_for("selu_misconfigured")]
         True
     """
-    return tuple(f for f in CATALOG.values() if kind in f.answers)
+    info = KINDS.get(kind)
+    return () if info is None else tuple(CATALOG[fix_id] for fix_id in info.answers)

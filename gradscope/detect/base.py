@@ -14,7 +14,7 @@ from typing import Protocol
 from gradscope.config import DETECT_THRESHOLDS, DetectThresholds
 from gradscope.data.store import Run
 from gradscope.detect.rank import ModelTraits, rank_finding_fixes
-from gradscope.findings import Finding, sort_findings
+from gradscope.findings import Finding, kind_info, sort_findings
 
 
 class RunDetector(Protocol):
@@ -40,18 +40,21 @@ def register(kind: str) -> Callable[[RunDetector], RunDetector]:
     """Decorator registering a run detector under the finding kind it produces.
 
     Args:
-        kind: the finding kind, e.g. ``"vanishing_gradients"``.
+        kind: the finding kind, e.g. ``"vanishing_gradients"``, registered in
+            :data:`gradscope.findings.kinds.KINDS`.
 
     Returns:
         The decorator; it returns the function unchanged.
 
     Raises:
+        KeyError: if ``kind`` is not registered (at import, so a typo never ships).
         ValueError: if another detector is already registered for ``kind``.
 
     Example:
-        >>> @register("my_kind")  # doctest: +SKIP
+        >>> @register("nonfinite")  # doctest: +SKIP
         ... def my_detector(run, thresholds): return []
     """
+    kind_info(kind)
 
     def decorator(fn: RunDetector) -> RunDetector:
         existing = _REGISTRY.get(kind)

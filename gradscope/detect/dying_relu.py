@@ -11,17 +11,9 @@ from gradscope.data.store import Run
 from gradscope.detect.base import register
 from gradscope.detect.progress import assess_progress, gate
 from gradscope.detect.window import last_window, median_stat, sample_series, usable_records
-from gradscope.findings import CODES, Finding, Severity
+from gradscope.findings import Finding, Severity, make_finding
 
 KIND = "dying_relu"
-FIXES = (
-    "leaky_relu_activation",
-    "elu_activation",
-    "lower_learning_rate",
-    "he_init",
-    "zero_bias_init",
-    "batch_norm",
-)
 
 
 @register(KIND)
@@ -71,4 +63,4 @@ def detect_dying_relu(run: Run, thresholds: DetectThresholds) -> list[Finding]:
         "window_records": len(window),
         "progress": progress.to_evidence(),
     }
-    return [Finding(CODES[KIND], KIND, severity, tuple(dead), message, evidence, FIXES)]
+    return [make_finding(KIND, severity, tuple(dead), message, evidence)]

@@ -37,10 +37,9 @@ from gradscope.detect.window import (
     usable_records,
     weight_layers,
 )
-from gradscope.findings import CODES, Finding, Severity
+from gradscope.findings import Finding, Severity, make_finding
 
 KIND = "exploding_gradients"
-FIXES = ("clip_norm", "lower_learning_rate", "batch_norm", "he_init", "clip_value")
 
 
 def _total_norm(records: Sequence[StepRecord], names: Sequence[str]) -> float | None:
@@ -123,7 +122,7 @@ def detect_exploding(run: Run, thresholds: DetectThresholds) -> list[Finding]:
         "window_records": len(late),
         "progress": progress.to_evidence(),
     }
-    return [Finding(CODES[KIND], KIND, severity, affected, message, evidence, FIXES)]
+    return [make_finding(KIND, severity, affected, message, evidence)]
 
 
 def _loss_diverging(start: float | None, end: float | None, factor: float, bound: float) -> bool:

@@ -11,10 +11,9 @@ from gradscope.config import DetectThresholds
 from gradscope.data.schema import StepRecord
 from gradscope.data.store import Run
 from gradscope.detect.base import register
-from gradscope.findings import CODES, Finding, Severity
+from gradscope.findings import Finding, Severity, make_finding
 
 KIND = "nonfinite"
-FIXES = ("lower_learning_rate", "clip_norm", "check_inputs", "standardize_inputs")
 
 
 def _bad(value: float | None) -> bool:
@@ -84,7 +83,7 @@ def detect_nonfinite(run: Run, thresholds: DetectThresholds) -> list[Finding]:
             f"Non-finite loss: the epoch loss became NaN/Inf (epoch {bad_epochs[0]}); "
             "training produced no usable updates from then on."
         )
-        return [Finding(CODES[KIND], KIND, Severity.ERROR, (), message, evidence, FIXES)]
+        return [make_finding(KIND, Severity.ERROR, (), message, evidence)]
     record, sources, layers = first
     evidence.update(
         {
@@ -101,4 +100,4 @@ def detect_nonfinite(run: Run, thresholds: DetectThresholds) -> list[Finding]:
         f"NaN/Inf values appeared in the {' and '.join(sources)} at step {record.step}{where}; "
         "from then on the weights are corrupted and training cannot recover."
     )
-    return [Finding(CODES[KIND], KIND, Severity.ERROR, tuple(layers), message, evidence, FIXES)]
+    return [make_finding(KIND, Severity.ERROR, tuple(layers), message, evidence)]

@@ -11,10 +11,9 @@ from gradscope.data.store import Run
 from gradscope.detect.base import register
 from gradscope.detect.progress import assess_progress, gate
 from gradscope.detect.window import last_window, median_stat, sample_series, usable_records
-from gradscope.findings import CODES, Finding, Severity
+from gradscope.findings import Finding, Severity, make_finding
 
 KIND = "saturation"
-FIXES = ("glorot_init", "relu_activation", "batch_norm", "selu_activation", "standardize_inputs")
 _SATURATING = ("sigmoid", "tanh")
 
 
@@ -65,4 +64,4 @@ def detect_saturation(run: Run, thresholds: DetectThresholds) -> list[Finding]:
         "window_records": len(window),
         "progress": progress.to_evidence(),
     }
-    return [Finding(CODES[KIND], KIND, severity, tuple(saturated), message, evidence, FIXES)]
+    return [make_finding(KIND, severity, tuple(saturated), message, evidence)]

@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 
 from gradscope.config import DETECT_THRESHOLDS, StaticThresholds
 from gradscope.detect.rank import ModelTraits, rank_finding_fixes
-from gradscope.findings import CODES, Finding, Severity, sort_findings
+from gradscope.findings import Finding, Severity, kind_info, make_finding, sort_findings
 from gradscope.model.spec import LayerSpec, ModelSpec
 from gradscope.model.taxonomy import RELU_FAMILY, SATURATING
 
@@ -29,15 +29,19 @@ def static_rule(kind: str) -> Callable[[StaticRule], StaticRule]:
     """Decorator registering a static rule under the finding kind it produces.
 
     Args:
-        kind: the finding kind.
+        kind: the finding kind, registered in :data:`gradscope.findings.kinds.KINDS`.
 
     Returns:
         The decorator (returns the rule unchanged).
 
+    Raises:
+        KeyError: if ``kind`` is not registered (raised at import: a typo never ships).
+
     Example:
-        >>> @static_rule("my_rule")  # doctest: +SKIP
+        >>> @static_rule("missing_clipping")  # doctest: +SKIP
         ... def my_rule(spec, thresholds): return []
     """
+    kind_info(kind)
 
     def decorator(fn: StaticRule) -> StaticRule:
         _RULES[kind] = fn
@@ -80,11 +84,10 @@ def _finding(
     layers: list[LayerSpec],
     message: str,
     evidence: dict,
-    fixes: tuple[str, ...],
+    fixes: tuple[str, ...] | None = None,
 ) -> Finding:
-    return Finding(
-        CODES[kind], kind, severity, tuple(x.name for x in layers), message, evidence, fixes
-    )
+    # Code and default fixes from the kind registry; a rule's own picks must answer the kind.
+    return make_finding(kind, severity, (x.name for x in layers), message, evidence, fixes)
 
 
 @static_rule("init_activation_mismatch")
@@ -303,7 +306,6 @@ def deep_saturating_stack(spec: ModelSpec, thresholds: StaticThresholds) -> list
                 "activations": acts,
                 "min_depth": thresholds.saturating_stack_depth,
             },
-            ("relu_activation", "batch_norm", "glorot_init", "selu_activation"),
         )
     ]
 
@@ -342,7 +344,6 @@ def missing_clipping(spec: ModelSpec, thresholds: StaticThresholds) -> list[Find
             recurrent,
             message,
             {"optimizer": spec.optimizer.class_name if spec.optimizer else None},
-            ("clip_norm", "clip_value"),
         )
     ]
 

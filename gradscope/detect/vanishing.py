@@ -32,10 +32,9 @@ from gradscope.detect.window import (
     usable_records,
     weight_layers,
 )
-from gradscope.findings import CODES, Finding, Severity
+from gradscope.findings import Finding, Severity, make_finding
 
 KIND = "vanishing_gradients"
-FIXES = ("he_init", "relu_activation", "batch_norm", "selu_activation", "glorot_init")
 
 
 @register(KIND)
@@ -113,7 +112,7 @@ def detect_vanishing(run: Run, thresholds: DetectThresholds) -> list[Finding]:
         else upd_hidden / upd_last,
         "progress": progress.to_evidence(),
     }
-    return [Finding(CODES[KIND], KIND, severity, affected, message, evidence, FIXES)]
+    return [make_finding(KIND, severity, affected, message, evidence)]
 
 
 def _ratio_evidence(

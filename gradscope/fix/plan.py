@@ -23,7 +23,7 @@ from typing import Any
 import keras
 
 from gradscope.detect.rank import Fit, ModelTraits, RankedFix, rank_fixes
-from gradscope.findings import Finding, Severity, sort_findings
+from gradscope.findings import KINDS, Finding, Severity, sort_findings
 from gradscope.fix.transforms import (
     TRANSFORMS,
     FixNotApplicable,
@@ -32,7 +32,7 @@ from gradscope.fix.transforms import (
     apply_fix,
 )
 from gradscope.model.extract import spec_from_model
-from gradscope.remedies import fixes_for, get_fix
+from gradscope.remedies import get_fix
 
 #: Activation swaps: alternatives, at most one is planned.
 ACTIVATION_SWAPS = frozenset(
@@ -115,11 +115,13 @@ class FixPlan:
 
 
 def _candidates(findings: list[Finding]) -> dict[str, list[Finding]]:
-    # fix id -> findings recommending it; findings' own order (most recommended first), then
-    # the catalog's fixes for the kind, so a finding without fix ids still gets candidates.
+    # fix id -> findings recommending it: the finding's own fixes (most recommended first), then
+    # every fix the kind registry says answers its kind, so a finding without fix ids, or whose
+    # recommended fixes do not fit this model, still gets candidates.
     out: dict[str, list[Finding]] = {}
     for finding in findings:
-        ids = list(finding.fixes) + [f.id for f in fixes_for(finding.kind)]
+        info = KINDS.get(finding.kind)  # None for a kind from another gradscope's document
+        ids = finding.fixes + (info.answers if info is not None else ())
         for fix_id in dict.fromkeys(ids):
             out.setdefault(fix_id, []).append(finding)
     return out

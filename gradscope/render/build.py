@@ -16,9 +16,9 @@ from collections.abc import Sequence
 import numpy as np
 
 from gradscope._version import __version__
-from gradscope.findings import Severity
+from gradscope.findings import Severity, kind_title
 from gradscope.render import figures, palette
-from gradscope.render.findings_view import KIND_TITLES, figure_view, finding_view, kind_title
+from gradscope.render.findings_view import figure_view, finding_view
 from gradscope.render.matrix import positive_range
 from gradscope.render.run_figures import (
     act_hist_figure,
@@ -48,7 +48,6 @@ from gradscope.render.view import (
 
 # Re-exported: the terminal summary and the dashboard build on the same pieces.
 __all__ = [
-    "KIND_TITLES",
     "REPORT_STATS",
     "RunData",
     "comparison_view",

@@ -1,7 +1,8 @@
 """A finding as the report and the dashboard show it: title, evidence lines, fixes, figure.
 
-Evidence figures are built by one function per finding kind (a registry, not an isinstance
-chain) from the run's arranged data.
+Titles come from the kind registry (:func:`gradscope.findings.kind_title`); evidence figures are
+built by one function per finding kind (a registry, not an isinstance chain) from the run's
+arranged data.
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from gradscope.findings import Finding
+from gradscope.findings import Finding, kind_title
 from gradscope.remedies import CATALOG
 from gradscope.render import figures
 from gradscope.render.fmt import num, sci
@@ -18,37 +19,8 @@ from gradscope.render.plotting import Plot
 from gradscope.render.rundata import RunData
 from gradscope.render.view import EvidenceItem, FigureView, FindingView, FixView
 
-#: Human titles of finding kinds; other kinds are titled from their id.
-KIND_TITLES: Mapping[str, str] = {
-    "vanishing_gradients": "Vanishing gradients",
-    "exploding_gradients": "Exploding gradients",
-    "dying_relu": "Dying ReLU units",
-    "saturation": "Saturated activations",
-    "nonfinite": "NaN/Inf values",
-    "init_activation_mismatch": "Initializer does not match activation",
-    "selu_misconfigured": "SELU network misconfigured",
-    "deep_saturating_stack": "Deep stack of saturating activations",
-    "missing_clipping": "No gradient clipping",
-}
-
 #: Evidence values longer than this are shortened in the report (the JSON keeps them whole).
 MAX_EVIDENCE_CHARS = 240
-
-
-def kind_title(kind: str) -> str:
-    """Returns the human title of a finding kind.
-
-    Args:
-        kind: a finding kind, e.g. ``"dying_relu"``.
-
-    Returns:
-        The title, e.g. ``"Dying ReLU units"``; unknown kinds are titled from the id.
-
-    Example:
-        >>> kind_title("some_new_kind")
-        'Some new kind'
-    """
-    return KIND_TITLES.get(kind, kind.replace("_", " ").capitalize())
 
 
 def figure_view(title: str, caption: str, plot: Plot, kind: str = "") -> FigureView:

@@ -11,8 +11,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from gradscope.data.store import Run
-from gradscope.findings import Finding, Severity
-from gradscope.render.findings_view import kind_title
+from gradscope.findings import Finding, Severity, kind_title
 from gradscope.render.fmt import num
 from gradscope.render.matrix import SUMMARY_WINDOW_FRACTION
 from gradscope.render.rundata import REPORT_STATS, RunData

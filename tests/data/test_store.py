@@ -24,6 +24,7 @@ from gradscope.data import (
 )
 from gradscope.data.schema import has_nonfinite
 from gradscope.data.store import STATS_FILE, atomic_write_bytes
+from gradscope.findings import FINDINGS_SCHEMA_VERSION, findings_from_json
 
 META = RunMeta(
     layers=(
@@ -79,8 +80,14 @@ def test_newer_schema_fails_clearly(tmp_path) -> None:
     meta = json.loads((tmp_path / "meta.json").read_text())
     meta["schema_version"] = SCHEMA_VERSION + 1
     (tmp_path / "meta.json").write_text(json.dumps(meta))
-    with pytest.raises(RunFormatError, match="newer than this gradscope understands"):
+    with pytest.raises(RunFormatError, match="newer than this gradscope understands") as run_err:
         load_run(tmp_path)
+    # findings.json is refused by the same check, in the same words.
+    doc = {"schema_version": FINDINGS_SCHEMA_VERSION + 1, "findings": []}
+    with pytest.raises(ValueError, match="newer than this gradscope understands") as doc_err:
+        findings_from_json(doc)
+    tail = "Upgrade gradscope to read it. Received: schema_version=2"
+    assert str(run_err.value).endswith(tail) and str(doc_err.value).endswith(tail)
 
 
 def test_has_nonfinite_is_the_one_test_of_a_nan_step() -> None:

@@ -11,7 +11,7 @@ ROOT = Path(gradscope.__file__).parent
 PURE = [
     *sorted((ROOT / "detect").glob("*.py")),
     ROOT / "model" / "spec.py",
-    ROOT / "findings.py",
+    *sorted((ROOT / "findings").glob("*.py")),
     ROOT / "remedies.py",
     ROOT / "fix" / "trials.py",
     ROOT / "model" / "taxonomy.py",

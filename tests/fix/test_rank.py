@@ -13,10 +13,8 @@ from synthetic_runs import make_run
 
 from gradscope.data.schema import LayerInfo
 from gradscope.detect import detect
-from gradscope.detect.exploding import FIXES as EXPLODING_FIXES
 from gradscope.detect.rank import Fit, ModelTraits, rank_fixes, ranked_ids
-from gradscope.detect.vanishing import FIXES as VANISHING_FIXES
-from gradscope.findings import Finding, Severity
+from gradscope.findings import KINDS, Finding, Severity
 from gradscope.fix import plan_fixes
 from gradscope.fix.summary import print_plan
 from gradscope.model.extract import spec_from_model
@@ -24,6 +22,9 @@ from gradscope.remedies import CATALOG, MEASURED
 from gradscope.scenarios import mlp
 
 ROOT = Path(__file__).resolve().parents[2]
+#: What the detectors list before ranking: the kind registry's recommended fixes.
+VANISHING_FIXES = KINDS["vanishing_gradients"].fixes
+EXPLODING_FIXES = KINDS["exploding_gradients"].fixes
 VANISHING = Finding(
     "GS101", "vanishing_gradients", Severity.ERROR, ("dense",), "v", {}, VANISHING_FIXES
 )

@@ -1,45 +1,12 @@
-"""Findings: what a detector or static rule concluded, with evidence and fix ids.
-
-A :class:`Finding` is plain data (no Keras objects, no HTML): renderers, the CLI and the fix
-planner all consume the same objects or their JSON form (``findings.json``)::
-
-    {"schema_version": 1, "findings": [{"code": "GS101", "kind": "vanishing_gradients",
-      "severity": "error", "layers": [...], "message": "...", "evidence": {...},
-      "fixes": ["he_init", ...]}]}
-
-The JSON is strict: NaN and ±Inf in evidence become ``null`` so any JSON parser reads it.
-"""
+"""Finding and Severity: what a detector or static rule concluded, as plain JSON-safe data."""
 
 from __future__ import annotations
 
-import json
 import math
-import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import IntEnum
-from pathlib import Path
 from typing import Any
-
-from gradscope.data.store import atomic_write_bytes
-
-#: Version of the ``findings.json`` document.
-FINDINGS_SCHEMA_VERSION = 1
-#: File name of the findings document inside a run directory.
-FINDINGS_FILE = "findings.json"
-
-#: Stable finding codes by kind. GS1xx: judged from a run; GS2xx: static rules on the model.
-CODES: Mapping[str, str] = {
-    "vanishing_gradients": "GS101",
-    "exploding_gradients": "GS102",
-    "dying_relu": "GS103",
-    "saturation": "GS104",
-    "nonfinite": "GS105",
-    "init_activation_mismatch": "GS201",
-    "selu_misconfigured": "GS202",
-    "deep_saturating_stack": "GS203",
-    "missing_clipping": "GS204",
-}
 
 
 class Severity(IntEnum):
@@ -122,7 +89,7 @@ class Finding:
     """One diagnosis.
 
     Attributes:
-        code: stable code, e.g. ``"GS101"`` (see :data:`CODES`).
+        code: stable code of the kind, e.g. ``"GS101"`` (see :mod:`gradscope.findings.kinds`).
         kind: stable kind string, e.g. ``"vanishing_gradients"``.
         severity: info, warning or error.
         layers: names of the layers concerned, in forward order (may be empty).
@@ -202,113 +169,3 @@ def sort_findings(findings: Iterable[Finding]) -> list[Finding]:
         ['error', 'info']
     """
     return sorted(findings, key=lambda f: (-int(f.severity), f.code, f.layers[:1]))
-
-
-def findings_to_json(findings: Iterable[Finding]) -> dict[str, Any]:
-    """Returns the findings document.
-
-    Args:
-        findings: the findings, in the order to keep.
-
-    Returns:
-        ``{"schema_version": 1, "findings": [...]}``, strict-JSON-safe.
-
-    Example:
-        >>> findings_to_json([])
-        {'schema_version': 1, 'findings': []}
-    """
-    return {"schema_version": FINDINGS_SCHEMA_VERSION, "findings": [f.to_json() for f in findings]}
-
-
-def findings_from_json(document: Mapping[str, Any]) -> list[Finding]:
-    """Parses a findings document.
-
-    Args:
-        document: the parsed JSON of :func:`findings_to_json`.
-
-    Returns:
-        The findings in document order.
-
-    Raises:
-        ValueError: if the document is malformed or written by a newer schema version.
-
-    Example:
-        >>> findings_from_json({"schema_version": 1, "findings": []})
-        []
-    """
-    try:
-        version = int(document["schema_version"])
-        items = list(document["findings"])
-    except (KeyError, TypeError, ValueError) as err:
-        raise ValueError(
-            f"Not a gradscope findings document. Received keys: {list(document)}"
-        ) from err
-    if version > FINDINGS_SCHEMA_VERSION:
-        raise ValueError(
-            f"Findings schema version {version} is newer than this gradscope understands "
-            f"({FINDINGS_SCHEMA_VERSION}); upgrade gradscope. Received: schema_version={version}"
-        )
-    out = []
-    for i, item in enumerate(items):
-        try:
-            out.append(Finding.from_json(item))
-        except (KeyError, TypeError, ValueError, AttributeError) as err:
-            # A hand-edited or foreign document: say which entry, never a bare KeyError.
-            raise ValueError(f"Finding #{i} is malformed ({type(err).__name__}: {err})") from err
-    return out
-
-
-def dumps_findings(findings: Iterable[Finding], indent: int | None = 1) -> str:
-    """Serializes findings to strict JSON text (``allow_nan=False``).
-
-    Args:
-        findings: the findings.
-        indent: JSON indentation, None for one line.
-
-    Returns:
-        The JSON text.
-
-    Example:
-        >>> dumps_findings([], indent=None)
-        '{"schema_version": 1, "findings": []}'
-    """
-    return json.dumps(findings_to_json(findings), indent=indent, allow_nan=False)
-
-
-def write_findings(run_dir: str | os.PathLike[str], findings: Iterable[Finding]) -> Path:
-    """Atomically writes ``findings.json`` into a run directory.
-
-    Args:
-        run_dir: the run directory.
-        findings: the findings to write (replaces any previous document).
-
-    Returns:
-        The path written.
-
-    Example:
-        >>> write_findings(tempfile.mkdtemp(), [])  # doctest: +SKIP
-    """
-    path = Path(run_dir) / FINDINGS_FILE
-    atomic_write_bytes(path, dumps_findings(findings).encode("utf-8"))
-    return path
-
-
-def read_findings(run_dir: str | os.PathLike[str]) -> list[Finding]:
-    """Reads ``findings.json`` from a run directory.
-
-    Args:
-        run_dir: the run directory.
-
-    Returns:
-        The findings, or an empty list if the run has no findings document yet.
-
-    Raises:
-        ValueError: if the document is corrupt or newer than this gradscope.
-
-    Example:
-        >>> read_findings("runs/x")  # doctest: +SKIP
-    """
-    path = Path(run_dir) / FINDINGS_FILE
-    if not path.exists():
-        return []
-    return findings_from_json(json.loads(path.read_text(encoding="utf-8")))
