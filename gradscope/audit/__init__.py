@@ -104,7 +104,11 @@ def audit(
             stored = err.stored
             notes.append(str(err))
         else:
-            stored, model = loaded.stored, loaded.model
+            from gradscope.trial.policy import compile_as_saved
+
+            # Compiled as saved, so the probe trains with the file's loss and optimizer (the
+            # trial policy's first rule), like `gradscope fix` does.
+            stored, model = loaded.stored, compile_as_saved(loaded)
         spec = stored.spec
     else:
         from gradscope.model.extract import spec_from_model
@@ -117,7 +121,7 @@ def audit(
         spec = spec_from_model(model)
     findings = static_findings(spec, thresholds.static)
     if data is not None:
-        from gradscope.audit.probe import check_arrays
+        from gradscope.trial.data import check_arrays
 
         # Validated before any statistic is taken of it (strings, zero rows, NaN would crash).
         data = check_arrays(*data)
@@ -126,7 +130,7 @@ def audit(
             findings += selu_input_findings(spec, x.mean(0), x.std(0), thresholds.static)
     run = None
     if model is not None and steps > 0:
-        run = _probe(model, data, steps, log_dir, stored)
+        run = _probe(model, data, steps, log_dir)
         from gradscope.detect import detect
 
         findings += detect(run, thresholds)
@@ -141,18 +145,10 @@ def _probe(
     data: tuple[np.ndarray, np.ndarray] | None,
     steps: int,
     log_dir: str | os.PathLike[str] | None,
-    stored: StoredModel | None,
 ) -> Run:
     from gradscope.audit.probe import probe
 
-    return probe(
-        model,
-        data=data,
-        steps=steps,
-        log_dir=log_dir,
-        stored_loss=None if stored is None else stored.loss,
-        stored_optimizer=None if stored is None else stored.optimizer_config,
-    )
+    return probe(model, data=data, steps=steps, log_dir=log_dir)
 
 
 __all__ = [
