@@ -28,13 +28,14 @@ from gradscope.fix.transforms import FixNotApplicable, apply_fix, apply_fixes
 from gradscope.fix.trials import ratio_change
 from gradscope.fix.verify import (
     DEFAULT_STEPS,
+    SYNTHETIC_EXAMPLES,
     TrialStats,
     Verification,
     compare,
-    run_trial,
-    trial_data,
+    fix_trial,
     verify,
 )
+from gradscope.trial.data import feed
 
 
 @dataclass(frozen=True)
@@ -159,8 +160,9 @@ def auto_fix(
         ['relu_activation']
     """
     root = _root(run_dir)
-    x, y = trial_data(model, x, y, seed=seed)
-    before = run_trial(model, x, y, root / "original", steps, seed, batch_size)
+    # One data set for every trial of the chain: same examples, same batches, same seed.
+    data = feed(model, x, y, n=SYNTHETIC_EXAMPLES, seed=seed)
+    before = fix_trial(model, data, root / "original", steps, seed, batch_size)
     plan = plan_fixes([*findings, *before.findings], model)
     current, current_trial = model, before
     outcomes: list[StepOutcome] = []
@@ -183,8 +185,7 @@ def auto_fix(
         v = verify(
             current,
             candidate,
-            x,
-            y,
+            data,
             steps=steps,
             seed=seed,
             batch_size=batch_size,
