@@ -17,6 +17,7 @@ from rich.console import Console
 from gradscope.collect.callback import GradScope
 from gradscope.data.store import Run, load_run
 from gradscope.detect.summary import gradient_ratio
+from gradscope.scenarios import mlp
 
 #: Depth of the chapter's deep stack of dense layers.
 DEPTH = 10
@@ -64,7 +65,7 @@ def sick_model(depth: int = DEPTH, width: int = WIDTH) -> keras.Model:
         >>> len(sick_model(depth=3).layers)
         4
     """
-    return _mlp("sigmoid", "glorot_uniform", "deep_sigmoid", depth, width)
+    return mlp(depth, width, "sigmoid", "glorot_uniform", name="deep_sigmoid", compiled=False)
 
 
 def healthy_model(depth: int = DEPTH, width: int = WIDTH) -> keras.Model:
@@ -81,19 +82,7 @@ def healthy_model(depth: int = DEPTH, width: int = WIDTH) -> keras.Model:
         >>> healthy_model(depth=2).layers[0].activation.__name__
         'relu'
     """
-    return _mlp("relu", "he_normal", "deep_relu_he", depth, width)
-
-
-def _mlp(activation: str, init: str, name: str, depth: int, width: int) -> keras.Model:
-    layers: list[keras.layers.Layer] = [keras.Input((64,))]
-    for i in range(depth):
-        layers.append(
-            keras.layers.Dense(
-                width, activation=activation, kernel_initializer=init, name=f"hidden_{i + 1}"
-            )
-        )
-    layers.append(keras.layers.Dense(10, activation="softmax", name="output"))
-    return keras.Sequential(layers, name=name)
+    return mlp(depth, width, "relu", "he_normal", name="deep_relu_he", compiled=False)
 
 
 @dataclass(frozen=True)

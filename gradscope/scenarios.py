@@ -78,8 +78,14 @@ def mlp(
     bias: float = 0.0,
     loss: str = "sparse_categorical_crossentropy",
     out: int = 10,
+    name: str | None = None,
+    compiled: bool = True,
 ) -> keras.Model:
-    """A compiled MLP on the 64 digits features.
+    """An MLP on the 64 digits features: the one builder of the scenarios and the demo.
+
+    Layers are named ``hidden_1`` ... ``hidden_<depth>`` and ``output`` (with ``bn``, each
+    hidden block is ``hidden_i``, ``hidden_i_bn``, ``hidden_i_act``), so runs and reports name
+    the same layers whatever else was built in the process.
 
     Args:
         depth: hidden Dense layers.
@@ -88,34 +94,47 @@ def mlp(
         init: kernel initializer of the hidden layers.
         bn: insert BatchNormalization between each Dense and its activation.
         optimizer: the optimizer (default Adam(1e-3)).
-        bias: constant bias initialization of the hidden layers.
+        bias: constant bias initialization of the hidden layers (0: Keras's "zeros").
         loss: the loss.
         out: output units (softmax if > 1, linear if 1).
+        name: the model's name (Keras's default if None).
+        compiled: compile with ``optimizer``, ``loss`` and (for classifiers) accuracy; False
+            returns the model uncompiled (``optimizer`` and ``loss`` are then unused).
 
     Returns:
-        The compiled model.
+        The model.
 
     Example:
         >>> len(mlp(2, 8, "relu", "he_normal").layers)
         3
+        >>> mlp(2, 8, "sigmoid", "glorot_uniform", compiled=False).compiled
+        False
     """
+    bias_init = keras.initializers.Constant(bias) if bias else "zeros"
     layers: list[Any] = [keras.Input((DIGITS_FEATURES,))]
-    for _ in range(depth):
+    for i in range(1, depth + 1):
         layers.append(
             keras.layers.Dense(
                 width,
                 activation=None if bn else act,
                 kernel_initializer=init,
-                bias_initializer=keras.initializers.Constant(bias),
+                bias_initializer=bias_init,
+                name=f"hidden_{i}",
             )
         )
         if bn:
-            layers += [keras.layers.BatchNormalization(), keras.layers.Activation(act)]
-    layers.append(keras.layers.Dense(out, activation="softmax" if out > 1 else None))
-    model = keras.Sequential(layers)
-    model.compile(
-        optimizer or keras.optimizers.Adam(1e-3), loss, metrics=None if out == 1 else ["accuracy"]
-    )
+            layers += [
+                keras.layers.BatchNormalization(name=f"hidden_{i}_bn"),
+                keras.layers.Activation(act, name=f"hidden_{i}_act"),
+            ]
+    layers.append(keras.layers.Dense(out, activation="softmax" if out > 1 else None, name="output"))
+    model = keras.Sequential(layers, name=name)
+    if compiled:
+        model.compile(
+            optimizer or keras.optimizers.Adam(1e-3),
+            loss,
+            metrics=None if out == 1 else ["accuracy"],
+        )
     return model
 
 
