@@ -45,8 +45,6 @@ def _bad_input(command: str, err: BaseException) -> typer.Exit:
     if os.environ.get("GRADSCOPE_DEBUG") == "1":
         raise err
     message = " ".join(str(err).split())
-    if isinstance(err, KeyError):
-        message = message.strip("'\"")
     typer.echo(f"gradscope {command}: {message}", err=True)
     return typer.Exit(2)
 
@@ -167,88 +165,23 @@ def fix(
     1 nothing verified, 2 bad input.
     """
     _import_tensorflow_quietly()
-    import json
-    import sys
-    import tempfile
+    from gradscope.fix.command import fix_command
 
-    from rich.console import Console
-
-    from gradscope.errors import GradscopeInputError
-
-    console = Console(stderr=as_json)
-    try:
-        from gradscope.audit.probe import load_npz_data
-        from gradscope.fix import TRANSFORMS, auto_fix, fix_model, plan_fixes, run_trial
-        from gradscope.fix.load import load_for_fix
-        from gradscope.fix.report import write_fix_report, write_trial_report
-        from gradscope.fix.save import save_model_atomically
-        from gradscope.fix.summary import print_plan, print_result
-        from gradscope.fix.verify import trial_data
-        from gradscope.model.custom import import_custom_objects
-        from gradscope.render.html import check_html_path
-
-        if html is not None:
-            check_html_path(html)
-        fix_ids = [f.strip() for f in apply.split(",") if f.strip()] if apply else []
-        unknown = [f for f in fix_ids if f not in TRANSFORMS]
-        if unknown:
-            raise GradscopeInputError(
-                f"Unknown fix ids {unknown}; choose from {sorted(TRANSFORMS)}."
-            )
-        if fix_ids and auto:
-            raise GradscopeInputError("Pass either --apply or --auto, not both.")
-        if (fix_ids or auto) and output is None:
-            raise GradscopeInputError("Pass -o FIXED.keras to say where the fixed model goes.")
-        if output is not None and output.resolve() == model.resolve():
-            raise GradscopeInputError(
-                "-o must differ from MODEL; the original is never overwritten."
-            )
-        if output is not None and output.suffix != ".keras":
-            raise GradscopeInputError(f"-o must end in .keras. Received: '{output}'")
-        custom = import_custom_objects(custom_objects or ())
-        original = load_for_fix(model, unsafe=unsafe, custom_objects=custom)
-        x, y = load_npz_data(data) if data is not None else (None, None)
-        if auto:
-            result = auto_fix(original, x, y, steps=steps, seed=seed)
-        elif fix_ids:
-            result = fix_model(original, fix_ids, x=x, y=y, steps=steps, seed=seed)
-        else:
-            tx, ty = trial_data(original, x, y, seed=seed)
-            trial = run_trial(original, tx, ty, Path(tempfile.mkdtemp()) / "original", steps, seed)
-            plan = plan_fixes(trial.findings, original)
-            if as_json:
-                doc = {"findings": [f.to_json() for f in trial.findings], "plan": plan.to_json()}
-                typer.echo(json.dumps(doc, indent=1))
-            else:
-                for f in trial.findings:
-                    console.print(f"{f.severity} {f.code} {f.kind}: {f.message}", soft_wrap=True)
-                print_plan(plan, console)
-            if html is not None:
-                write_trial_report(trial, html)
-                console.print(f"HTML report written to {html}", soft_wrap=True)
-            raise typer.Exit(0)
-    except (KeyError, ValueError) as err:  # GradscopeInputError is a ValueError
-        raise _bad_input("fix", err) from None
-    if result.applied and (result.verified or fix_ids):
-        # --apply writes what was asked for even if unverified (exit 1 says so); --auto writes
-        # only a verified model.
-        assert output is not None
-        save_model_atomically(result.model, output)
-    if as_json:
-        doc = result.to_json() | {"output": str(output) if result.applied else None}
-        typer.echo(json.dumps(doc, indent=1, allow_nan=False))
-    else:
-        print_result(result, console)
-        if result.applied and (result.verified or fix_ids):
-            console.print(f"Fixed model written to {output}.", soft_wrap=True)
-    if html is not None:
-        try:
-            write_fix_report(result, html)
-        except GradscopeInputError as err:
-            raise _bad_input("fix", err) from None
-        console.print(f"HTML report written to {html}", soft_wrap=True)
-    sys.stdout.flush()
-    raise typer.Exit(0 if result.verified else 1)
+    raise typer.Exit(
+        fix_command(
+            model,
+            fix_ids=[f.strip() for f in apply.split(",") if f.strip()] if apply else [],
+            auto=auto,
+            output=output,
+            data=data,
+            steps=steps,
+            seed=seed,
+            as_json=as_json,
+            unsafe=unsafe,
+            html=html,
+            custom_objects=custom_objects or (),
+        )
+    )
 
 
 @app.command()
