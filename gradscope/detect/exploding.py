@@ -18,26 +18,16 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from gradscope.config import DetectThresholds
 from gradscope.data.schema import StepRecord
-from gradscope.data.store import Run
-from gradscope.detect.base import register
-from gradscope.detect.progress import assess_progress, gate
+from gradscope.detect.base import Judgement, RunWindow, WindowDetector, window_detector
 from gradscope.detect.summary import (
     GRAD_RATIO_KEY,
     GRAD_RATIO_TEXT_KEY,
     format_grad_ratio,
     gradient_ratio,
 )
-from gradscope.detect.window import (
-    first_window,
-    gradient_rms,
-    last_window,
-    median_stat,
-    usable_records,
-    weight_layers,
-)
-from gradscope.findings import Finding, Severity, make_finding
+from gradscope.detect.window import gradient_rms, weight_layers
+from gradscope.findings import Severity
 
 KIND = "exploding_gradients"
 
@@ -53,76 +43,75 @@ def _total_norm(records: Sequence[StepRecord], names: Sequence[str]) -> float | 
     return float(np.median(totals)) if totals else None
 
 
-@register(KIND)
-def detect_exploding(run: Run, thresholds: DetectThresholds) -> list[Finding]:
-    """Finds exploding gradients in a run.
-
-    Args:
-        run: a loaded run.
-        thresholds: detector thresholds (uses ``exploding``, ``window``, ``progress``).
-
-    Returns:
-        Zero or one finding.
+@window_detector(KIND)
+class Exploding(WindowDetector):
+    """Finds exploding gradients in a run (thresholds: ``exploding``).
 
     Example:
-        >>> detect_exploding(load_run("runs/huge_lr"), DETECT_THRESHOLDS)  # doctest: +SKIP
+        >>> Exploding()(load_run("runs/huge_lr"), DETECT_THRESHOLDS)  # doctest: +SKIP
         [Finding(code='GS102', kind='exploding_gradients', ...)]
     """
-    th = thresholds.exploding
-    records = usable_records(run.records)
-    late = last_window(records, thresholds.window)
-    early = first_window(records, thresholds.window)
-    layers = weight_layers(run)
-    if len(late) < thresholds.window.min_records or not layers:
-        return []
-    names = [x.name for x in layers]
-    rms = {x.name: gradient_rms(late, x) for x in layers}
-    norms = {n: median_stat(late, n, "grad_norm") for n in names}
-    signals: list[str] = []
-    # The one definition of the first/last ratio (detect.summary), shared with every view.
-    measured = gradient_ratio(run, thresholds.window)
-    ratio = None if measured is None else measured.value
-    if ratio is not None and ratio > th.toward_input_ratio:
-        signals.append("toward_input")
-    total_early, total_late = _total_norm(early, names), _total_norm(late, names)
-    growth = None
-    # Only compare when the windows are distinct; otherwise "growth" compares a window to itself.
-    if total_early and total_late is not None and len(records) >= 2 * len(early):
-        growth = total_late / total_early
-        if growth > th.growth_over_steps:
-            signals.append("growth_over_steps")
-    above = [n for n in names if norms[n] is not None and norms[n] > th.max_grad_norm]
-    if above:
-        signals.append("above_bound")
-    progress = assess_progress(run, thresholds.progress, thresholds.window)
-    loss_diverging = _loss_diverging(
-        progress.loss_start, progress.loss_end, th.loss_rise_factor, th.loss_bound
-    )
-    if not signals:
-        return []
-    severity = Severity.ERROR if loss_diverging or len(signals) >= 2 else Severity.WARNING
-    severity = gate(severity, progress)
-    affected = tuple(above) if above else (names[0],) if "toward_input" in signals else tuple(names)
-    message = (
-        "Exploding gradients: "
-        + "; ".join(_describe(s, ratio, growth, above, th.max_grad_norm) for s in signals)
-        + (" and the loss is diverging." if loss_diverging else ".")
-        + (" The model still learns, so this is informational." if progress.learning else "")
-    )
-    evidence = {
-        "signals": signals,
-        GRAD_RATIO_KEY: ratio,
-        GRAD_RATIO_TEXT_KEY: format_grad_ratio(ratio),
-        "growth_over_steps": growth,
-        "total_grad_norm_start": total_early,
-        "total_grad_norm_end": total_late,
-        "grad_norm": norms,
-        "grad_rms": rms,
-        "loss_diverging": loss_diverging,
-        "window_records": len(late),
-        "progress": progress.to_evidence(),
-    }
-    return [make_finding(KIND, severity, affected, message, evidence)]
+
+    def judge(self, window: RunWindow) -> Judgement | None:
+        """Looks for the four signals; their number and the loss decide the severity.
+
+        Args:
+            window: the run's window.
+
+        Returns:
+            The judgement, or None without any gradient signal.
+        """
+        th = window.thresholds.exploding
+        layers = weight_layers(window.run)
+        if not layers:
+            return None
+        late, early = window.last, window.first
+        names = [x.name for x in layers]
+        rms = {x.name: gradient_rms(late, x) for x in layers}
+        norms = {n: window.median(n, "grad_norm") for n in names}
+        signals: list[str] = []
+        # The one definition of the first/last ratio (detect.summary), shared with every view.
+        measured = gradient_ratio(window.run, window.thresholds.window)
+        ratio = None if measured is None else measured.value
+        if ratio is not None and ratio > th.toward_input_ratio:
+            signals.append("toward_input")
+        total_early, total_late = _total_norm(early, names), _total_norm(late, names)
+        growth = None
+        # Only compare distinct windows; otherwise "growth" compares a window to itself.
+        if total_early and total_late is not None and len(window.records) >= 2 * len(early):
+            growth = total_late / total_early
+            if growth > th.growth_over_steps:
+                signals.append("growth_over_steps")
+        above = [n for n in names if norms[n] is not None and norms[n] > th.max_grad_norm]
+        if above:
+            signals.append("above_bound")
+        if not signals:
+            return None
+        progress = window.progress
+        loss_diverging = _loss_diverging(
+            progress.loss_start, progress.loss_end, th.loss_rise_factor, th.loss_bound
+        )
+        severity = Severity.ERROR if loss_diverging or len(signals) >= 2 else Severity.WARNING
+        affected = (
+            tuple(above) if above else (names[0],) if "toward_input" in signals else tuple(names)
+        )
+        message = (
+            "Exploding gradients: "
+            + "; ".join(_describe(s, ratio, growth, above, th.max_grad_norm) for s in signals)
+            + (" and the loss is diverging." if loss_diverging else ".")
+        )
+        evidence = {
+            "signals": signals,
+            GRAD_RATIO_KEY: ratio,
+            GRAD_RATIO_TEXT_KEY: format_grad_ratio(ratio),
+            "growth_over_steps": growth,
+            "total_grad_norm_start": total_early,
+            "total_grad_norm_end": total_late,
+            "grad_norm": norms,
+            "grad_rms": rms,
+            "loss_diverging": loss_diverging,
+        }
+        return Judgement(severity, affected, message, evidence)
 
 
 def _loss_diverging(start: float | None, end: float | None, factor: float, bound: float) -> bool:

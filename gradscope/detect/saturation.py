@@ -6,62 +6,50 @@ training, not a symptom.
 
 from __future__ import annotations
 
-from gradscope.config import DetectThresholds
-from gradscope.data.store import Run
-from gradscope.detect.base import register
-from gradscope.detect.progress import assess_progress, gate
-from gradscope.detect.window import last_window, median_stat, sample_series, usable_records
-from gradscope.findings import Finding, Severity, make_finding
+from gradscope.detect.base import Judgement, RunWindow, WindowDetector, graded, window_detector
+from gradscope.detect.window import sample_series
 
 KIND = "saturation"
 _SATURATING = ("sigmoid", "tanh")
 
 
-@register(KIND)
-def detect_saturation(run: Run, thresholds: DetectThresholds) -> list[Finding]:
-    """Finds saturated sigmoid/tanh hidden layers.
-
-    Args:
-        run: a loaded run.
-        thresholds: detector thresholds (uses ``saturation``, ``window``, ``progress``).
-
-    Returns:
-        Zero or one finding listing the saturated layers.
+@window_detector(KIND)
+class Saturation(WindowDetector):
+    """Finds saturated sigmoid/tanh hidden layers (thresholds: ``saturation``).
 
     Example:
-        >>> detect_saturation(load_run("runs/deep_sigmoid"), DETECT_THRESHOLDS)  # doctest: +SKIP
+        >>> Saturation()(load_run("runs/deep_sigmoid"), DETECT_THRESHOLDS)  # doctest: +SKIP
         [Finding(code='GS104', kind='saturation', ...)]
     """
-    th = thresholds.saturation
-    window = last_window(usable_records(run.records), thresholds.window)
-    if len(window) < thresholds.window.min_records or not run.layers:
-        return []
-    output = run.layers[-1].name
-    saturated: dict[str, float] = {}
-    for info in run.layers:
-        if info.activation_kind not in _SATURATING or info.name == output:
-            continue
-        value = median_stat(window, info.name, "sat_frac")
-        if value is not None and value >= th.warning_fraction:
-            saturated[info.name] = value
-    if not saturated:
-        return []
-    worst = max(saturated.values())
-    severity = Severity.ERROR if worst >= th.error_fraction else Severity.WARNING
-    progress = assess_progress(run, thresholds.progress, thresholds.window)
-    severity = gate(severity, progress)
-    message = (
-        f"Saturation: in {len(saturated)} sigmoid/tanh layer(s) up to {worst:.0%} of outputs sit "
-        "in the flat tails, where the gradient is nearly zero, so these layers barely learn."
-        + (" The model still learns, so this is informational." if progress.learning else "")
-    )
-    evidence = {
-        "sat_frac": saturated,
-        "max_sat_frac": worst,
-        "act_mean": {n: median_stat(window, n, "act_mean") for n in saturated},
-        "act_std": {n: median_stat(window, n, "act_std") for n in saturated},
-        "series": {n: sample_series(run.records, n, "sat_frac") for n in saturated},
-        "window_records": len(window),
-        "progress": progress.to_evidence(),
-    }
-    return [make_finding(KIND, severity, tuple(saturated), message, evidence)]
+
+    def judge(self, window: RunWindow) -> Judgement | None:
+        """Names the hidden sigmoid/tanh layers whose median saturated fraction is high.
+
+        Args:
+            window: the run's window.
+
+        Returns:
+            The judgement, or None when no hidden layer saturates that much.
+        """
+        th, layers = window.thresholds.saturation, window.run.layers
+        if not layers:
+            return None
+        hidden = layers[:-1]  # the output layer's saturation is confidence, never judged
+        names = (x.name for x in hidden if x.activation_kind in _SATURATING)
+        saturated = window.at_least(names, "sat_frac", th.warning_fraction)
+        if not saturated:
+            return None
+        worst = max(saturated.values())
+        message = (
+            f"Saturation: in {len(saturated)} sigmoid/tanh layer(s) up to {worst:.0%} of outputs "
+            "sit in the flat tails, where the gradient is nearly zero, so these layers barely "
+            "learn."
+        )
+        evidence = {
+            "sat_frac": saturated,
+            "max_sat_frac": worst,
+            "act_mean": {n: window.median(n, "act_mean") for n in saturated},
+            "act_std": {n: window.median(n, "act_std") for n in saturated},
+            "series": {n: sample_series(window.run.records, n, "sat_frac") for n in saturated},
+        }
+        return Judgement(graded(worst, th.error_fraction), tuple(saturated), message, evidence)

@@ -19,100 +19,91 @@ from typing import Any
 
 import numpy as np
 
-from gradscope.config import DetectThresholds, VanishingThresholds
+from gradscope.config import VanishingThresholds
 from gradscope.data.schema import StepRecord
-from gradscope.data.store import Run
-from gradscope.detect.base import register
-from gradscope.detect.progress import assess_progress, gate
+from gradscope.detect.base import Judgement, RunWindow, WindowDetector, window_detector
 from gradscope.detect.summary import GRAD_RATIO_KEY, GradientRatio, gradient_ratio
-from gradscope.detect.window import (
-    gradient_rms,
-    last_window,
-    median_stat,
-    usable_records,
-    weight_layers,
-)
-from gradscope.findings import Finding, Severity, make_finding
+from gradscope.detect.window import gradient_rms, weight_layers
+from gradscope.findings import Severity
 
 KIND = "vanishing_gradients"
 
 
-@register(KIND)
-def detect_vanishing(run: Run, thresholds: DetectThresholds) -> list[Finding]:
-    """Finds vanishing gradients in a run.
-
-    Args:
-        run: a loaded run.
-        thresholds: detector thresholds (uses ``vanishing``, ``window``, ``progress``).
-
-    Returns:
-        Zero or one finding listing the layers whose gradients vanished.
+@window_detector(KIND)
+class Vanishing(WindowDetector):
+    """Finds vanishing gradients in a run (thresholds: ``vanishing``).
 
     Example:
-        >>> detect_vanishing(load_run("runs/deep_sigmoid"), DETECT_THRESHOLDS)  # doctest: +SKIP
+        >>> Vanishing()(load_run("runs/deep_sigmoid"), DETECT_THRESHOLDS)  # doctest: +SKIP
         [Finding(code='GS101', kind='vanishing_gradients', ...)]
     """
-    th = thresholds.vanishing
-    window = last_window(usable_records(run.records), thresholds.window)
-    layers = weight_layers(run)
-    if len(window) < thresholds.window.min_records or len(layers) < 2:
-        return []
-    rms = {x.name: gradient_rms(window, x) for x in layers}
-    ratios = {x.name: median_stat(window, x.name, "update_ratio") for x in layers}
-    first, last = layers[0].name, layers[-1].name
-    rms_last = rms[last]
-    # The one definition of the first/last ratio (detect.summary), shared with every view.
-    measured = gradient_ratio(run, thresholds.window)
-    ratio = None if measured is None else measured.value
-    upd_last = ratios[last]
-    # "Early layers": every weight layer below the output layer, summarised by their median, so
-    # one layer with unusually scaled inputs (often the first) neither triggers nor hides it.
-    hidden = [v for n, v in ratios.items() if n != last and v is not None]
-    upd_hidden = float(np.median(hidden)) if hidden else None
-    stalled = (
-        upd_hidden is not None
-        and upd_last is not None
-        and upd_last >= th.training_update_ratio
-        and (
-            upd_hidden < th.stalled_update_ratio
-            or upd_hidden < th.stalled_relative_update * upd_last
+
+    def judge(self, window: RunWindow) -> Judgement | None:
+        """Judges the first/last gradient ratio and the hidden layers' update ratios.
+
+        Args:
+            window: the run's window.
+
+        Returns:
+            The judgement naming the layers whose gradients vanished, or None.
+        """
+        th = window.thresholds.vanishing
+        layers = weight_layers(window.run)
+        if len(layers) < 2:
+            return None
+        rms = {x.name: gradient_rms(window.last, x) for x in layers}
+        ratios = {x.name: window.median(x.name, "update_ratio") for x in layers}
+        first, last = layers[0].name, layers[-1].name
+        # The one definition of the first/last ratio (detect.summary), shared with every view.
+        measured = gradient_ratio(window.run, window.thresholds.window)
+        ratio = None if measured is None else measured.value
+        upd_last = ratios[last]
+        # "Early layers": every weight layer below the output layer, summarised by their median,
+        # so one layer with unusually scaled inputs (often the first) neither triggers nor hides.
+        hidden = [v for n, v in ratios.items() if n != last and v is not None]
+        upd_hidden = float(np.median(hidden)) if hidden else None
+        stalled = (
+            upd_hidden is not None
+            and upd_last is not None
+            and upd_last >= th.training_update_ratio
+            and (
+                upd_hidden < th.stalled_update_ratio
+                or upd_hidden < th.stalled_relative_update * upd_last
+            )
         )
-    )
-    by_ratio = ratio is not None and ratio < th.warning_ratio
-    if not (by_ratio or stalled):
-        return []
-    severity = Severity.ERROR if ratio is not None and ratio < th.error_ratio else Severity.WARNING
-    progress = assess_progress(run, thresholds.progress, thresholds.window)
-    severity = gate(severity, progress)
-    affected = _affected(rms, ratios, rms_last, upd_last, th)
-    if by_ratio and ratio == 0:
-        what = f"no gradient at all reaches '{first}' (its gradient is exactly zero)"
-    elif by_ratio and measured is not None:
-        what = (
-            f"the first/last gradient ratio (per weight, '{first}' over '{last}') is "
-            f"{measured.text}"
+        by_ratio = ratio is not None and ratio < th.warning_ratio
+        if not (by_ratio or stalled):
+            return None
+        error = ratio is not None and ratio < th.error_ratio
+        if by_ratio and ratio == 0:
+            what = f"no gradient at all reaches '{first}' (its gradient is exactly zero)"
+        elif by_ratio and measured is not None:
+            what = (
+                f"the first/last gradient ratio (per weight, '{first}' over '{last}') is "
+                f"{measured.text}"
+            )
+        else:
+            slower = upd_last / upd_hidden if upd_hidden else math.inf
+            what = (
+                f"the layers below '{last}' barely move (median update ratio {upd_hidden:.1e} "
+                f"per step, {slower:.0f}x slower than '{last}' at {upd_last:.1e})"
+            )
+        evidence = {
+            **_ratio_evidence(measured, first, last, window.last),
+            "grad_rms": rms,
+            "update_ratio": ratios,
+            "stalled_updates": stalled,
+            "hidden_update_ratio_median": upd_hidden,
+            "update_ratio_hidden_over_last": None
+            if not (upd_hidden is not None and upd_last)
+            else upd_hidden / upd_last,
+        }
+        return Judgement(
+            Severity.ERROR if error else Severity.WARNING,
+            _affected(rms, ratios, rms[last], upd_last, th),
+            f"Vanishing gradients: {what}, so the early layers learn little or nothing.",
+            evidence,
         )
-    else:
-        slower = upd_last / upd_hidden if upd_hidden else math.inf
-        what = (
-            f"the layers below '{last}' barely move (median update ratio {upd_hidden:.1e} per "
-            f"step, {slower:.0f}x slower than '{last}' at {upd_last:.1e})"
-        )
-    message = f"Vanishing gradients: {what}, so the early layers learn little or nothing." + (
-        " The model still learns, so this is informational." if progress.learning else ""
-    )
-    evidence = {
-        **_ratio_evidence(measured, first, last, window),
-        "grad_rms": rms,
-        "update_ratio": ratios,
-        "stalled_updates": stalled,
-        "hidden_update_ratio_median": upd_hidden,
-        "update_ratio_hidden_over_last": None
-        if not (upd_hidden is not None and upd_last)
-        else upd_hidden / upd_last,
-        "progress": progress.to_evidence(),
-    }
-    return [make_finding(KIND, severity, affected, message, evidence)]
 
 
 def _ratio_evidence(

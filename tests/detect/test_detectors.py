@@ -8,9 +8,10 @@ from synthetic_runs import dense, make_run, uniform_stats
 
 from gradscope.config import DETECT_THRESHOLDS, DetectThresholds, VanishingThresholds
 from gradscope.detect import detect, registered
+from gradscope.detect.base import STILL_LEARNS, Judgement, RunWindow, WindowDetector
 from gradscope.detect.progress import assess_progress
 from gradscope.detect.window import last_window, usable_records
-from gradscope.findings import CODES, Severity
+from gradscope.findings import CODES, KINDS, Severity
 from gradscope.remedies import CATALOG
 
 NAMES = ["d0", "d1", "d2", "out"]
@@ -264,3 +265,43 @@ def test_findings_are_sorted_by_severity(tmp_path):
     assert [f.severity for f in found] == [Severity.ERROR, Severity.WARNING]
     with pytest.raises(KeyError, match="No detector"):
         detect(run, kinds=["bogus"])
+
+
+class _Always(WindowDetector):
+    """A detector that always judges the same: the base's policy is what is tested."""
+
+    kind = "saturation"
+
+    def judge(self, window: RunWindow) -> Judgement:
+        return Judgement(Severity.ERROR, ("d1",), "Something is off.", {"own": len(window.last)})
+
+
+class _Ungated(_Always):
+    gated = False
+
+
+def test_window_detector_base_holds_the_shared_policy(tmp_path):
+    names = NAMES
+    stuck = make_run(tmp_path / "stuck", LAYERS, uniform_stats(names, grad_norm=1.0))
+    (f,) = _Always()(stuck, DETECT_THRESHOLDS)
+    # Registry code and default fixes, the detector's words, its evidence then the common keys.
+    assert (f.code, f.kind, f.fixes) == ("GS104", "saturation", KINDS["saturation"].fixes)
+    assert (f.severity, f.layers, f.message) == (Severity.ERROR, ("d1",), "Something is off.")
+    assert list(f.evidence) == ["own", "window_records", "progress"]
+    assert f.evidence["own"] == f.evidence["window_records"] == 20  # last half of 40 records
+    assert f.evidence["progress"]["learning"] is False
+
+    learning = make_run(
+        tmp_path / "learning",
+        LAYERS,
+        uniform_stats(names, grad_norm=1.0),
+        loss=lambda s: 2 / (1 + s),
+    )
+    (gated,) = _Always()(learning, DETECT_THRESHOLDS)
+    assert gated.severity is Severity.INFO
+    assert gated.message == "Something is off." + STILL_LEARNS
+    (kept,) = _Ungated()(learning, DETECT_THRESHOLDS)
+    assert (kept.severity, kept.message) == (Severity.ERROR, "Something is off.")
+
+    short = make_run(tmp_path / "short", LAYERS, uniform_stats(names, grad_norm=1.0), steps=2)
+    assert _Always()(short, DETECT_THRESHOLDS) == []  # below window.min_records: silent
