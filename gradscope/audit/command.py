@@ -70,8 +70,8 @@ def audit_command(
     err = stderr or sys.stderr
     try:
         from gradscope.audit import audit
-        from gradscope.audit.probe import load_npz_data
         from gradscope.model.custom import import_custom_objects
+        from gradscope.trial.data import load_npz_data
 
         if html is not None:
             from gradscope.render.html import check_html_path

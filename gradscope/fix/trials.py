@@ -1,8 +1,9 @@
 """What a trial showed and how two trials compare: plain data, no Keras.
 
-:func:`gradscope.fix.verify.run_trial` records a short training run; :func:`summarize` turns it
-into :class:`TrialStats` (the first/last gradient ratio among them, as
-:mod:`gradscope.detect.summary` defines it), and :func:`compare` judges a fix from two of them.
+:func:`gradscope.fix.verify.fix_trial` records a short training run (the one trial,
+:func:`gradscope.trial.runner.run_trial`); :func:`summarize` turns it into :class:`TrialStats`
+(the first/last gradient ratio among them, as :mod:`gradscope.detect.summary` defines it), and
+:func:`compare` judges a fix from two of them.
 
 Example:
     >>> v = compare(summarize(load_run("t/before"), []), summarize(load_run("t/after"), []))
