@@ -23,7 +23,6 @@ import keras
 import numpy as np
 from rich.console import Console
 
-from gradscope.audit.probe import load_npz_data
 from gradscope.errors import GradscopeInputError
 from gradscope.fix import TRANSFORMS, auto_fix, fix_model, plan_fixes, run_trial
 from gradscope.fix.auto import FixResult
@@ -34,6 +33,7 @@ from gradscope.fix.summary import print_plan, print_result
 from gradscope.fix.verify import trial_data
 from gradscope.model.custom import import_custom_objects
 from gradscope.render.html import check_html_path
+from gradscope.trial.data import load_npz_data
 
 EXIT_OK = 0
 EXIT_UNVERIFIED = 1
