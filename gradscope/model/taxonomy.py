@@ -106,16 +106,28 @@ ACTIVATION_LAYER_CLASSES = frozenset(ACTIVATION_LAYERS) | {"Activation"}
 
 #: Activation names that mean "no activation" (as strings from configs and live layers).
 LINEAR = frozenset({"linear", "None", ""})
-#: Activations He initialization is made for (Géron, ch. 11, table 11-1).
+#: Activations He initialization is made for (Géron, ch. 11, table 11-1). hard_silu
+#: (``x * relu6(x + 3) / 6``, Keras's ``hard_swish``) is here, decided once: it is ReLU-like
+#: (unbounded above, exactly 0 with a zero gradient below -3, so its units can die) and is
+#: trained with He initialization in the models that use it (MobileNetV3, Howard et al. 2019).
 RELU_FAMILY = frozenset(
-    {"relu", "relu6", "leaky_relu", "prelu", "elu", "gelu", "silu", "swish", "mish", "celu"}
+    {
+        "relu",
+        "relu6",
+        "leaky_relu",
+        "prelu",
+        "elu",
+        "gelu",
+        "silu",
+        "swish",
+        "mish",
+        "celu",
+        "hard_silu",
+        "hard_swish",
+    }
 )
-#: Activations that flatten out and shrink gradients when stacked: the bounded squashing ones,
-#: and hard_silu (``x * hard_sigmoid(x)``, Keras's ``hard_swish``), whose output and gradient
-#: are exactly 0 for every input below -3 (decided here once: not a ReLU-family "leaky" one).
-SATURATING = frozenset(
-    {"sigmoid", "hard_sigmoid", "tanh", "softsign", "hard_tanh", "hard_silu", "hard_swish"}
-)
+#: Activations that flatten out in both tails and shrink gradients when stacked.
+SATURATING = frozenset({"sigmoid", "hard_sigmoid", "tanh", "softsign", "hard_tanh"})
 #: Activations LeCun initialization is made for (Klambauer et al. 2017).
 SELF_NORMALIZING = frozenset({"selu"})
 #: Activations Glorot initialization is made for: none, tanh, logistic, softmax (Géron, table
@@ -126,10 +138,10 @@ GLOROT_ACTIVATIONS = frozenset({"linear", "tanh", "sigmoid", "softmax"})
 #: (``LayerInfo.activation_kind``, one of :data:`gradscope.data.schema.ACTIVATION_KINDS`):
 #: "relu" units have a hard zero for z < 0 and can die; "leaky" ones are ReLU-like without it;
 #: "sigmoid" (range 0..1) and "tanh" (range -1..1) ones saturate in their flat tails. Any other
-#: activation is "other": hard_silu is unbounded above, so neither tail test applies to it.
+#: activation is "other". hard_silu is "relu": its output is exactly 0 below -3, as ReLU's below 0.
 ACTIVATIONS_BY_KIND: Mapping[str, frozenset[str]] = MappingProxyType(
     {
-        "relu": frozenset({"relu", "relu6"}),
+        "relu": frozenset({"relu", "relu6", "hard_silu", "hard_swish"}),
         "leaky": frozenset(
             {
                 "leaky_relu",
@@ -163,8 +175,8 @@ def activation_kind(name: str | None) -> str | None:
         (see :data:`ACTIVATIONS_BY_KIND`), or None when ``name`` is None.
 
     Example:
-        >>> activation_kind("elu"), activation_kind("hard_silu"), activation_kind(None)
-        ('leaky', 'other', None)
+        >>> activation_kind("elu"), activation_kind("hard_silu"), activation_kind("erf")
+        ('leaky', 'relu', 'other')
     """
     if name is None:
         return None

@@ -107,6 +107,8 @@ def test_healthy_configs_have_no_static_warnings():
             D(3, "softmax"),
         ),
         seq(D(act="tanh"), D(act="tanh"), D(3, "softmax")),
+        # MobileNetV3's pairing: hard_silu (hard_swish) with He init is ReLU-like, not saturating.
+        seq(*[D(act="hard_silu", init="he_normal") for _ in range(8)], D(3, "softmax")),
         seq(
             keras.layers.Reshape((4, 4)),
             keras.layers.LSTM(8),

@@ -152,13 +152,14 @@ def test_families_decided_once() -> None:
     assert ACTIVATION_LAYERS["ThresholdedReLU"] == "relu"
     assert "SyncBatchNormalization" in NORMALIZATION_LAYERS
     assert NORMALIZATION_LAYERS <= taxonomy.PASS_THROUGH_LAYERS
-    assert {"hard_silu", "hard_swish"} <= SATURATING
+    # hard_silu is ReLU-like (hard zero below -3, He init in MobileNetV3), never saturating.
+    assert {"hard_silu", "hard_swish"} <= RELU_FAMILY - SATURATING
     # A saturating activation is never measured as a ReLU-like one, nor the reverse.
     for name in SATURATING:
         assert activation_kind(name) not in ("relu", "leaky"), name
     for name in RELU_FAMILY:
         assert activation_kind(name) in ("relu", "leaky"), name
-    assert activation_kind("hard_silu") == "other"
+    assert activation_kind("hard_silu") == "relu"
     assert set(ACTIVATIONS_BY_KIND) | {"other"} <= set(ACTIVATION_KINDS)
     assert INIT_RULES["he"].activations == RELU_FAMILY
 
@@ -169,7 +170,7 @@ def test_every_reader_sees_the_same_activation_layers() -> None:
         [keras.Input((3,)), keras.layers.Dense(4, activation="hard_silu", name="d"), relu]
     )
     infos = {i.name: i for i in collect_layers.plan_watch(model).infos}
-    assert infos["d"].activation_kind == "other"
+    assert infos["d"].activation_kind == "relu"
     assert infos["r"].activation_kind == "relu"
     assert graph.is_activation_layer(relu) and graph.layer_activation(relu) == "relu"
     config = keras.saving.serialize_keras_object(model)
