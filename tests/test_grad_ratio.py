@@ -1,10 +1,13 @@
-"""One number, one definition: the first/last gradient ratio is the same in every view.
+"""One number, one definition: the first/last gradient ratio and the run summary in every view.
 
 On one recorded run of a deep sigmoid net, the ratio is recomputed here from ``meta.json`` and
 ``stats.jsonl`` with json + numpy alone (first and last trainable kernel layer, per-weight RMS
 = grad_norm / sqrt(params), medians over the last half of the records) and compared with what
 the vanishing finding, ``findings.json``, the demo headline, the fix trial summary, the audit
-JSON summary and the terminal carry; the formatted text must be identical everywhere.
+JSON summary and the terminal carry; the formatted text must be identical everywhere. The run's
+:class:`RunSummary` (window medians per layer, final loss, verdict) is recomputed the same way,
+and the terminal, the HTML report and the dashboard payload must show its numbers as the same
+strings.
 """
 
 from __future__ import annotations
@@ -24,11 +27,19 @@ from gradscope.collect.callback import GradScope
 from gradscope.data.store import load_run
 from gradscope.demo import first_last_ratio, load_digits_data, sick_model
 from gradscope.detect import detect
-from gradscope.detect.summary import GRAD_RATIO_KEY, format_grad_ratio, gradient_ratio
-from gradscope.findings import findings_from_json
+from gradscope.detect.summary import (
+    GRAD_RATIO_KEY,
+    SUMMARY_STATS,
+    RunSummary,
+    format_grad_ratio,
+    gradient_ratio,
+)
+from gradscope.findings import KINDS, findings_from_json
 from gradscope.fix.summary import comparison_table
 from gradscope.fix.trials import compare, ratio_change, summarize
 from gradscope.render import fmt
+from gradscope.render.html import render_report
+from gradscope.render.tb_plugin.runs import dashboard_payload
 from gradscope.render.terminal import summary_renderable
 
 
@@ -94,7 +105,7 @@ def test_every_view_carries_the_same_ratio(recorded) -> None:
     assert trial.to_json()[GRAD_RATIO_KEY] == pytest.approx(expected, rel=1e-9)
     assert trial.grad_rms[first] / trial.grad_rms[last] == pytest.approx(expected, rel=1e-9)
 
-    audit_doc = json.loads(json.dumps(summary_json(run), allow_nan=False))
+    audit_doc = json.loads(json.dumps(summary_json(RunSummary.of(run)), allow_nan=False))
     assert audit_doc[GRAD_RATIO_KEY] == pytest.approx(expected, rel=1e-9)
 
 
@@ -123,7 +134,7 @@ def test_every_view_writes_the_same_text(recorded) -> None:
 
     trial = summarize(run, detect(run))
     assert trial.to_json()["first_last_grad_ratio_text"] == text
-    assert summary_json(run)["first_last_grad_ratio_text"] == text
+    assert summary_json(RunSummary.of(run))["first_last_grad_ratio_text"] == text
     same = compare(trial, trial)
     assert ratio_change(same) == f"first/last gradient ratio {text} → {text}"
     table = _render(comparison_table_for(same))
@@ -143,3 +154,106 @@ def test_formatter_edge_cases() -> None:
     assert format_grad_ratio(0.0) == "0 (no gradient reaches the first layer)"
     assert format_grad_ratio(500.0) == "5.0e+02 (2.7 orders of magnitude)"  # log10(500) = 2.70
     assert format_grad_ratio(1.0) == "1.0e+00 (0.0 orders of magnitude)"
+
+
+def independent_summary(run_dir: Path) -> dict:
+    """Window medians per layer, final loss and counts from the raw files: json + numpy only."""
+    meta_path = next(run_dir.rglob("meta.json"))
+    names = [layer["name"] for layer in json.loads(meta_path.read_text())["model"]["layers"]]
+    lines = (meta_path.parent / "stats.jsonl").read_text().splitlines()
+    records = [json.loads(line) for line in lines if line.strip()]
+    window = records[len(records) - max(1, math.ceil(len(records) * 0.5)) :]
+    medians: dict[str, dict[str, float]] = {}
+    for stat in ("grad_norm", "update_ratio", "dead_frac", "sat_frac", "act_mean", "act_std"):
+        medians[stat] = {}
+        for name in names:
+            values = [r["layers"].get(name, {}).get(stat) for r in window]
+            finite = np.array([v for v in values if v is not None], dtype=float)
+            finite = finite[np.isfinite(finite)]
+            if finite.size:
+                medians[stat][name] = float(np.median(finite))
+    doc = json.loads((meta_path.parent / "findings.json").read_text())
+    severities = [f["severity"] for f in doc["findings"]]
+    return {
+        "names": names,
+        "medians": medians,
+        "n_records": len(records),
+        "window_steps": (window[0]["step"], window[-1]["step"]),
+        "final_loss": [r["loss"] for r in records if math.isfinite(r["loss"])][-1],
+        "counts": {s: severities.count(s) for s in ("error", "warning", "info")},
+        "kinds": {
+            s: [f["kind"] for f in doc["findings"] if f["severity"] == s]
+            for s in ("error", "warning")
+        },
+    }
+
+
+def test_run_summary_equals_an_independent_computation(recorded) -> None:
+    run_dir, callback_findings = recorded
+    expected = independent_summary(run_dir)
+    summary = RunSummary.of(load_run(run_dir), callback_findings)
+    assert tuple(summary.medians) == SUMMARY_STATS
+    for stat, per_layer in expected["medians"].items():
+        assert list(summary.medians[stat]) == list(per_layer)  # same layers, forward order
+        for name, value in per_layer.items():
+            assert summary.median(name, stat) == pytest.approx(value, rel=1e-12), (stat, name)
+    assert expected["medians"]["sat_frac"] and expected["medians"]["update_ratio"]  # not vacuous
+    assert summary.n_records == expected["n_records"]
+    assert summary.window_steps == expected["window_steps"]
+    assert summary.final_loss == pytest.approx(expected["final_loss"], rel=1e-12)
+    assert summary.grad_ratio is not None
+    assert summary.grad_ratio.value == pytest.approx(independent_ratio(run_dir)[0], rel=1e-9)
+    assert dict(summary.counts) == expected["counts"]
+    # The verdict names the worst findings' kinds by their registered titles, in order.
+    level, word = ("error", "Problems") if expected["counts"]["error"] else ("warning", "Warnings")
+    titles = list(dict.fromkeys(KINDS[k].title.lower() for k in expected["kinds"][level]))
+    assert titles and summary.verdict == f"{word}: {', '.join(titles)}."
+    assert summary.verdict_level == level
+    doc = summary_json(summary)
+    assert doc["verdict"] == summary.verdict and doc["n_records"] == expected["n_records"]
+    assert doc["window_medians"]["layers"][expected["names"][0]]["grad_norm"] == pytest.approx(
+        expected["medians"]["grad_norm"][expected["names"][0]], rel=1e-12
+    )
+
+
+def _terminal_row(text: str, name: str) -> list[str]:
+    # The table row of one layer: its cells, stripped (rich draws cells between "│").
+    for line in text.splitlines():
+        cells = [c.strip() for c in line.split("│")[1:-1]]
+        if cells and cells[0] == name:
+            return cells
+    raise AssertionError(f"no terminal row for {name!r}")
+
+
+def test_terminal_html_and_dashboard_show_the_same_summary(recorded, tmp_path) -> None:
+    run_dir, _ = recorded
+    run = load_run(run_dir)
+    # Each view with its defaults: the findings come from the run's findings.json.
+    terminal = _render(summary_renderable(run))
+    html = render_report(run.path, tmp_path / "report.html").read_text(encoding="utf-8")
+    payload = dashboard_payload("run", run.path)
+    summary = RunSummary.of(
+        run, findings_from_json(json.loads((run.path / "findings.json").read_text()))
+    )
+
+    assert summary.verdict in terminal and summary.verdict in html
+    assert payload["verdict"] == summary.verdict and payload["n_records"] == summary.n_records
+    assert summary.grad_ratio is not None and summary.grad_ratio.text in terminal
+    shown = 0
+    for name in run.layer_names:
+        want = [
+            fmt.sci(summary.median(name, "grad_norm")),
+            fmt.sci(summary.median(name, "update_ratio")),
+            fmt.pct(summary.median(name, "dead_frac")),
+            fmt.pct(summary.median(name, "sat_frac")),
+        ]
+        assert _terminal_row(terminal, name)[2:6] == want, name
+        row = html.split(f"<td>{name}</td>", 1)[1].split("</tr>", 1)[0]
+        cells = [c.split(">", 1)[1] for c in row.split("</td>")[1:5]]
+        assert cells == want, name
+        if name in payload["act_layers"]:
+            i = payload["act_layers"].index(name)
+            got = [fmt.pct(payload["dead_frac"][i]), fmt.pct(payload["sat_frac"][i])]
+            assert got == want[2:], name
+            shown += 1
+    assert shown >= 2  # the dashboard's fractions were compared, not skipped

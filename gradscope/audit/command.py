@@ -15,10 +15,9 @@ from typing import Any, TextIO
 
 from rich.console import Console
 
-from gradscope.data.store import Run
-from gradscope.detect.summary import GRAD_RATIO_KEY, gradient_ratio
+from gradscope.detect.summary import RunSummary
 from gradscope.errors import GradscopeInputError
-from gradscope.findings import Severity, findings_to_json, json_safe
+from gradscope.findings import Severity, findings_to_json
 from gradscope.render.terminal import findings_grid, ratio_line
 
 EXIT_OK = 0
@@ -87,8 +86,10 @@ def audit_command(
         result = audit(model, data=arrays, steps=steps, unsafe=unsafe, custom_objects=custom)
     except GradscopeInputError as error:
         return _bad_input(error, err)
+    # The probe run's derived numbers, computed once for whichever view prints them.
+    summary = None if result.run is None else RunSummary.of(result.run, result.findings)
     if as_json:
-        doc = findings_to_json(result.findings) | {"summary": summary_json(result.run)}
+        doc = findings_to_json(result.findings) | {"summary": summary_json(summary)}
         print(json.dumps(doc, indent=1, allow_nan=False), file=out)
     else:
         console = Console(file=out)
@@ -98,7 +99,7 @@ def audit_command(
             console.print(findings_grid(result.findings))
         else:
             console.print("gradscope: no findings.")
-        line = None if result.run is None else ratio_line(result.run)
+        line = None if summary is None else ratio_line(summary)
         if line is not None:
             console.print(line, soft_wrap=True)
         if result.run_dir is not None:
@@ -116,22 +117,20 @@ def audit_command(
     return EXIT_FINDINGS if worst is not None and worst >= Severity.WARNING else EXIT_OK
 
 
-def summary_json(run: Run | None) -> dict[str, Any] | None:
+def summary_json(summary: RunSummary | None) -> dict[str, Any] | None:
     """The probe run's derived numbers for ``--json``, under the keys every view uses.
 
     Args:
-        run: the audit's probe run, or None when no probe ran.
+        summary: the probe run's summary, or None when no probe ran.
 
     Returns:
-        ``{"first_last_grad_ratio", "first_last_grad_ratio_text", ...}``
-        (:meth:`gradscope.detect.summary.GradientRatio.to_json`); ``{"first_last_grad_ratio":
-        None}`` when the run has no measurable ratio; None without a probe.
+        :meth:`gradscope.detect.summary.RunSummary.to_json`: the first/last gradient ratio's
+        fields (only ``first_last_grad_ratio: null`` of them when not measurable), the verdict and
+        the window medians per layer; None without a probe.
 
     Example:
-        >>> summary_json(audit("model.keras").run)["first_last_grad_ratio"]  # doctest: +SKIP
+        >>> summary_json(RunSummary.of(audit("model.keras").run))["first_last_grad_ratio"]
+        ... # doctest: +SKIP
         6.2e-07
     """
-    if run is None:
-        return None
-    ratio = gradient_ratio(run)
-    return {GRAD_RATIO_KEY: None} if ratio is None else json_safe(ratio.to_json())
+    return None if summary is None else summary.to_json()

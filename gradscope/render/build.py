@@ -16,7 +16,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from gradscope._version import __version__
-from gradscope.findings import Severity, kind_title
+from gradscope.findings import kind_title
 from gradscope.render import figures, palette
 from gradscope.render.findings_view import figure_view, finding_view
 from gradscope.render.matrix import positive_range
@@ -29,13 +29,7 @@ from gradscope.render.run_figures import (
     loss_figure,
     update_ratio_figure,
 )
-from gradscope.render.run_summary import (
-    final_loss,
-    final_metrics,
-    layer_rows,
-    summary_view,
-    verdict,
-)
+from gradscope.render.run_summary import final_metrics, layer_rows, summary_view
 from gradscope.render.rundata import REPORT_STATS, RunData
 from gradscope.render.sources import LabelledRun
 from gradscope.render.view import (
@@ -58,7 +52,6 @@ __all__ = [
     "run_view",
     "shared_grad_scale",
     "summary_view",
-    "verdict",
 ]
 
 
@@ -104,14 +97,14 @@ def run_view(
     Example:
         >>> run_view(resolve("runs/mlp")[0]).summary.verdict  # doctest: +SKIP
     """
-    data = data or RunData.of(item.run)
+    data = data or RunData.of(item.run, item.findings)
     findings = list(item.findings)
     fractions, notes = fractions_figure(data)
     return RunView(
         label=item.label,
         anchor=_anchor(item.label, index),
         path=str(item.run.path),
-        summary=summary_view(data, findings),
+        summary=summary_view(data),
         findings=tuple(finding_view(f, data) for f in findings),
         layers=layer_rows(data, findings),
         heatmap=heatmap_figure(data, scale),
@@ -144,21 +137,21 @@ def comparison_view(
         >>> comparison_view(resolve(["runs/sick", "runs/fixed"])).labels  # doctest: +SKIP
         ('before', 'after')
     """
-    datas = list(datas) if datas is not None else [RunData.of(x.run) for x in items]
+    datas = list(datas) if datas is not None else [RunData.of(x.run, x.findings) for x in items]
     colours = palette.run_colours(len(items))
     medians = [d.medians("grad_norm") for d in datas]
     names = list(dict.fromkeys(n for d in datas for n in d.grad_layers))
     rows = []
     for item, data in zip(items, datas, strict=True):
-        text, level = verdict(item.findings, len(data.run.records))
+        summary = data.summary
         rows.append(
             ComparisonRow(
                 label=item.label,
-                verdict=text,
-                verdict_level=level,
-                errors=sum(f.severity == Severity.ERROR for f in item.findings),
-                warnings=sum(f.severity == Severity.WARNING for f in item.findings),
-                final_loss=final_loss(data.run),
+                verdict=summary.verdict,
+                verdict_level=summary.verdict_level,
+                errors=summary.counts["error"],
+                warnings=summary.counts["warning"],
+                final_loss=summary.final_loss,
                 metrics=final_metrics(data.run),
             )
         )
@@ -213,7 +206,7 @@ def report_view(items: Sequence[LabelledRun], title: str) -> ReportView:
         >>> report_view(resolve("runs/mlp"), "mlp").runs[0].label  # doctest: +SKIP
         'mlp'
     """
-    datas = [RunData.of(x.run) for x in items]
+    datas = [RunData.of(x.run, x.findings) for x in items]
     scale = shared_grad_scale(datas) if len(items) > 1 else None
     return ReportView(
         title=title,

@@ -14,7 +14,6 @@ from gradscope.findings import Finding, kind_title
 from gradscope.remedies import CATALOG
 from gradscope.render import figures
 from gradscope.render.fmt import num, sci
-from gradscope.render.matrix import window_median
 from gradscope.render.plotting import Plot
 from gradscope.render.rundata import RunData
 from gradscope.render.view import EvidenceItem, FigureView, FindingView, FixView
@@ -55,7 +54,7 @@ def figure_view(title: str, caption: str, plot: Plot, kind: str = "") -> FigureV
 def _depth_evidence(data: RunData, finding: Finding) -> FigureView | None:
     if not data.grad_layers:
         return None
-    median = window_median(data.sub("grad_norm", data.grad_layers))
+    median = data.median_array("grad_norm", data.grad_layers)
     plot = figures.depth_profile(
         data.grad_layers,
         [("median gradient norm (summary window)", median)],

@@ -1,9 +1,9 @@
-"""Recorded per-layer statistics as layers × records arrays, and the few aggregations renderers use.
+"""Recorded per-layer statistics as layers × records arrays, for the figures.
 
-Renderers never compute new statistics: they arrange what was recorded (one row per layer, one
-column per record), take medians over a window, and thin columns for display. Everything here is
-shared by the HTML report, the terminal summary and the TensorBoard dashboard, so the three show
-the same numbers.
+Renderers never compute statistics: they arrange what was recorded (one row per layer, one column
+per record) and thin columns for display; the derived numbers (window medians, the first/last
+gradient ratio, the verdict) come from the run's :class:`~gradscope.detect.summary.RunSummary`.
+Everything here is shared by the HTML report, the terminal summary and the TensorBoard dashboard.
 """
 
 from __future__ import annotations
@@ -13,12 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from gradscope.config import DETECT_THRESHOLDS
 from gradscope.data.store import Run
-
-#: Fraction of the records the per-layer summaries aggregate over: the same window the detectors
-#: judge, so that a table cell and the finding next to it talk about the same steps.
-SUMMARY_WINDOW_FRACTION: float = DETECT_THRESHOLDS.window.fraction
 
 
 @dataclass(frozen=True)
@@ -86,61 +81,6 @@ def stat_matrices(
                 if value is not None:
                     array[i, j] = value
     return {s: StatMatrix(s, names, steps, out[s]) for s in stats}
-
-
-def window_start(n_records: int, fraction: float = SUMMARY_WINDOW_FRACTION) -> int:
-    """Returns the index of the first record of the last ``fraction`` of ``n_records``.
-
-    Args:
-        n_records: number of records.
-        fraction: window size as a fraction of the records, in (0, 1].
-
-    Returns:
-        The start index (0 for empty runs).
-
-    Example:
-        >>> window_start(10, 0.5)
-        5
-    """
-    return max(0, n_records - max(1, int(np.ceil(n_records * fraction)))) if n_records else 0
-
-
-def window_median(matrix: StatMatrix, fraction: float = SUMMARY_WINDOW_FRACTION) -> np.ndarray:
-    """Per-layer median of the finite values in the last ``fraction`` of the records.
-
-    Args:
-        matrix: the statistic.
-        fraction: window size as a fraction of the records.
-
-    Returns:
-        One value per layer; NaN for layers with no finite value in the window.
-
-    Example:
-        >>> window_median(matrices["grad_norm"])  # doctest: +SKIP
-    """
-    window = matrix.values[:, window_start(matrix.values.shape[1], fraction) :]
-    return nanmedian_rows(window)
-
-
-def nanmedian_rows(values: np.ndarray) -> np.ndarray:
-    """Median of the finite values of each row; NaN for rows without any (no warning).
-
-    Args:
-        values: a 2-D array.
-
-    Returns:
-        One value per row.
-
-    Example:
-        >>> nanmedian_rows(np.array([[1.0, np.nan, 3.0], [np.nan, np.nan, np.nan]])).tolist()
-        [2.0, nan]
-    """
-    out = np.full(values.shape[0], np.nan)
-    for i, row in enumerate(values):
-        finite = row[np.isfinite(row)]
-        if finite.size:
-            out[i] = float(np.median(finite))
-    return out
 
 
 def thin_indices(n: int, max_points: int) -> np.ndarray:

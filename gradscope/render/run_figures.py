@@ -14,7 +14,7 @@ from gradscope.data.store import Run
 from gradscope.render import act_figures, figures
 from gradscope.render.findings_view import figure_view
 from gradscope.render.fmt import pct
-from gradscope.render.matrix import moment_indices, window_median
+from gradscope.render.matrix import moment_indices
 from gradscope.render.rundata import RunData
 from gradscope.render.view import FigureView
 
@@ -171,8 +171,8 @@ def fractions_figure(data: RunData) -> tuple[FigureView | None, tuple[str, ...]]
     layers = data.act_layers
     if not layers:
         return None, ()
-    dead = window_median(data.sub("dead_frac", layers))
-    sat = window_median(data.sub("sat_frac", layers))
+    dead = data.median_array("dead_frac", layers)
+    sat = data.median_array("sat_frac", layers)
     output = data.output_layer
     notes = fraction_notes(layers, dead, sat, output)
     judged_sat = np.where([name != output for name in layers], sat, np.nan)
@@ -204,8 +204,8 @@ def act_stats_figure(data: RunData) -> FigureView | None:
     """
     if not data.act_layers:
         return None
-    mean = window_median(data.sub("act_mean", data.act_layers))
-    std = window_median(data.sub("act_std", data.act_layers))
+    mean = data.median_array("act_mean", data.act_layers)
+    std = data.median_array("act_std", data.act_layers)
     if not np.isfinite(mean).any():
         return None
     return figure_view(

@@ -1,7 +1,8 @@
 """The top of a run's section: verdict, summary numbers and one row per layer.
 
 Shared by the HTML report, the terminal summary and the TensorBoard dashboard, so the three say
-the same thing about a run.
+the same thing about a run: every number here is read from the run's
+:class:`~gradscope.detect.summary.RunSummary` (``data.summary``), none is computed.
 """
 
 from __future__ import annotations
@@ -11,10 +12,9 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from gradscope.data.store import Run
-from gradscope.findings import Finding, Severity, kind_title
+from gradscope.findings import Finding, Severity
 from gradscope.render.fmt import num
-from gradscope.render.matrix import SUMMARY_WINDOW_FRACTION
-from gradscope.render.rundata import REPORT_STATS, RunData
+from gradscope.render.rundata import RunData
 from gradscope.render.view import LayerRow, Metric, SeverityCount, SummaryView
 
 
@@ -39,7 +39,7 @@ def layer_rows(data: RunData, findings: Sequence[Finding]) -> tuple[LayerRow, ..
     Example:
         >>> [r.name for r in layer_rows(RunData.of(run), [])]  # doctest: +SKIP
     """
-    med = {s: data.medians(s) for s in REPORT_STATS}
+    summary = data.summary
     worst = _layer_severity(findings)
     rows = []
     for info in data.run.layers:
@@ -54,61 +54,16 @@ def layer_rows(data: RunData, findings: Sequence[Finding]) -> tuple[LayerRow, ..
                 params=info.params,
                 trainable=info.trainable,
                 watched=info.watched,
-                grad_norm=med["grad_norm"].get(info.name),
-                update_ratio=med["update_ratio"].get(info.name),
-                dead_frac=med["dead_frac"].get(info.name),
-                sat_frac=med["sat_frac"].get(info.name),
-                act_mean=med["act_mean"].get(info.name),
-                act_std=med["act_std"].get(info.name),
+                grad_norm=summary.median(info.name, "grad_norm"),
+                update_ratio=summary.median(info.name, "update_ratio"),
+                dead_frac=summary.median(info.name, "dead_frac"),
+                sat_frac=summary.median(info.name, "sat_frac"),
+                act_mean=summary.median(info.name, "act_mean"),
+                act_std=summary.median(info.name, "act_std"),
                 severity=None if sev is None else str(sev),
             )
         )
     return tuple(rows)
-
-
-def verdict(findings: Sequence[Finding], n_records: int) -> tuple[str, str]:
-    """Returns the one-line verdict and its level from the findings.
-
-    Args:
-        findings: the run's findings.
-        n_records: recorded steps (a run without any cannot be judged).
-
-    Returns:
-        ``(text, level)`` with level in :data:`~gradscope.render.view.VERDICT_LEVELS`.
-
-    Example:
-        >>> verdict([], 10)
-        ('No problems found.', 'ok')
-    """
-    for severity, word in ((Severity.ERROR, "Problems"), (Severity.WARNING, "Warnings")):
-        hits = [f for f in findings if f.severity == severity]
-        if hits:
-            kinds = list(dict.fromkeys(kind_title(f.kind).lower() for f in hits))
-            return f"{word}: {', '.join(kinds)}.", str(severity)
-    if n_records == 0:
-        return "No training steps recorded: nothing to judge yet.", "info"
-    if findings:
-        return "Notes only, no problems found.", "info"
-    return "No problems found.", "ok"
-
-
-def final_loss(run: Run) -> float | None:
-    """The last finite recorded batch loss, or None.
-
-    Args:
-        run: a loaded run.
-
-    Returns:
-        The loss of the last record that has a finite one.
-
-    Example:
-        >>> final_loss(load_run("runs/mlp"))  # doctest: +SKIP
-        0.0412
-    """
-    for record in reversed(run.records):
-        if record.loss is not None and math.isfinite(record.loss):
-            return record.loss
-    return None
 
 
 def final_metrics(run: Run) -> tuple[Metric, ...]:
@@ -139,26 +94,20 @@ def _optimizer_text(optimizer: Mapping[str, Any]) -> str:
     return name
 
 
-def summary_view(data: RunData, findings: Sequence[Finding]) -> SummaryView:
-    """Builds a run's summary.
+def summary_view(data: RunData) -> SummaryView:
+    """Builds a run's summary section from its :class:`RunSummary` and metadata.
 
     Args:
-        data: the run's arranged data.
-        findings: the run's findings.
+        data: the run's arranged data (built with the run's findings, which the verdict reads).
 
     Returns:
         The summary.
 
     Example:
-        >>> summary_view(RunData.of(run), []).verdict  # doctest: +SKIP
+        >>> summary_view(RunData.of(run, findings)).verdict  # doctest: +SKIP
         'No problems found.'
     """
-    run = data.run
-    text, level = verdict(findings, len(run.records))
-    counts = tuple(
-        SeverityCount(str(s), sum(f.severity == s for f in findings))
-        for s in sorted(Severity, reverse=True)
-    )
+    run, summary = data.run, data.summary
     return SummaryView(
         model_name=run.meta.model_name,
         status=run.meta.status,
@@ -166,14 +115,14 @@ def summary_view(data: RunData, findings: Sequence[Finding]) -> SummaryView:
         optimizer=_optimizer_text(run.meta.optimizer),
         n_layers=len(run.layers),
         n_params=sum(x.params for x in run.layers),
-        n_records=len(run.records),
-        first_step=run.records[0].step if run.records else None,
-        last_step=run.records[-1].step if run.records else None,
+        n_records=summary.n_records,
+        first_step=summary.first_step,
+        last_step=summary.last_step,
         n_epochs=len(run.epochs),
-        final_loss=final_loss(run),
+        final_loss=summary.final_loss,
         metrics=final_metrics(run),
-        verdict=text,
-        verdict_level=level,
-        counts=counts,
-        window_fraction=SUMMARY_WINDOW_FRACTION,
+        verdict=summary.verdict,
+        verdict_level=summary.verdict_level,
+        counts=tuple(SeverityCount(s, n) for s, n in summary.counts.items()),
+        window_fraction=summary.window_fraction,
     )

@@ -1,13 +1,20 @@
-"""A run's recorded statistics arranged once (layers × records), shared by every view of it."""
+"""A run's recorded statistics arranged once (layers × records), with its :class:`RunSummary`.
+
+The matrices feed the figures; every derived number (window medians, the first/last gradient
+ratio, the verdict) is read from the run's one :class:`~gradscope.detect.summary.RunSummary`.
+"""
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+import numpy as np
+
 from gradscope.data.store import Run
-from gradscope.render.matrix import StatMatrix, layers_with, stat_matrices, window_median
+from gradscope.detect.summary import RunSummary
+from gradscope.findings import Finding
+from gradscope.render.matrix import StatMatrix, layers_with, stat_matrices
 
 #: Statistics the report arranges as layers × records.
 REPORT_STATS: tuple[str, ...] = (
@@ -30,19 +37,23 @@ class RunData:
         matrices: :data:`REPORT_STATS` as layers × records.
         grad_layers: layers with recorded gradients, forward order.
         act_layers: layers with recorded activation statistics, forward order.
+        summary: the run's derived numbers, computed once (its verdict from the findings given).
     """
 
     run: Run
     matrices: Mapping[str, StatMatrix]
     grad_layers: tuple[str, ...]
     act_layers: tuple[str, ...]
+    summary: RunSummary
 
     @classmethod
-    def of(cls, run: Run) -> RunData:
-        """Arranges a run's statistics.
+    def of(cls, run: Run, findings: Sequence[Finding] = ()) -> RunData:
+        """Arranges a run's statistics and computes its summary.
 
         Args:
             run: a loaded run.
+            findings: the run's findings, for the summary's verdict and counts (figures alone
+                do not need them).
 
         Returns:
             The arranged data.
@@ -54,7 +65,7 @@ class RunData:
         matrices = stat_matrices(run, REPORT_STATS)
         grad = layers_with([matrices["grad_norm"]])
         acts = layers_with([matrices[s] for s in ("dead_frac", "sat_frac", "act_mean")])
-        return cls(run, matrices, tuple(grad), tuple(acts))
+        return cls(run, matrices, tuple(grad), tuple(acts), RunSummary.of(run, findings))
 
     @property
     def output_layer(self) -> str | None:
@@ -87,10 +98,10 @@ class RunData:
         return StatMatrix(stat, tuple(layers), m.steps, m.values[rows])
 
     def medians(self, stat: str) -> dict[str, float]:
-        """Window median per layer of one statistic (finite values only).
+        """Window median per layer of one statistic, as the run's summary holds it.
 
         Args:
-            stat: one of :data:`REPORT_STATS`.
+            stat: one of :data:`gradscope.detect.summary.SUMMARY_STATS`.
 
         Returns:
             layer -> median, for layers that have one.
@@ -99,9 +110,21 @@ class RunData:
             >>> RunData.of(run).medians("dead_frac")  # doctest: +SKIP
             {'dense': 0.0625}
         """
-        m = self.matrices[stat]
-        return {
-            name: float(v)
-            for name, v in zip(m.layers, window_median(m), strict=True)
-            if math.isfinite(v)
-        }
+        return dict(self.summary.medians[stat])
+
+    def median_array(self, stat: str, layers: Sequence[str]) -> np.ndarray:
+        """The summary's window medians of ``layers``, as an array for a figure.
+
+        Args:
+            stat: one of :data:`gradscope.detect.summary.SUMMARY_STATS`.
+            layers: layer names.
+
+        Returns:
+            float64 array aligned with ``layers``; NaN where a layer has no median.
+
+        Example:
+            >>> RunData.of(run).median_array("sat_frac", ["dense", "out"])  # doctest: +SKIP
+            array([0.  , 0.98])
+        """
+        medians = self.summary.medians[stat]
+        return np.array([medians.get(name, np.nan) for name in layers], dtype=np.float64)

@@ -1,7 +1,8 @@
 """Rich terminal summary: a table of layers coloured by finding, and the findings list.
 
-Uses the same view model rows as the HTML report (window medians of recorded values), so the
-terminal and the report never disagree.
+Uses the same view model rows as the HTML report, read from the run's one
+:class:`~gradscope.detect.summary.RunSummary` (window medians, first/last gradient ratio,
+verdict), so the terminal and the report never disagree.
 """
 
 from __future__ import annotations
@@ -12,12 +13,10 @@ from rich.console import Console, Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from gradscope.data.store import Run
-from gradscope.detect.summary import gradient_ratio
+from gradscope.detect.summary import RunSummary
 from gradscope.findings import Finding
-from gradscope.render.build import RunData, finding_view, layer_rows, verdict
+from gradscope.render.build import RunData, finding_view, layer_rows
 from gradscope.render.fmt import grad_ratio, pct, sci
-from gradscope.render.matrix import SUMMARY_WINDOW_FRACTION
 from gradscope.render.sources import RunInput, as_run, findings_of
 
 #: Layer names listed per finding before "(+N)".
@@ -33,9 +32,10 @@ STYLES: dict[str, str] = {
 
 
 def _layers_table(data: RunData, findings: Sequence[Finding], title: str) -> Table:
+    fraction = data.summary.window_fraction
     table = Table(
         title=title,
-        caption=f"medians over the last {100 * SUMMARY_WINDOW_FRACTION:.0f} % of recorded steps;"
+        caption=f"medians over the last {100 * fraction:.0f} % of recorded steps;"
         " output saturation (dim) is confidence, never judged",
     )
     table.add_column("layer")
@@ -62,11 +62,11 @@ def _layers_table(data: RunData, findings: Sequence[Finding], title: str) -> Tab
     return table
 
 
-def ratio_line(run: Run) -> Text | None:
+def ratio_line(summary: RunSummary) -> Text | None:
     """The run's first/last gradient ratio as one line, in the words every view uses.
 
     Args:
-        run: a loaded run.
+        summary: the run's summary.
 
     Returns:
         e.g. ``first/last gradient ratio 6.2e-07 (6.2 orders of magnitude): per-weight gradient
@@ -74,9 +74,9 @@ def ratio_line(run: Run) -> Text | None:
         measurable ratio (fewer than two weight layers or too few records).
 
     Example:
-        >>> Console().print(ratio_line(load_run("runs/mlp")))  # doctest: +SKIP
+        >>> Console().print(ratio_line(RunSummary.of(load_run("runs/mlp"))))  # doctest: +SKIP
     """
-    ratio = gradient_ratio(run)
+    ratio = summary.grad_ratio
     if ratio is None:
         return None
     start, end = ratio.window_steps
@@ -142,13 +142,13 @@ def summary_renderable(
     """
     loaded = as_run(run)
     found = list(findings) if findings is not None else findings_of(loaded)
-    data = RunData.of(loaded)
-    text, level = verdict(found, len(loaded.records))
+    data = RunData.of(loaded, found)
+    summary = data.summary
     parts: list[RenderableType] = [
-        Text(text, style=STYLES.get(level, "")),
+        Text(summary.verdict, style=STYLES.get(summary.verdict_level, "")),
         _layers_table(data, found, title or f"gradscope: {loaded.meta.model_name}"),
     ]
-    line = ratio_line(loaded)
+    line = ratio_line(summary)
     if line is not None:
         parts.append(line)
     if found:

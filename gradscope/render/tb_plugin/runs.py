@@ -1,7 +1,8 @@
 """Finding gradscope runs under a log directory and turning one into the dashboard's JSON.
 
-The JSON is arranged recorded data only (thinned layers × steps gradient norms, window medians of
-dead/saturated fractions, findings); the browser draws it.
+The JSON is arranged recorded data only (thinned layers × steps gradient norms, findings) and the
+run's :class:`~gradscope.detect.summary.RunSummary` numbers (verdict, window medians of the
+dead/saturated fractions); the browser draws it.
 """
 
 from __future__ import annotations
@@ -16,8 +17,8 @@ from typing import Any
 from gradscope.data.rundirs import is_run_dir, list_runs
 from gradscope.data.store import META_FILE, STATS_FILE, load_run
 from gradscope.findings import FINDINGS_FILE, Finding
-from gradscope.render.build import RunData, finding_view, verdict
-from gradscope.render.matrix import thin_indices, window_median
+from gradscope.render.build import RunData, finding_view
+from gradscope.render.matrix import thin_indices
 from gradscope.render.sources import findings_of
 
 #: Heatmap columns sent at most per run; the browser gets evenly thinned records beyond this.
@@ -114,24 +115,24 @@ def dashboard_payload(name: str, path: Path, max_columns: int = MAX_COLUMNS) -> 
     """
     run = load_run(path)
     findings = findings_of(run)
-    data = RunData.of(run)
+    data = RunData.of(run, findings)
+    summary = data.summary
     grads = data.sub("grad_norm", data.grad_layers)
     cols = thin_indices(len(grads.steps), max_columns)
-    text, level = verdict(findings, len(run.records))
     act = list(data.act_layers)
     return {
         "run": name,
         "model": run.meta.model_name,
         "status": run.meta.status,
-        "verdict": text,
-        "verdict_level": level,
-        "n_records": len(run.records),
+        "verdict": summary.verdict,
+        "verdict_level": summary.verdict_level,
+        "n_records": summary.n_records,
         "layers": list(data.grad_layers),
         "steps": [int(s) for s in grads.steps[cols]],
         "grad_norm": [_clean(row) for row in grads.values[:, cols]] if len(cols) else [],
         "act_layers": act,
-        "dead_frac": _clean(window_median(data.sub("dead_frac", act))) if act else [],
-        "sat_frac": _clean(window_median(data.sub("sat_frac", act))) if act else [],
+        "dead_frac": [summary.median(n, "dead_frac") for n in act],
+        "sat_frac": [summary.median(n, "sat_frac") for n in act],
         "findings": [_finding_json(f) for f in findings],
     }
 
