@@ -11,70 +11,23 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import numpy as np
 import tensorflow as tf
 
 from gradscope.collect import stats
 from gradscope.collect.layers import WatchPlan
+from gradscope.collect.options import Frequencies, validate_frequencies
 from gradscope.config import HISTOGRAM_BINS
 from gradscope.data.schema import StepRecord
+
+__all__ = ["Frequencies", "Recorder", "validate_frequencies"]  # the option checks live in options
 
 _ON_READ = {
     "synchronization": tf.VariableSynchronization.ON_READ,
     "aggregation": tf.VariableAggregation.ONLY_FIRST_REPLICA,
     "trainable": False,
 }
-
-
-@dataclass(frozen=True)
-class Frequencies:
-    """How often each kind of statistic is recorded, in optimizer steps (0 = never).
-
-    Attributes:
-        freq: gradients, weights, updates, loss and learning rate.
-        activation: activations; a multiple of ``freq`` (or 0).
-        histogram: histograms; a multiple of ``freq`` (or 0).
-    """
-
-    freq: int
-    activation: int
-    histogram: int
-
-
-def validate_frequencies(
-    freq: int, activation_freq: int | None, histogram_freq: int
-) -> Frequencies:
-    """Checks the ``*_freq`` options and resolves defaults.
-
-    Args:
-        freq: record every ``freq`` steps; must be >= 1.
-        activation_freq: None (same as ``freq``), 0 (off) or a multiple of ``freq``.
-        histogram_freq: 0 (off) or a multiple of ``freq``.
-
-    Returns:
-        The resolved :class:`Frequencies`.
-
-    Raises:
-        ValueError: naming the bad option and the received value.
-
-    Example:
-        >>> validate_frequencies(10, None, 0).activation
-        10
-    """
-    if isinstance(freq, bool) or not isinstance(freq, int) or freq < 1:
-        raise ValueError(f"`freq` must be an integer >= 1. Received: freq={freq!r}")
-    act = freq if activation_freq is None else activation_freq
-    for name, value in (("activation_freq", act), ("histogram_freq", histogram_freq)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            raise ValueError(f"`{name}` must be an integer >= 0. Received: {name}={value!r}")
-        if value and value % freq:
-            raise ValueError(
-                f"`{name}` must be 0 or a multiple of `freq` ({freq}), so that its statistics "
-                f"land on recorded steps. Received: {name}={value}"
-            )
-    return Frequencies(freq=freq, activation=act, histogram=histogram_freq)
 
 
 def _due(step: tf.Tensor, every: int) -> tf.Tensor:
@@ -115,10 +68,15 @@ class Recorder:
         n_acts = len(plan.act_layers)
         self._var_slot: dict[int, tuple[int, int]] = {}
         self._flat_vars: list[tuple[int, str]] = []
+        # Per layer: its group (optimizer) and the flat indices of its variables.
+        self._layer_group = plan.grad_groups or (0,) * n_layers
+        self._layer_vars: list[list[int]] = []
         for i, variables in enumerate(plan.grad_variables):
+            self._layer_vars.append([])
             for v in variables:
                 j = len(self._flat_vars)
                 self._flat_vars.append((i, v.path.rsplit("/", 1)[-1]))
+                self._layer_vars[i].append(j)
                 self._var_slot[id(v)] = (i, j)
                 self._var_slot[id(v.value)] = (i, j)
         n_vars = len(self._flat_vars)
@@ -130,7 +88,12 @@ class Recorder:
                 return tf.Variable(tf.fill(shape, tf.cast(value, dtype)), **_ON_READ)
 
             self.step_buf = var([k], -1, tf.int64)
-            self.act_step_buf = var([k], -1, tf.int64)
+            # The step each layer's gradient row was written at: a layer without a gradient at
+            # a recorded step (its optimizer did not apply, it was not used) has no row in that
+            # record rather than a stale or NaN one.
+            self.grad_step_buf = var([k, max(n_layers, 1)], -1, tf.int64)
+            # Per activation layer: a layer the step did not call keeps no stale row.
+            self.act_step_buf = var([k, max(n_acts, 1)], -1, tf.int64)
             self.hist_step_buf = var([k], -1, tf.int64)
             self.scalar_buf = var([k, 2], math.nan)  # loss, lr
             self.grad_buf = var([k, max(n_layers, 1), len(stats.GRAD_STAT_ORDER)], math.nan)
@@ -150,6 +113,9 @@ class Recorder:
             ]
         self._last_step = -1
         self._last_act_step = -1
+        # False when the train step computes its own loss: the buffer's NaN then means "not
+        # captured", not a diverged loss.
+        self.loss_known = True
 
     # ------------------------------------------------------------------ in-graph half
 
@@ -162,6 +128,7 @@ class Recorder:
         grads_and_vars: Sequence[tuple[tf.Tensor | None, tf.Variable]],
         step: tf.Tensor,
         learning_rate: tf.Tensor | float | None = None,
+        group: int | None = None,
     ) -> None:
         """In-graph: on recorded steps, reduce gradients and snapshot the weights.
 
@@ -169,6 +136,8 @@ class Recorder:
             grads_and_vars: (gradient, variable) pairs as the optimizer receives them.
             step: the current step (0-based count of updates applied before this one).
             learning_rate: the learning rate of this step, if known.
+            group: the optimizer applying them (index in ``plan.groups``); None: the only one.
+                Only group 0 (or None) writes the step's loss and learning rate.
         """
         per_layer: list[list[tf.Tensor]] = [[] for _ in self.plan.grad_layers]
         per_var: list[tuple[int, tf.Tensor, tf.Variable]] = []
@@ -176,20 +145,29 @@ class Recorder:
             where = self._var_slot.get(id(v))
             if g is None or where is None:
                 continue
+            if group is not None and self._layer_group[where[0]] != group:
+                continue
             per_layer[where[0]].append(g)
             per_var.append((where[1], g, v))
         step = tf.cast(step, tf.int64)
 
         def write() -> tf.Tensor:
             slot = self.slot(step)
-            for i, grads in enumerate(per_layer):
-                if grads:
-                    _put(self.grad_buf, [slot, i], stats.grad_stats(grads))
+            written = [i for i, grads in enumerate(per_layer) if grads]
+            for i in written:
+                _put(self.grad_buf, [slot, i], stats.grad_stats(per_layer[i]))
+            if written:
+                rows = tf.stack([tf.stack([slot, tf.constant(i, tf.int64)]) for i in written])
+                stamped = tf.tensor_scatter_nd_update(
+                    self.grad_step_buf, rows, tf.fill([len(written)], step)
+                )
+                self.grad_step_buf.assign(stamped)
             for j, g, v in per_var:
                 _put(self.var_buf, [slot, j], tf.stack([stats.l2_norm(g), stats.l2_norm(v)]))
                 self.shadows[j].assign(tf.cast(v, tf.float32))
-            lr = math.nan if learning_rate is None else learning_rate
-            _put(self.scalar_buf, [slot], tf.stack([self.loss_var, tf.cast(lr, tf.float32)]))
+            if not group:
+                lr = math.nan if learning_rate is None else learning_rate
+                _put(self.scalar_buf, [slot], tf.stack([self.loss_var, tf.cast(lr, tf.float32)]))
             _put(self.step_buf, [slot], step)
             return tf.constant(0)
 
@@ -205,27 +183,28 @@ class Recorder:
         if self.freqs.histogram:
             tf.cond(_due(step, self.freqs.histogram), write_hist, lambda: tf.constant(0))
 
-    def record_update(self, step: tf.Tensor) -> None:
+    def record_update(self, step: tf.Tensor, group: int | None = None) -> None:
         """On recorded steps, after the optimizer update: weight norms and ‖Δw‖ per layer.
 
         Runs in-graph (callback) or eagerly (Scope).
 
         Args:
             step: the step whose update was just applied.
+            group: the optimizer that applied it (its layers only); None: every layer.
         """
         step = tf.cast(step, tf.int64)
 
         def write() -> tf.Tensor:
             slot = self.slot(step)
-            j = 0
             for i, variables in enumerate(self.plan.grad_variables):
+                if group is not None and self._layer_group[i] != group:
+                    continue
                 w_sq = tf.constant(0.0)
                 d_sq = tf.constant(0.0)
-                for v in variables:
+                for v, j in zip(variables, self._layer_vars[i], strict=True):
                     value = tf.cast(v.value, tf.float32)
                     w_sq += tf.reduce_sum(tf.square(value))
                     d_sq += tf.reduce_sum(tf.square(value - self.shadows[j]))
-                    j += 1
                 _put(self.upd_buf, [slot, i], tf.stack([tf.sqrt(w_sq), tf.sqrt(d_sq)]))
             return tf.constant(0)
 
@@ -245,7 +224,7 @@ class Recorder:
         def write() -> tf.Tensor:
             slot = self.slot(step)
             _put(self.act_buf, [slot, index], stats.act_stats(outputs, kind))
-            _put(self.act_step_buf, [slot], step)
+            _put(self.act_step_buf, [slot, index], step)
             return tf.constant(0)
 
         def write_hist() -> tf.Tensor:
@@ -279,7 +258,8 @@ class Recorder:
     def reset(self) -> None:
         """Forgets what was read so far and clears the buffers (host)."""
         self.step_buf.assign(tf.fill([self.slots], tf.constant(-1, tf.int64)))
-        self.act_step_buf.assign(tf.fill([self.slots], tf.constant(-1, tf.int64)))
+        self.grad_step_buf.assign(tf.fill(self.grad_step_buf.shape, tf.constant(-1, tf.int64)))
+        self.act_step_buf.assign(tf.fill(self.act_step_buf.shape, tf.constant(-1, tf.int64)))
         self.hist_step_buf.assign(tf.fill([self.slots], tf.constant(-1, tf.int64)))
         self._last_step = -1
 
@@ -307,19 +287,24 @@ class Recorder:
         var_vals = self.var_buf.numpy()
         upd = self.upd_buf.numpy()
         acts = self.act_buf.numpy()
+        grad_steps = self.grad_step_buf.numpy()
         records: list[StepRecord] = []
         hists: list[tuple[int, dict[str, np.ndarray]]] = []
         for step, k in fresh:
             layers: dict[str, dict[str, float]] = {}
+            absent = {i for i in range(len(self.plan.grad_layers)) if grad_steps[k, i] != step}
             for i, name in enumerate(self.plan.grad_layers):
+                if i in absent:
+                    continue
                 row = {s: float(grads[k, i, n]) for n, s in enumerate(stats.GRAD_STAT_ORDER)}
                 w_norm, d_norm = float(upd[k, i, 0]), float(upd[k, i, 1])
                 row["weight_norm"] = w_norm
                 row["update_norm"] = d_norm
                 row["update_ratio"] = d_norm / w_norm if w_norm > 0 else math.nan
                 layers[name] = row
-            if act_steps[k] == step:
-                for i, (name, _, _) in enumerate(self.plan.act_layers):
+            acted = act_steps[k] == step
+            for i, (name, _, _) in enumerate(self.plan.act_layers):
+                if acted[i]:
                     row = layers.setdefault(name, {})
                     for n, s in enumerate(stats.ACT_STAT_ORDER):
                         value = float(acts[k, i, n])
@@ -332,9 +317,10 @@ class Recorder:
                     "weight_norm": float(var_vals[k, j, 1]),
                 }
                 for j, (i, short) in enumerate(self._flat_vars)
+                if i not in absent
             }
-            loss = float(scalars[k, 0])
-            if math.isnan(loss) and loss_fallback is not None:
+            loss: float | None = float(scalars[k, 0]) if self.loss_known else None
+            if loss is None or (math.isnan(loss) and loss_fallback is not None):
                 loss = loss_fallback
             lr = float(scalars[k, 1])
             records.append(
@@ -348,17 +334,18 @@ class Recorder:
                 )
             )
             if self.freqs.histogram and hist_steps[k] == step:
-                hists.append((step, self._read_hist(k, act_steps[k] == step)))
+                hists.append((step, self._read_hist(k, acted, absent)))
         self._last_step = fresh[-1][0]
         return records, hists
 
-    def _read_hist(self, k: int, with_acts: bool) -> dict[str, np.ndarray]:
+    def _read_hist(self, k: int, acted: np.ndarray, absent: set[int]) -> dict[str, np.ndarray]:
         out: dict[str, np.ndarray] = {}
         grad_hist = self.grad_hist_buf.numpy()[k]
         for i, name in enumerate(self.plan.grad_layers):
-            out[f"grad/{name}"] = grad_hist[i].copy()
-        if with_acts:
-            act_hist = self.act_hist_buf.numpy()[k]
-            for i, (name, _, _) in enumerate(self.plan.act_layers):
+            if i not in absent:
+                out[f"grad/{name}"] = grad_hist[i].copy()
+        act_hist = self.act_hist_buf.numpy()[k] if acted.any() else None
+        for i, (name, _, _) in enumerate(self.plan.act_layers):
+            if act_hist is not None and acted[i]:
                 out[f"act/{name}"] = act_hist[i].copy()
         return out

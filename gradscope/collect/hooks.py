@@ -36,8 +36,56 @@ def base_optimizer(optimizer: keras.optimizers.Optimizer) -> keras.optimizers.Op
     return optimizer
 
 
-class Hooks:
+class Patches:
+    """Wrapper functions set as attributes of single objects, each restored by :meth:`remove`.
+
+    Wrappers check :attr:`active` and pass calls straight through once removed. That matters
+    when two objects patch the same attribute (two GradScope callbacks on one model) and are
+    not removed in reverse order: a wrapper another one has wrapped since cannot be cut out of
+    the middle of the chain, so it stays there, inactive, until the outer one is removed and
+    restores past every inactive wrapper below it.
+
+    Attributes:
+        active: False once :meth:`remove` ran.
+
+    Example:
+        >>> patches = Patches()
+        >>> patches._patch(layer, "call", wrapped_call)  # doctest: +SKIP
+        >>> patches.remove()  # doctest: +SKIP
+    """
+
+    def __init__(self) -> None:
+        self._patched: list[tuple[Any, str, Any]] = []
+        self.active = True
+
+    def _patch(self, obj: Any, name: str, value: Callable[..., Any]) -> None:
+        value._gradscope_patch = (self, obj.__dict__.get(name, _SENTINEL))  # type: ignore[attr-defined]
+        self._patched.append((obj, name, value))
+        object.__setattr__(obj, name, value)
+
+    def remove(self) -> None:
+        """Restores every patched attribute still set to this object's wrapper (idempotent)."""
+        self.active = False
+        while self._patched:
+            obj, name, value = self._patched.pop()
+            if obj.__dict__.get(name, _SENTINEL) is not value:
+                continue  # wrapped by another patch since: stays, inactive (see the class doc)
+            previous = value._gradscope_patch[1]
+            while (below := getattr(previous, "_gradscope_patch", None)) and not below[0].active:
+                previous = below[1]
+            if previous is _SENTINEL:
+                obj.__dict__.pop(name, None)
+            else:
+                object.__setattr__(obj, name, previous)
+
+
+class Hooks(Patches):
     """Installs and removes the recording patches for one model.
+
+    While Keras traces the train step, the hooks also note (in Python, at trace time) what the
+    step went through: ``step_traced``, ``applied`` (the optimizer groups whose update ran in
+    it), ``loss_traced`` (Keras's loss computation ran in it) and ``called`` (the activation
+    layers called in it), so the callback can say what a custom train step leaves unrecorded.
 
     Args:
         model: the model being trained.
@@ -48,32 +96,27 @@ class Hooks:
     def __init__(
         self, model: keras.Model, recorder: Recorder, step_fn: Callable[[], tf.Tensor]
     ) -> None:
+        super().__init__()
         self.model = model
         self.recorder = recorder
         self.step_fn = step_fn
-        self._patched: list[tuple[Any, str, Any]] = []
         # True while Keras traces its train step (or while a probe batch runs), so that
         # evaluate/predict traces are not instrumented.
         self.activations_on = False
         # Set while a probe batch is traced: activations are written for this step instead.
         self.step_override: tf.Tensor | None = None
         self.in_train_step = False
+        self.step_traced = False
+        # None: Keras's loss computation could not be hooked, so nothing is known about it.
+        self.loss_traced: bool | None = False
+        self.applied: set[int | None] = set()
+        self.called: set[int] = set()
+        self.activations_in_step = False
+        self.layers_hooked = False
 
-    def _patch(self, obj: Any, name: str, value: Any) -> None:
-        previous = obj.__dict__.get(name, _SENTINEL)
-        self._patched.append((obj, name, previous))
-        object.__setattr__(obj, name, value)
-
-    def remove(self) -> None:
-        """Restores every patched attribute (idempotent)."""
-        while self._patched:
-            obj, name, previous = self._patched.pop()
-            if previous is _SENTINEL:
-                obj.__dict__.pop(name, None)
-            else:
-                object.__setattr__(obj, name, previous)
-
-    def install_optimizer(self, optimizer: keras.optimizers.Optimizer) -> None:
+    def install_optimizer(
+        self, optimizer: keras.optimizers.Optimizer, group: int | None = None
+    ) -> None:
         """Wraps the optimizer's update so gradients and updates are reduced in its step.
 
         The TF optimizer's ``_all_reduce_sum_gradients`` returns the gradients that will be
@@ -82,6 +125,7 @@ class Hooks:
 
         Args:
             optimizer: the (innermost) optimizer.
+            group: its index in the plan's optimizer groups; None when it is the only one.
 
         Raises:
             ValueError: if the optimizer does not have the TensorFlow optimizer's update path.
@@ -100,36 +144,57 @@ class Hooks:
 
         def all_reduce(grads_and_vars: Any) -> Any:
             reduced = original_reduce(grads_and_vars)
-            recorder.record_gradients(reduced, state["step"], state.get("lr"))
+            if not self.active:
+                return reduced
+            recorder.record_gradients(reduced, state["step"], state.get("lr"), group=group)
             return reduced
 
         def update_step(grads: Any, trainable_variables: Any, learning_rate: Any) -> Any:
+            if not self.active:
+                return original_update(grads, trainable_variables, learning_rate)
+            if self.in_train_step:
+                self.applied.add(group)
             state["step"] = self.step_fn()
             state["lr"] = learning_rate
             result = original_update(grads, trainable_variables, learning_rate)
-            recorder.record_update(state["step"])
+            recorder.record_update(state["step"], group=group)
             return result
 
         self._patch(optimizer, "_all_reduce_sum_gradients", all_reduce)
         self._patch(optimizer, "_backend_update_step", update_step)
 
-    def install_model(self, model: keras.Model, activations_in_step: bool = True) -> None:
+    def install_model(
+        self,
+        model: keras.Model,
+        activations_in_step: bool = True,
+        counter: tf.Variable | None = None,
+    ) -> None:
         """Wraps ``train_step`` (to know when Keras traces training) and ``_compute_loss``.
 
         Args:
             model: the model being trained.
             activations_in_step: record activations of the training batch (False when a fixed
                 probe batch is used instead).
+            counter: a step counter to increment after every train step (the clock of custom
+                train steps, whose optimizers may apply several times a step, or not at all).
         """
         recorder = self.recorder
         original_step = model.train_step
         replicas = model.distribute_strategy.num_replicas_in_sync
+        self.activations_in_step = activations_in_step
 
         def train_step(data: Any) -> Any:
+            if not self.active:
+                return original_step(data)
             self.in_train_step = True
+            self.step_traced = True
             self.activations_on = activations_in_step
             try:
-                return original_step(data)
+                outputs = original_step(data)
+                if counter is not None:
+                    # After the step: every read of the counter in it sees the same value.
+                    counter.assign_add(1)
+                return outputs
             finally:
                 self.in_train_step = False
                 self.activations_on = False
@@ -137,11 +202,13 @@ class Hooks:
         self._patch(model, "train_step", train_step)
         original_loss = getattr(model, "_compute_loss", None)
         if original_loss is None:
+            self.loss_traced = None
             return
 
         def compute_loss(*args: Any, **kwargs: Any) -> Any:
             loss = original_loss(*args, **kwargs)
-            if self.in_train_step:
+            if self.active and self.in_train_step:
+                self.loss_traced = True
                 # Keras divides the loss by the replica count under tf.distribute.
                 recorder.record_loss(loss * replicas)
             return loss
@@ -150,6 +217,7 @@ class Hooks:
 
     def install_layers(self) -> None:
         """Wraps ``call`` of every layer whose activations are recorded."""
+        self.layers_hooked = True
         for index, (_, layer, _) in enumerate(self.recorder.plan.act_layers):
             self._patch(layer, "call", self._wrap_call(layer.call, index))
 
@@ -158,7 +226,9 @@ class Hooks:
 
         def call(*args: Any, **kwargs: Any) -> Any:
             outputs = original(*args, **kwargs)
-            if self.activations_on:
+            if self.active and self.activations_on:
+                if self.in_train_step:
+                    self.called.add(index)
                 first = outputs[0] if isinstance(outputs, list | tuple) else outputs
                 step = self.step_override if self.step_override is not None else self.step_fn()
                 recorder.record_activation(index, first, step)
