@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import math
 import warnings
 import weakref
 from collections.abc import Callable, Sequence
@@ -14,41 +13,24 @@ import keras
 import tensorflow as tf
 from rich.console import Console
 
+from gradscope.collect.attach import Attachment, abandon_fit, attach, first_step_notes
+from gradscope.collect.custom_step import OptimizerGroup, StepWatcher, find_optimizers
 from gradscope.collect.diagnose import (
     STOPPING_KINDS,
     diagnose,
     print_findings,
     warn_new_findings,
 )
-from gradscope.collect.engine import Recorder, validate_frequencies
-from gradscope.collect.hooks import Hooks, base_optimizer
-from gradscope.collect.layers import plan_watch
-from gradscope.collect.probe_pass import make_probe, probe_inputs
+from gradscope.collect.engine import Recorder
+from gradscope.collect.hooks import Patches
+from gradscope.collect.options import check_options, validate_frequencies
+from gradscope.collect.probe_pass import probe_inputs
 from gradscope.collect.session import RecordingSession, check_writable, expected_records
 from gradscope.collect.session import log_float as _log_float
 from gradscope.data.schema import StepRecord, has_nonfinite
 from gradscope.findings import Finding
 
 _T = TypeVar("_T")
-
-#: Accepted values of ``on_finding``.
-ON_FINDING = (None, "warn", "stop")
-#: File suffixes accepted for ``html_report``.
-HTML_SUFFIXES = (".html", ".htm")
-
-
-def _abandon_fit(model: keras.Model, hooks: Hooks, session: list[RecordingSession | None]) -> None:
-    """Cleans up after a fit that never reached ``on_train_end`` (an exception, Ctrl-C).
-
-    Called when the callback is garbage-collected or the interpreter exits with the fit still
-    open: the model gets its own methods back and the run is marked ``"interrupted"``.
-    ``session`` holds the fit's session once it is opened (after its first step).
-    """
-    with contextlib.suppress(Exception):  # at interpreter exit, cleanup must never raise
-        hooks.remove()
-        model.train_function = None
-        if session[0] is not None:
-            session[0].close("interrupted")
 
 
 class GradScope(keras.callbacks.Callback):
@@ -117,31 +99,8 @@ class GradScope(keras.callbacks.Callback):
         html_report: str | Path | None = None,
     ) -> None:
         super().__init__()
-        if not isinstance(log_dir, str | Path) or not str(log_dir):
-            raise ValueError(f"`log_dir` must be a non-empty path. Received: log_dir={log_dir!r}")
+        check_options(log_dir, max_records, layers, on_finding, html_report)
         self.freqs = validate_frequencies(freq, activation_freq, histogram_freq)
-        if max_records is not None and (
-            isinstance(max_records, bool) or not isinstance(max_records, int) or max_records < 2
-        ):
-            raise ValueError(
-                "`max_records` must be None or an integer >= 2. "
-                f"Received: max_records={max_records!r}"
-            )
-        if isinstance(layers, str):
-            raise ValueError(f"`layers` must be a list of layer names. Received: layers={layers!r}")
-        if on_finding not in ON_FINDING:
-            raise ValueError(
-                f"`on_finding` must be one of {ON_FINDING}. Received: on_finding={on_finding!r}"
-            )
-        if html_report is not None and (
-            not isinstance(html_report, str | Path)
-            or Path(html_report).suffix.lower() not in HTML_SUFFIXES
-            or Path(html_report).is_dir()
-        ):
-            raise ValueError(
-                "`html_report` must be None or the path of an .html file to write. "
-                f"Received: html_report={html_report!r}"
-            )
         self.html_report = None if html_report is None else Path(html_report)
         self.on_finding = on_finding
         self.verbose = int(verbose)
@@ -153,11 +112,13 @@ class GradScope(keras.callbacks.Callback):
         self.max_records = max_records
         self.run_dir: Path | None = None
         self.session: RecordingSession | None = None
-        self._hooks: Hooks | None = None
+        self._att: Attachment | None = None
+        self._watcher: StepWatcher | None = None
+        self._installed: list[Patches] = []  # this fit's patches, shared with the finalizer
         self._recorder: Recorder | None = None
-        self._recorder_key: tuple[int, int] | None = None
-        self._probe_fn: Any = None
-        self._plan: Any = None
+        self._optimizer_names: list[str] = []
+        self._notes: list[str] = []  # what this fit cannot record
+        self._noted: set[str] = set()  # notes already warned about by this callback
         self._calibrate = False
         # The fit's session, shared with the finalizer that closes it if the fit is abandoned.
         self._live: list[RecordingSession | None] = [None]
@@ -182,44 +143,50 @@ class GradScope(keras.callbacks.Callback):
         self._last_loss: float | None = None
         self._warned: set[tuple[str, tuple[str, ...]]] = set()
         self._write_error = None
-        # Subclassed models may only build their weights while Keras traces the first step;
-        # then the hooks are attached after that step and recording starts at step 1.
-        if model.built:
-            self._attach()
-
-    def _attach(self) -> None:
-        model = self.model
-        optimizer = base_optimizer(model.optimizer)
-        if not optimizer.built:
-            # Built here, outside the train step, so that optimizer slots are created eagerly.
-            optimizer.build(model.trainable_variables)
-        plan = plan_watch(model, self.layers)
-        self._plan = plan
-        spe = max(1, int(getattr(model, "steps_per_execution", 1) or 1))
-        slots = math.ceil(spe / self.freqs.freq) + 2
-        key = (id(model), slots)
-        if self._recorder is None or self._recorder_key != key:
-            self._recorder = Recorder(plan, self.freqs, slots, model.distribute_strategy)
-            self._recorder_key = key
-        else:
-            self._recorder.reset()
-        recorder = self._recorder
-        iterations = optimizer.iterations
-        hooks = Hooks(model, recorder, step_fn=lambda: iterations.value)
-        hooks.install_optimizer(optimizer)
-        hooks.install_model(model, activations_in_step=self.probe_inputs is None)
-        if self.freqs.activation:
-            hooks.install_layers()
-        self._hooks = hooks
-        self._probe_fn = make_probe(model, hooks) if self.probe_inputs is not None else None
-        # Retrace so the hooks are part of the compiled step (also after an earlier fit).
-        model.make_train_function(force=True)
+        self._notes = []
         # Keras skips on_train_end when an exception leaves fit; if this callback is then
         # dropped (or the script dies), unhook the model and mark the run interrupted.
         self._live = [None]
-        self._abandon = weakref.finalize(self, _abandon_fit, model, hooks, self._live)
-        self._step = int(optimizer.iterations.numpy())
+        self._abandon = weakref.finalize(self, abandon_fit, model, self._installed, self._live)
+        optimizers = find_optimizers(model)
+        self._optimizer_names = [name for name, _ in optimizers]
+        if model.built and len(optimizers) == 1:
+            self._install(None)
+            return
+        # A subclassed model built lazily, a custom train step whose outer model is never
+        # built, several optimizers: what the step applies, to which variables, shows only
+        # when it runs. Watch its first step; recording starts at the next one.
+        self._watcher = StepWatcher(model, optimizers)
+        self._watcher.install()
+        self._installed.append(self._watcher)
+        model.make_train_function(force=True)  # a step cached by an earlier fit would skip it
+
+    def _install(self, groups: list[OptimizerGroup] | None) -> None:
+        att = attach(self.model, self.layers, self.freqs, self.probe_inputs, self._recorder, groups)
+        self._att = att
+        self._recorder = att.recorder
+        self._installed.append(att.hooks)
+        self._note(att.notes)
+        if att.clock is None:
+            # Nothing can be recorded: the run opens anyway, marked with why, with its epochs
+            # (their steps count this fit's batches).
+            self._step = self._epoch_seen
+            self._guarded(lambda: self._open_run(0))
+            return
+        self._step = int(att.clock.numpy())
         self._calibrate = True
+
+    def _note(self, notes: list[str]) -> None:
+        """Says once what this fit cannot record (a warning) and marks the run with it."""
+        for note in notes:
+            if note not in self._notes:
+                self._notes.append(note)
+            if note not in self._noted:
+                self._noted.add(note)
+                warnings.warn(f"GradScope: {note}.", stacklevel=3)
+        session = self._live[0]
+        if notes and session is not None:
+            self._guarded(lambda: session.note(self._notes))
 
     def _open_run(self, first_step: int) -> None:
         """Opens this fit's run once its first step is known: new, continued or reopened.
@@ -242,21 +209,23 @@ class GradScope(keras.callbacks.Callback):
             session = RecordingSession(
                 self.log_dir,
                 self.model,
-                self._plan,
-                self._recorder,
+                self._att.plan,
+                self._att.recorder,
                 config=self.get_config(),
-                optimizer=self.model.optimizer,
+                optimizer=self._att.optimizer_meta,
                 tensorboard=self.tensorboard,
                 max_records=self.max_records,
                 expected_records=expected_records(self.params, self.freqs.freq),
             )
             self.run_dir = session.run_dir
         elif session.closed:
-            session.reopen(self.model, self._plan, self._recorder)
+            session.reopen(self.model, self._att.plan, self._att.recorder)
         else:
-            session.recorder = self._recorder  # an earlier fit left by an exception, continued
+            session.recorder = self._att.recorder  # a fit left by an exception, continued
         self.session = session
         self._live[0] = session
+        if self._notes:
+            session.note(self._notes)
 
     def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         """Tracks the epoch for records."""
@@ -265,18 +234,27 @@ class GradScope(keras.callbacks.Callback):
 
     def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
         """Reads the ring buffer when a recorded step happened since the last read."""
-        if self._hooks is None:
-            if self.model.built:
+        att = self._att
+        if att is None:
+            if self._watcher is not None:  # the watched first step ran: hook what it applied
+                watcher, self._watcher = self._watcher, None
+                watcher.remove()
+                self._installed.remove(watcher)
                 self._epoch_seen = batch + 1
-                self._attach()
+                self._install(watcher.groups())
+            return
+        if att.clock is None:
+            self._step += batch + 1 - self._epoch_seen
+            self._epoch_seen = batch + 1
             return
         if self._calibrate:
-            # Counted from the optimizer itself, read once per fit: another callback's
-            # on_train_begin may have restored it after ours (BackupAndRestore).
+            # Counted from the clock itself, read once per fit: another callback's
+            # on_train_begin may have restored the optimizer after ours (BackupAndRestore).
             self._calibrate = False
-            iterations = base_optimizer(self.model.optimizer).iterations
-            self._step = int(iterations.numpy()) - (batch + 1 - self._epoch_seen)
+            self._step = int(att.clock.numpy()) - (batch + 1 - self._epoch_seen)
             first_step = self._step
+            self._note(first_step_notes(att, self.model, self._optimizer_names))
+            att.recorder.loss_known = att.hooks.loss_traced is not False
             self._guarded(lambda: self._open_run(first_step))
         before = self._step
         # With steps_per_execution > 1, Keras reports the last step of the execution.
@@ -304,7 +282,8 @@ class GradScope(keras.callbacks.Callback):
             # Only a run this fit opened: a fit without steps has none (the last one is closed).
             if self._live[0] is not None and self._guarded(self._finish_run):
                 if self.verbose:
-                    print_findings(self.findings, self.session.run_dir)
+                    recorded = self.session.last_record is not None
+                    print_findings(self.findings, self.session.run_dir, None, self._notes, recorded)
                 if self.html_report is not None:
                     self._write_report()
         finally:
@@ -313,7 +292,8 @@ class GradScope(keras.callbacks.Callback):
     def _finish_run(self) -> bool:
         assert self.session is not None
         self._collect(self._step)
-        self.findings = diagnose(self.session)
+        # A run without a step record examined nothing: no findings file says it is healthy.
+        self.findings = diagnose(self.session) if self.session.last_record is not None else []
         self.session.close("completed")
         return True
 
@@ -345,11 +325,14 @@ class GradScope(keras.callbacks.Callback):
         if self._abandon is not None:
             self._abandon.detach()
             self._abandon = None
-        if self._hooks is not None:
-            self._hooks.remove()
-            self._hooks = None
+        if self._installed:
+            for patches in reversed(self._installed):  # newest first
+                patches.remove()
+            self._installed.clear()
             # The compiled step still contains the hooks; drop it so the next fit retraces.
             self.model.train_function = None
+        self._att = None
+        self._watcher = None
 
     # ------------------------------------------------------------------ helpers
 
@@ -374,10 +357,11 @@ class GradScope(keras.callbacks.Callback):
         if session is None:
             return []
         act = self.freqs.activation
-        if self._probe_fn is not None and act:
+        probe_fn = self._att.probe_fn if self._att is not None else None
+        if probe_fn is not None and act:
             last_due = ((self._step - 1) // act) * act
             if last_due >= before:
-                self._probe_fn(self.probe_inputs, tf.constant(last_due, tf.int64))
+                probe_fn(self.probe_inputs, tf.constant(last_due, tf.int64))
         return session.poll(self._epoch, loss_fallback=self._last_loss)
 
     def get_config(self) -> dict[str, Any]:

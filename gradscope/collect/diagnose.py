@@ -86,11 +86,9 @@ def print_findings(
             is said instead of "no findings".
     """
     console = console or Console()
-    try:
-        _print_summary(findings, run_dir, console, recorded)
-    finally:
-        for note in notes:
-            console.print(f"  [yellow]not recorded[/]: {note}", soft_wrap=True, highlight=False)
+    _print_summary(findings, run_dir, console, recorded)
+    for note in notes:
+        console.print(f"  [yellow]not recorded[/]: {note}", soft_wrap=True, highlight=False)
 
 
 def _print_summary(

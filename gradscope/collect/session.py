@@ -167,7 +167,7 @@ class RecordingSession:
         plan: what is watched.
         recorder: the in-graph recorder.
         config: collection options to store in ``meta.json``.
-        optimizer: the optimizer, described in ``meta.json``.
+        optimizer: the optimizer, described in ``meta.json`` (or its description, a dict).
         tensorboard: also write TensorBoard event files.
         max_records: bound on step records kept on disk.
         expected_records: records the run is expected to offer (a fit's length), if known.
@@ -183,7 +183,7 @@ class RecordingSession:
         plan: WatchPlan,
         recorder: Recorder,
         config: dict[str, Any],
-        optimizer: keras.optimizers.Optimizer | None,
+        optimizer: keras.optimizers.Optimizer | dict[str, Any] | None,
         tensorboard: bool,
         max_records: int | None,
         expected_records: int | None = None,
@@ -194,7 +194,9 @@ class RecordingSession:
         meta = RunMeta(
             layers=plan.infos,
             model_name=model.name,
-            optimizer=optimizer_description(optimizer),
+            optimizer=(
+                optimizer if isinstance(optimizer, dict) else optimizer_description(optimizer)
+            ),
             config=config,
             created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
             gradscope_version=__version__,
@@ -238,6 +240,19 @@ class RecordingSession:
         )
         self._open_outputs(plan)
         self.closed = False
+
+    def note(self, notes: list[str]) -> None:
+        """Marks the run with what could not be recorded: ``meta.json``'s ``config.not_recorded``.
+
+        Args:
+            notes: one line each; lines already there are not repeated.
+        """
+        meta = self.writer.meta
+        known = list(meta.config.get("not_recorded", []))
+        fresh = [n for n in notes if n not in known]
+        if fresh:
+            config = {**meta.config, "not_recorded": known + fresh}
+            self.writer.write_meta(replace(meta, config=config))
 
     def poll(self, epoch: int | None, loss_fallback: float | None = None) -> list[StepRecord]:
         """Reads new records from the recorder and writes them.
