@@ -7,6 +7,7 @@ are counted without allocating any, and compared with what the file's bytes coul
 
 from __future__ import annotations
 
+import copy
 import math
 import zipfile
 from collections.abc import Mapping
@@ -48,8 +49,10 @@ def declared_weights(
     import keras
 
     # Compiling would create optimizer variables, which a stateless scope refuses; only the
-    # model's own weights matter here.
-    config = {k: v for k, v in stored.model_config.items() if k != "compile_config"}
+    # model's own weights matter here. A private deep copy: Keras's deserialization pops keys
+    # out of the config it is given (a Functional's layers and wiring), and the stored config
+    # must stay whole for static rules (stored.spec) read after loading.
+    config = {k: copy.deepcopy(v) for k, v in stored.model_config.items() if k != "compile_config"}
     if stored.format == "h5":
         config = upgrade_legacy_config(config) or config
     from keras.src.backend.common import global_state
