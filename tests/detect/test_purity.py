@@ -9,7 +9,7 @@ import gradscope
 
 ROOT = Path(gradscope.__file__).parent
 PURE = [
-    *sorted((ROOT / "detect").glob("*.py")),
+    *sorted((ROOT / "detect").rglob("*.py")),  # with the static/ rules package
     ROOT / "model" / "spec.py",
     *sorted((ROOT / "findings").glob("*.py")),
     ROOT / "remedies.py",
