@@ -11,7 +11,10 @@ from :func:`gradient_ratio` and writes it with :func:`format_grad_ratio`, under 
 :data:`GRAD_RATIO_KEY`. Its definition:
 
 * **layers**: the first and the last *weight layer* (trainable, watched, with a kernel;
-  :func:`gradscope.detect.window.weight_layers`), in forward order;
+  :func:`gradscope.detect.window.weight_layers`), in forward order, **Embedding layers skipped**
+  (:func:`gradscope.detect.window.gradient_flow_layers`): a lookup table's gradient reaches only
+  the rows of the batch's tokens, so its per-weight RMS is tiny even when it learns well and
+  would make every text model look vanishing (:func:`gradscope.detect.window.sparse_gradient`);
 * **statistic**: per-weight gradient RMS, ``grad_norm / sqrt(params)``, so layers of different
   sizes compare (the vanishing detector's choice, :func:`gradscope.detect.window.gradient_rms`);
 * **window**: the median over the detectors' window, the last ``window.fraction`` of the records
@@ -37,7 +40,7 @@ import numpy as np
 from gradscope.config import DETECT_THRESHOLDS, WindowThresholds
 from gradscope.data.schema import StepRecord
 from gradscope.data.store import Run
-from gradscope.detect.window import gradient_rms, last_window, usable_records, weight_layers
+from gradscope.detect.window import gradient_flow_layers, gradient_rms, last_window, usable_records
 from gradscope.findings import Finding, Severity, json_safe, kind_title
 
 #: The JSON key of the ratio's value, the same in evidence, trial summaries and documents.
@@ -142,15 +145,16 @@ def gradient_ratio(
         window: the window thresholds (the detectors' by default).
 
     Returns:
-        The :class:`GradientRatio`, or None with fewer than two weight layers, fewer than
-        ``window.min_records`` finite records, or no finite positive gradient at the last layer.
+        The :class:`GradientRatio`, or None with fewer than two weight layers (Embedding layers
+        not counted), fewer than ``window.min_records`` finite records, or no finite positive
+        gradient at the last layer.
 
     Example:
         >>> gradient_ratio(load_run("runs/mlp")).value  # doctest: +SKIP
         0.42
     """
     records = last_window(usable_records(run.records), window)
-    layers = weight_layers(run)
+    layers = gradient_flow_layers(run)  # Embedding layers skipped (module docstring)
     if len(records) < window.min_records or len(layers) < 2:
         return None
     first, last = layers[0], layers[-1]

@@ -1,6 +1,8 @@
 """Vanishing gradients: gradients shrink by orders of magnitude from the output to the input.
 
-Two signals, each judged on medians over the last window of records:
+Two signals, each judged on medians over the last window of records, on the weight layers
+whose gradients are compared along the network (Embedding layers left out: their gradient reaches
+only the rows of the batch's tokens, :func:`gradscope.detect.window.sparse_gradient`):
 
 * gradient RMS (grad_norm / sqrt(params)) of the first weight layer over that of the last one
   below ``warning_ratio`` (AutoTrainer's ``gra_rate < 1e-3``);
@@ -23,7 +25,7 @@ from gradscope.config import VanishingThresholds
 from gradscope.data.schema import StepRecord
 from gradscope.detect.base import Judgement, RunWindow, WindowDetector, window_detector
 from gradscope.detect.summary import GRAD_RATIO_KEY, GradientRatio, gradient_ratio
-from gradscope.detect.window import gradient_rms, weight_layers
+from gradscope.detect.window import gradient_flow_layers, gradient_rms
 from gradscope.findings import Severity
 
 KIND = "vanishing_gradients"
@@ -48,7 +50,8 @@ class Vanishing(WindowDetector):
             The judgement naming the layers whose gradients vanished, or None.
         """
         th = window.thresholds.vanishing
-        layers = weight_layers(window.run)
+        # Embedding layers are left out: their gradient is sparse, not small (window.py).
+        layers = gradient_flow_layers(window.run)
         if len(layers) < 2:
             return None
         rms = {x.name: gradient_rms(window.last, x) for x in layers}

@@ -13,9 +13,12 @@ import numpy as np
 from gradscope.config import WindowThresholds
 from gradscope.data.schema import LayerInfo, StepRecord, has_nonfinite
 from gradscope.data.store import Run
+from gradscope.model.taxonomy import EMBEDDING_LAYERS
 
-#: Variable names that mark a "weight layer" (a layer whose gradient flow is compared).
+#: Variable names that mark a "weight layer" (a layer with a kernel or a lookup table).
 _KERNEL_VARIABLES = frozenset({"kernel", "depthwise_kernel", "pointwise_kernel", "embeddings"})
+#: The variable of a lookup table (Embedding and look-alikes in other libraries).
+_LOOKUP_VARIABLE = "embeddings"
 
 
 def usable_records(records: Sequence[StepRecord]) -> list[StepRecord]:
@@ -169,6 +172,52 @@ def weight_layers(run: Run) -> list[LayerInfo]:
         if has_kernel:
             out.append(info)
     return out
+
+
+def sparse_gradient(info: LayerInfo) -> bool:
+    """True for a lookup-table layer (Embedding), whose gradient reaches only some rows.
+
+    A step's gradient on an embedding table is zero but for the rows of the batch's tokens, so
+    its RMS over the whole table (and its update ratio) measures how much of the vocabulary a
+    batch touches, not how well the gradient flows: a keras-io BiLSTM whose embedding learns
+    well (98 % of its rows changed) shows an update ratio of 3e-4 and a per-weight gradient RMS
+    three orders of magnitude under the output layer's. Runs record the table's norm only, not
+    the rows touched, so such layers cannot be judged by those rows; they are left out of the
+    gradient-flow comparisons instead (:func:`gradient_flow_layers`).
+
+    Args:
+        info: a recorded layer.
+
+    Returns:
+        True for an ``Embedding`` class or a layer holding an ``embeddings`` variable.
+
+    Example:
+        >>> sparse_gradient(LayerInfo("emb", "Embedding", variables=("embeddings",)))
+        True
+    """
+    return info.class_name in EMBEDDING_LAYERS or _LOOKUP_VARIABLE in info.variables
+
+
+def gradient_flow_layers(run: Run) -> list[LayerInfo]:
+    """The weight layers whose gradients are compared along the network, in forward order.
+
+    :func:`weight_layers` without the lookup tables (:func:`sparse_gradient`): the first/last
+    gradient ratio (:func:`gradscope.detect.summary.gradient_ratio`) and the vanishing detector
+    judge these, so an Embedding is never the "first layer" of the ratio, never called vanishing
+    and never handed initialization or activation fixes. Its norm still counts where a large
+    value is what matters (the exploding detector's bound and growth).
+
+    Args:
+        run: a loaded run.
+
+    Returns:
+        The layers in forward order.
+
+    Example:
+        >>> [x.name for x in gradient_flow_layers(run)]  # doctest: +SKIP
+        ['bidirectional', 'dense']
+    """
+    return [x for x in weight_layers(run) if not sparse_gradient(x)]
 
 
 def gradient_rms(records: Sequence[StepRecord], info: LayerInfo) -> float | None:

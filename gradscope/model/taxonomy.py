@@ -66,6 +66,10 @@ RECURRENT_LAYERS = frozenset(
         "ConvLSTM3D",
     }
 )
+#: Lookup-table layers: a step's gradient reaches only the rows of the batch's tokens, so the
+#: table's gradient and update are sparse, not small (the run detectors leave them out of the
+#: gradient-flow comparisons, :func:`gradscope.detect.window.gradient_flow_layers`).
+EMBEDDING_LAYERS = frozenset({"Embedding"})
 #: Layers that drop or perturb values in training only (dropout and noise).
 DROPOUT_LAYERS = frozenset(
     {
