@@ -14,6 +14,8 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from gradscope.model.shapes import normalized_size, stored_input_shape
+
 # Layer families, activation families and initializers are named in the model taxonomy (shared
 # with the collector's run metadata and the fix ranking); re-exported here, where the static rules
 # and their tests have always found them.
@@ -47,6 +49,13 @@ class LayerSpec:
         units: units or filters.
         recurrent: True for recurrent layers (also wrapped in Bidirectional).
         trainable: the layer's ``trainable`` flag.
+        input_shape: the shape of the layer's (first) input without the batch axis, as stored
+            (a built layer's ``build_config``, else its first call in a Functional config);
+            None when the file does not say (Keras 2 configs, unbuilt layers).
+        normalized_size: for a per-example normalization layer
+            (:data:`~gradscope.model.taxonomy.PER_EXAMPLE_NORMALIZATION`), how many elements one
+            mean/variance is taken over (the product of the normalized axes' sizes; for
+            GroupNormalization one group's channels times the other axes); None when unknown.
     """
 
     name: str
@@ -59,6 +68,8 @@ class LayerSpec:
     units: int | None = None
     recurrent: bool = False
     trainable: bool = True
+    input_shape: tuple[int | None, ...] | None = None
+    normalized_size: int | None = None
 
     @property
     def is_kernel_layer(self) -> bool:
@@ -168,6 +179,7 @@ def _iter_layers(model_config: Mapping[str, Any], prefix: str = "") -> Iterator[
                 "class_name": cls,
                 "config": cfg if isinstance(cfg, Mapping) else {},
                 "path": prefix + name,
+                "input_shape": stored_input_shape(layer),
             }
 
 
@@ -253,6 +265,7 @@ def spec_from_config(
             activation = parse_activation(inner_cfg.get("activation"))
         units = inner_cfg.get("units", inner_cfg.get("filters"))
         fan_in = width if cls == "Dense" else None
+        in_shape = item["input_shape"]
         parsed.append(
             {
                 "name": item["path"],
@@ -265,6 +278,8 @@ def spec_from_config(
                 "units": int(units) if isinstance(units, int) else None,
                 "recurrent": inner_cls in RECURRENT_LAYERS,
                 "trainable": bool(cfg.get("trainable", True)),
+                "input_shape": in_shape,
+                "normalized_size": normalized_size(cls, cfg, in_shape),
             }
         )
         # Track the feature width for the next Dense layer's fan-in (Dense chains only).
@@ -312,4 +327,6 @@ def _resolve(parsed: list[dict[str, Any]]) -> Iterator[LayerSpec]:
             units=item["units"],
             recurrent=item["recurrent"],
             trainable=item["trainable"],
+            input_shape=item["input_shape"],
+            normalized_size=item["normalized_size"],
         )

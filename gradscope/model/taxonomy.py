@@ -49,9 +49,25 @@ NORMALIZATION_LAYERS = frozenset(
         "LayerNormalization",
         "GroupNormalization",
         "UnitNormalization",
+        "RMSNormalization",
         "SyncBatchNormalization",
     }
 )
+#: Normalization layers that normalize each example on its own -> the elements one statistic
+#: is taken over: ``"axis"``, the axes of their ``axis`` option; ``"group"``, one group of
+#: ``channels / groups`` channels times every other non-batch axis. With a single element there
+#: the output no longer depends on the input (the static rule ``degenerate_normalization``).
+PER_EXAMPLE_NORMALIZATION: Mapping[str, str] = MappingProxyType(
+    {
+        "LayerNormalization": "axis",
+        "RMSNormalization": "axis",
+        "UnitNormalization": "axis",
+        "GroupNormalization": "group",
+    }
+)
+#: Those that subtract the mean: over one element they output their offset (beta), a constant;
+#: the others only divide (by the RMS or the L2 norm) and output the sign of the input.
+CENTERING_NORMALIZATION = frozenset({"LayerNormalization", "GroupNormalization"})
 #: Recurrent layers (also inside Bidirectional/TimeDistributed wrappers).
 RECURRENT_LAYERS = frozenset(
     {

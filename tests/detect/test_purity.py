@@ -11,6 +11,7 @@ ROOT = Path(gradscope.__file__).parent
 PURE = [
     *sorted((ROOT / "detect").rglob("*.py")),  # with the static/ rules package
     ROOT / "model" / "spec.py",
+    ROOT / "model" / "shapes.py",
     *sorted((ROOT / "findings").glob("*.py")),
     ROOT / "remedies.py",
     ROOT / "fix" / "trials.py",
