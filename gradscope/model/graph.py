@@ -29,6 +29,15 @@ def is_model(layer: Any) -> bool:
     return isinstance(layer, keras.Model)
 
 
+def is_rebuildable_model(layer: Any) -> bool:
+    """True for a Sequential or Functional model: a layer graph gradscope can edit inside.
+
+    A subclassed model wires its layers in Python code; nested in another model it is a single,
+    opaque node (copied whole, never edited inside).
+    """
+    return isinstance(layer, keras.Sequential) or (is_model(layer) and is_functional(layer))
+
+
 def is_kernel_layer(layer: keras.layers.Layer) -> bool:
     """True for Dense/Conv-like layers: one kernel with an initializer, not recurrent.
 
@@ -36,8 +45,17 @@ def is_kernel_layer(layer: keras.layers.Layer) -> bool:
     """
     if is_model(layer):
         return False
-    config = layer.get_config()
+    config = _config(layer)
     return "kernel_initializer" in config and "recurrent_initializer" not in config
+
+
+def _config(layer: Any) -> dict[str, Any]:
+    # A layer whose get_config() fails is no kernel layer and has no activation here; the
+    # rebuild refuses it with a message naming it (reading the graph must not crash first).
+    try:
+        return dict(layer.get_config())
+    except Exception:
+        return {}
 
 
 def layer_activation(layer: keras.layers.Layer) -> str | None:
@@ -53,7 +71,7 @@ def layer_activation(layer: keras.layers.Layer) -> str | None:
     name = type(layer).__name__
     if name in ACTIVATION_LAYERS:
         return ACTIVATION_LAYERS[name]
-    config = layer.get_config()
+    config = _config(layer)
     if "activation" in config:
         return parse_activation(config["activation"])
     return None
@@ -206,7 +224,7 @@ def _head(graph: ModelGraph, outputs: list[keras.layers.Layer]) -> set[int]:
 def iter_levels(
     model: keras.Model, at_output: bool = True
 ) -> Iterator[tuple[ModelGraph, frozenset[int]]]:
-    """Yields the graph of a model and of every nested model, with its head layers.
+    """Yields the graph of a model and of every nested Sequential/Functional model, with heads.
 
     A nested model's own head counts as head only if the nested model sits in its parent's head
     (a nested classifier at the end is output; a nested feature extractor is hidden).
@@ -222,5 +240,5 @@ def iter_levels(
     head = frozenset(graph.head) if at_output else frozenset()
     yield graph, head
     for layer in graph.layers:
-        if is_model(layer):
+        if is_rebuildable_model(layer):
             yield from iter_levels(layer, at_output=id(layer) in head)

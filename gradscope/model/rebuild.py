@@ -4,7 +4,14 @@ The input model is only read: every layer of the result is a new object made wit
 ``from_config`` (Keras's own cloning path, ``keras.models.clone_model``), and weights are copied
 over afterwards, so the original's variables are never touched. Functional graphs are re-run
 with the cloned layers (``clone_model(..., call_function=...)``), Sequential models re-listed;
-nested models are rebuilt recursively.
+nested Sequential/Functional models are rebuilt recursively.
+
+Everything Keras can serialize is copied the same way: operations of a Functional graph (``x + y``
+becomes a ``keras.src.ops.numpy.Add``, which is not a Layer and holds no weights), layers with
+sub-layers (MultiHeadAttention, whose weights are matched by path, :mod:`gradscope.model.weights`)
+and nested subclassed models (copied whole: their inner wiring is Python code, so edits cannot
+reach inside them). What cannot be rebuilt is refused with one line naming the layer and what to
+do (:class:`UnsupportedModelError`), never half-copied.
 """
 
 from __future__ import annotations
@@ -15,11 +22,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import keras
-import numpy as np
 
-from gradscope.errors import GradscopeInputError
+from gradscope.errors import GradscopeInputError, first_line
 from gradscope.model.deserialize import unsafe_deserialization
-from gradscope.model.graph import is_functional, is_model
+from gradscope.model.graph import is_functional, is_model, is_rebuildable_model
+from gradscope.model.weights import WeightMismatchError, copy_weights
 
 LayerFactory = Callable[[], keras.layers.Layer]
 
@@ -142,27 +149,95 @@ def clone_with_weights(model: keras.Model, what: str, hint: str) -> keras.Model:
             clone = keras.models.clone_model(model)
         clone.set_weights(model.get_weights())
     except Exception as err:
-        raise UnsupportedModelError(
-            f"Cannot copy {what} ({type(err).__name__}: {err}); {hint}"
-        ) from err
+        # Name the layer at fault when one is (the usual cause: a custom layer without a
+        # working get_config()); Keras's own message is often several lines about something else.
+        culprit = unserializable_layer(model)
+        if culprit is None:
+            raise UnsupportedModelError(
+                f"Cannot copy {what} ({type(err).__name__}: {first_line(err)}); {hint}"
+            ) from err
+        raise UnsupportedModelError(f"Cannot copy {what}: {culprit}") from err
     # A subclass whose get_config() leaves out `name` comes back as "net_1": the copy (and so
     # the fixed model and its runs) keeps the name the user gave.
     clone.name = model.name
     return clone
 
 
+def unserializable_layer(model: keras.Model) -> str | None:
+    """Says which layer or operation of a model cannot be serialized, and what to do, if any.
+
+    Args:
+        model: a Keras model (nested models are searched too).
+
+    Returns:
+        One sentence naming the first part whose ``get_config()`` fails, Keras's reason and the
+        remedy; None if every part serializes.
+
+    Example:
+        >>> unserializable_layer(model)  # doctest: +SKIP
+        "layer 'scale' (Scale) cannot be rebuilt: its get_config() fails (...). Give Scale ..."
+    """
+    for part in getattr(model, "operations", None) or getattr(model, "layers", []):
+        if is_model(part):
+            inner = unserializable_layer(part)
+            if inner is not None:
+                return inner
+        try:
+            part.get_config()
+        except Exception as err:
+            return _cannot(part, "its get_config() fails", err)
+    return None
+
+
+def _reason(err: Exception, limit: int = 200) -> str:
+    # Keras's first paragraph, on one line: its messages wrap mid-sentence ("Object Scale was
+    # created by passing\nnon-serializable argument values ...") and then print a code example.
+    paragraph = str(err).strip().split("\n\n", 1)[0]
+    text = " ".join(paragraph.split()) or first_line(err)
+    if len(text) > limit:
+        text = text[:limit].rsplit(" ", 1)[0] + " ..."
+    return f"{type(err).__name__}: {text}"
+
+
+def _cannot(layer: Any, what: str, err: Exception) -> str:
+    cls = type(layer).__name__
+    return (
+        f"layer '{layer.name}' ({cls}) cannot be rebuilt: {what} ({_reason(err)}). Give {cls} "
+        "a get_config() that returns every __init__ argument (and a from_config() for arguments "
+        "that are not plain values), or make the change by hand."
+    )
+
+
+def _refuse(layer: Any, what: str, err: Exception) -> UnsupportedModelError:
+    text = _cannot(layer, what, err)
+    return UnsupportedModelError(text[0].upper() + text[1:])
+
+
+def _copy_part(layer: Any, edit: LayerEdit | None) -> Any:
+    # One layer, operation or subclassed sub-model, made anew from its config (its weights are
+    # copied once the new graph has built it).
+    try:
+        config = layer.get_config() if edit is None or edit.config is None else edit.config
+    except Exception as err:
+        raise _refuse(layer, "its get_config() fails", err) from err
+    cls = type(layer) if edit is None or edit.layer_class is None else edit.layer_class
+    try:
+        return cls.from_config(copy.deepcopy(dict(config)))
+    except Exception as err:
+        what = "from_config() does not accept what get_config() returns"
+        raise _refuse(layer, what, err) from err
+
+
 def _rebuild_level(model: keras.Model, edits: Mapping[int, LayerEdit]) -> keras.Model:
-    pairs: list[tuple[keras.layers.Layer, keras.layers.Layer, LayerEdit | None]] = []
+    pairs: list[tuple[Any, Any, LayerEdit | None]] = []
     inserted: dict[int, tuple[LayerFactory, ...]] = {}
 
-    def clone(layer: keras.layers.Layer) -> keras.layers.Layer:
-        if is_model(layer):
+    def clone(layer: Any) -> Any:
+        if is_rebuildable_model(layer):
             require_built(layer)
             return _rebuild_level(layer, edits)  # copies its own weights
         edit = edits.get(id(layer))
-        config = layer.get_config() if edit is None or edit.config is None else edit.config
-        cls = type(layer) if edit is None or edit.layer_class is None else edit.layer_class
-        new = cls.from_config(copy.deepcopy(dict(config)))
+        new = _copy_part(layer, edit)
         pairs.append((layer, new, edit))
         if edit is not None and edit.after:
             inserted[id(new)] = edit.after
@@ -178,12 +253,22 @@ def _rebuild_level(model: keras.Model, edits: Mapping[int, LayerEdit]) -> keras.
         inputs = keras.Input(
             batch_shape=ref.batch_shape, dtype=ref._dtype, name=ref.name, optional=ref.optional
         )
-        new_model = keras.Sequential([inputs, *new_layers], name=model.name)
+        try:
+            new_model = keras.Sequential([inputs, *new_layers], name=model.name)
+        except Exception as err:
+            raise UnsupportedModelError(
+                f"Cannot rebuild '{model.name}': its layers, made anew from their configs, do not "
+                f"fit together ({type(err).__name__}: {first_line(err, 120)}); make the change "
+                "by hand."
+            ) from err
         new_model.trainable = model.trainable
     else:
 
-        def call(layer: keras.layers.Layer, *args: Any, **kwargs: Any) -> Any:
-            out = layer(*args, **kwargs)
+        def call(layer: Any, *args: Any, **kwargs: Any) -> Any:
+            try:
+                out = layer(*args, **kwargs)
+            except Exception as err:
+                raise _refuse(layer, "its copy fails on the original's inputs", err) from err
             for factory in inserted.get(id(layer), ()):
                 out = factory()(out)
             return out
@@ -192,20 +277,8 @@ def _rebuild_level(model: keras.Model, edits: Mapping[int, LayerEdit]) -> keras.
         new_model = keras.models.clone_model(model, clone_function=clone, call_function=call)
         new_model.trainable = model.trainable
     for old, new, edit in pairs:
-        _copy_weights(old, new, edit)
+        try:
+            copy_weights(old, new, None if edit is None else edit.reinit)
+        except WeightMismatchError as err:
+            raise UnsupportedModelError(str(err)) from err
     return new_model
-
-
-def _copy_weights(old: keras.layers.Layer, new: keras.layers.Layer, edit: LayerEdit | None) -> None:
-    if edit is None:
-        new.set_weights(old.get_weights())
-        return
-    by_name: dict[str, list[Any]] = {}
-    for var in old.weights:
-        by_name.setdefault(var.name, []).append(var)
-    for var in new.weights:
-        if var.name in edit.reinit:
-            continue
-        match = [v for v in by_name.get(var.name, []) if tuple(v.shape) == tuple(var.shape)]
-        if len(match) == 1:
-            var.assign(np.asarray(match[0].numpy()))
