@@ -4,8 +4,11 @@ The audit's probe (:mod:`gradscope.audit.probe`) and the fix trials (:mod:`grads
 both run :func:`run_trial`: it copies the model, compiles the copy by the one optimizer policy
 (:class:`OptimizerPolicy`: the model's own compile settings, else ``SGD(0.01, momentum=0.9)``),
 fits it on the batches :func:`feed` and a seed define, with ``GradScope(freq=1)``, and loads the
-run. Modules: :mod:`~gradscope.trial.data` (the data feeder), :mod:`~gradscope.trial.policy`
-(how the copy is compiled), :mod:`~gradscope.trial.runner` (the run).
+run. Modules: :mod:`~gradscope.trial.data` (the data feeder), :mod:`~gradscope.trial.synthetic`
+(inputs a model accepts when there is no data: token ids, sequence lengths, dtypes, several
+inputs), :mod:`~gradscope.trial.policy` (how the copy is compiled), :mod:`~gradscope.trial.runner`
+(the run). A trial that cannot run through no fault of the data raises
+:class:`gradscope.errors.TrialNotRunError`.
 
 Example::
 

@@ -18,13 +18,14 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import keras
 import numpy as np
 
 from gradscope.collect.callback import GradScope
 from gradscope.data.store import Run, load_run
-from gradscope.errors import GradscopeInputError
+from gradscope.errors import GradscopeInputError, TrialNotRunError, error_summary
 from gradscope.model.rebuild import clone_with_weights
 from gradscope.trial.data import TrialData, batch_order, data_errors
 from gradscope.trial.policy import OptimizerPolicy, OptimizerSource, infer_loss
@@ -57,8 +58,8 @@ class TrialResult:
         """The run directory (``run.path``)."""
         return self.run.path
 
-    def batches(self, data: TrialData) -> list[tuple[np.ndarray, np.ndarray]]:
-        """The ``(x, y)`` batches the trial trained on, in order.
+    def batches(self, data: TrialData) -> list[tuple[Any, np.ndarray]]:
+        """The ``(x, y)`` batches the trial trained on, in order (x a list for several inputs).
 
         Args:
             data: the data the trial was given.
@@ -70,10 +71,7 @@ class TrialResult:
             >>> xb, yb = result.batches(data)[0]  # doctest: +SKIP
         """
         b = self.batch_size
-        return [
-            (data.x[self.order[i : i + b]], data.y[self.order[i : i + b]])
-            for i in range(0, len(self.order), b)
-        ]
+        return [data.take(self.order[i : i + b]) for i in range(0, len(self.order), b)]
 
 
 def run_trial(
@@ -101,8 +99,10 @@ def run_trial(
         The :class:`TrialResult`.
 
     Raises:
-        GradscopeInputError: for steps < 1, models that cannot be copied or compiled, and data
-            that does not fit the model or its loss (one line, the cause chained).
+        GradscopeInputError: for steps < 1 and user data that does not fit the model or its
+            loss (one line, the cause chained).
+        TrialNotRunError: (a GradscopeInputError) for models that cannot be copied or compiled,
+            and synthetic data the model does not train on.
 
     Example:
         >>> result = run_trial(model, feed(model, x, y, n=0), 60, "runs/trial", seed=0)
@@ -114,20 +114,28 @@ def run_trial(
         raise GradscopeInputError(f"--steps must be at least 1. Received: {steps}")
     policy = policy or OptimizerPolicy()
     keras.utils.set_random_seed(seed)
-    trained = clone_with_weights(
-        model,
-        f"'{model.name}' for a trial",
-        "subclassed models need get_config()/from_config().",
-    )
-    source = policy.compile(trained, model)
+    hint = "subclassed models and custom layers need get_config()/from_config()."
+    try:
+        trained = clone_with_weights(model, f"'{model.name}' for a trial", hint)
+    except GradscopeInputError as err:
+        # Keras's own message can hold the whole model config: the cause, in full sentences.
+        cause = error_summary(err.__cause__) if err.__cause__ is not None else str(err)
+        raise TrialNotRunError(
+            f"Cannot copy '{model.name}' for a trial ({cause.rstrip('.')}); {hint}", stage="copy"
+        ) from err
+    try:
+        source = policy.compile(trained, model)
+    except GradscopeInputError as err:
+        raise TrialNotRunError(str(err), stage="compile") from err
     # A data set smaller than a batch gives batches of all of it, each example once per step.
     size = min(batch_size, len(data))
     order = batch_order(len(data), steps, size, seed)
     callback = GradScope(log_dir, freq=1, tensorboard=False, verbose=0)
+    x, y = data.take(order)
     with data_errors(trained, infer_loss(trained), synthetic=data.synthetic):
         trained.fit(
-            data.x[order],
-            data.y[order],
+            x,
+            y,
             batch_size=size,
             epochs=1,
             shuffle=False,  # the order above is the shared one

@@ -222,7 +222,7 @@ def test_feed_follows_the_input_layer_and_the_loss() -> None:
         [keras.Input((None, 3)), keras.layers.LSTM(4), keras.layers.Dense(2, "softmax")]
     )
     data = feed(seq, n=10)
-    assert data.synthetic and data.x.shape == (10, 8, 3) and data.y.shape == (10,)
+    assert data.synthetic and data.x.shape == (10, 16, 3) and data.y.shape == (10,)
     seq.compile("sgd", "categorical_crossentropy")
     np.testing.assert_array_equal(feed(seq, n=10).y.sum(axis=1), np.ones(10))
     with pytest.raises(GradscopeInputError, match="both x and y"):
