@@ -4,7 +4,9 @@ On one recorded run of a deep sigmoid net, the ratio is recomputed here from ``m
 ``stats.jsonl`` with json + numpy alone (first and last trainable kernel layer, per-weight RMS
 = grad_norm / sqrt(params), medians over the last half of the records) and compared with what
 the vanishing finding, ``findings.json``, the demo headline, the fix trial summary, the audit
-JSON summary and the terminal carry; the formatted text must be identical everywhere. The run's
+JSON summary, the terminal, the HTML report (its run summary and its before → after comparison)
+and the dashboard's ``/data`` payload carry; the formatted text must be identical everywhere.
+The run's
 :class:`RunSummary` (window medians per layer, final loss, verdict) is recomputed the same way,
 and the terminal, the HTML report and the dashboard payload must show its numbers as the same
 strings.
@@ -20,7 +22,13 @@ from pathlib import Path
 import keras
 import numpy as np
 import pytest
+from report_html import Texts
 from rich.console import Console
+from synthetic_runs import sigmoid_run
+from tensorboard.backend import application
+from tensorboard.plugins import base_plugin
+from werkzeug import test as werkzeug_test
+from werkzeug import wrappers
 
 from gradscope.audit.command import summary_json
 from gradscope.collect.callback import GradScope
@@ -39,6 +47,7 @@ from gradscope.fix.summary import comparison_table
 from gradscope.fix.trials import compare, ratio_change, summarize
 from gradscope.render import fmt
 from gradscope.render.html import render_report
+from gradscope.render.tb_plugin.plugin import GradscopePlugin
 from gradscope.render.tb_plugin.runs import dashboard_payload
 from gradscope.render.terminal import summary_renderable
 
@@ -139,6 +148,76 @@ def test_every_view_writes_the_same_text(recorded) -> None:
     assert ratio_change(same) == f"first/last gradient ratio {text} → {text}"
     table = _render(comparison_table_for(same))
     assert table.count(text) == 2  # original and fixed columns
+
+
+def independent_window_steps(run_dir: Path) -> tuple[int, int]:
+    """First and last step of the ratio's window (last half, at least 3 records): json only."""
+    lines = (next(run_dir.rglob("stats.jsonl"))).read_text().splitlines()
+    steps = [json.loads(line)["step"] for line in lines if line.strip()]
+    window = steps[len(steps) - max(3, math.ceil(len(steps) * 0.5)) :]
+    return window[0], window[-1]
+
+
+def _by_hand(value: float) -> str:
+    # The text, by hand: the value to 2 significant digits and its distance from 1 in decades.
+    return f"{value:.1e} ({abs(math.log10(value)):.1f} orders of magnitude)"
+
+
+def _data_route(logdir: Path, name: str) -> dict:
+    """The dashboard's ``/data`` payload as the browser gets it, through TensorBoard's WSGI app."""
+    plugin = GradscopePlugin(base_plugin.TBContext(logdir=str(logdir)))
+    client = werkzeug_test.Client(application.TensorBoardWSGI([plugin]), wrappers.Response)
+    response = client.get("/data/plugin/gradscope/data", query_string={"run": name})
+    assert response.status_code == 200
+    return json.loads(response.get_data(as_text=True))
+
+
+def test_terminal_html_dashboard_and_json_write_the_same_ratio_line(recorded, tmp_path) -> None:
+    run_dir, _ = recorded
+    expected, first, last = independent_ratio(run_dir)
+    start, end = independent_window_steps(run_dir)
+    text = _by_hand(expected)
+    line = (
+        f"first/last gradient ratio {text}: per-weight gradient RMS of '{first}' over "
+        f"'{last}', medians of steps {start}–{end}"
+    )
+    run = load_run(run_dir)
+
+    terminal = _render(summary_renderable(run))
+    assert [x.rstrip() for x in terminal.splitlines() if x.startswith("first/last")] == [line]
+
+    # The report's run summary: "first/last gradient ratio" (dt), then the number and the rest.
+    page = Texts(render_report(run.path, tmp_path / "one.html").read_text(encoding="utf-8"))
+    ((index, shown),) = page.find("dd", "data-grad-ratio")
+    assert f"{page.previous(index, 'dt')} {shown}" == line
+    tag, _, number = page.elements[index + 1]
+    assert (tag, "".join(number)) == ("strong", text)
+
+    payload = _data_route(run_dir, run.path.relative_to(run_dir).as_posix())
+    assert payload[GRAD_RATIO_KEY] == pytest.approx(expected, rel=1e-9)
+    assert payload["first_last_grad_ratio_text"] == text
+    assert payload["grad_ratio_line"] == line
+
+    audit_doc = json.loads(json.dumps(summary_json(RunSummary.of(run)), allow_nan=False))
+    assert audit_doc["first_last_grad_ratio_text"] == text
+
+
+def test_report_comparison_shows_the_ratio_before_and_after(recorded, tmp_path) -> None:
+    run_dir, _ = recorded
+    before = _by_hand(independent_ratio(run_dir)[0])
+    # The synthetic sick run: first layer's grad_norm 1e-6 over the output's 0.5, 100 weights
+    # each, every step: the ratio is 2e-6 exactly.
+    after = _by_hand(1e-6 / 0.5)
+    assert after == "2.0e-06 (5.7 orders of magnitude)"
+    other = sigmoid_run(tmp_path / "sigmoid")
+    html = render_report({"before": run_dir, "after": other.path}, tmp_path / "pair.html")
+    page = Texts(html.read_text(encoding="utf-8"))
+    assert [t for _, t in page.find("td", "data-grad-ratio")] == [before, after]
+    change = [t for _, t in page.find("p", "data-grad-ratio-change")]
+    # As gradscope fix writes a trial's change (fix.trials.ratio_change).
+    assert change == [f"first/last gradient ratio {before} → {after}"]
+    # ... and each run's own summary below says the same number.
+    assert [t.split(":")[0] for _, t in page.find("dd", "data-grad-ratio")] == [before, after]
 
 
 def comparison_table_for(verification):

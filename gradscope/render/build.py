@@ -29,7 +29,13 @@ from gradscope.render.run_figures import (
     loss_figure,
     update_ratio_figure,
 )
-from gradscope.render.run_summary import final_metrics, layer_rows, summary_view
+from gradscope.render.run_summary import (
+    final_metrics,
+    layer_rows,
+    ratio_change,
+    ratio_text,
+    summary_view,
+)
 from gradscope.render.rundata import REPORT_STATS, RunData
 from gradscope.render.sources import LabelledRun
 from gradscope.render.view import (
@@ -153,6 +159,7 @@ def comparison_view(
                 warnings=summary.counts["warning"],
                 final_loss=summary.final_loss,
                 metrics=final_metrics(data.run),
+                grad_ratio=ratio_text(summary),
             )
         )
     depth = None
@@ -189,6 +196,7 @@ def comparison_view(
         layers=tuple(LayerComparisonRow(n, tuple(m.get(n) for m in medians)) for n in names),
         depth=depth,
         loss=loss,
+        grad_ratio_change=ratio_change([d.summary for d in datas]),
     )
 
 

@@ -1,4 +1,4 @@
-"""The top of a run's section: verdict, summary numbers and one row per layer.
+"""The top of a run's section: verdict, summary numbers, gradient ratio and one row per layer.
 
 Shared by the HTML report, the terminal summary and the TensorBoard dashboard, so the three say
 the same thing about a run: every number here is read from the run's
@@ -12,10 +12,14 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from gradscope.data.store import Run
+from gradscope.detect.summary import RunSummary
 from gradscope.findings import Finding, Severity
-from gradscope.render.fmt import num
+from gradscope.render.fmt import grad_ratio, num
 from gradscope.render.rundata import RunData
-from gradscope.render.view import LayerRow, Metric, SeverityCount, SummaryView
+from gradscope.render.view import LayerRow, Metric, RatioView, SeverityCount, SummaryView
+
+#: How every view names the ratio (the terminal line, the report, the dashboard, fix outcomes).
+RATIO_TERM = "first/last gradient ratio"
 
 
 def _layer_severity(findings: Sequence[Finding]) -> dict[str, Severity]:
@@ -94,6 +98,70 @@ def _optimizer_text(optimizer: Mapping[str, Any]) -> str:
     return name
 
 
+def ratio_text(summary: RunSummary) -> str:
+    """The run's first/last gradient ratio as :func:`~gradscope.render.fmt.grad_ratio` writes it.
+
+    Args:
+        summary: the run's summary.
+
+    Returns:
+        e.g. ``"6.2e-07 (6.2 orders of magnitude)"``; ``"–"`` when it cannot be measured.
+
+    Example:
+        >>> ratio_text(RunSummary.of(load_run("runs/mlp")))  # doctest: +SKIP
+        '6.2e-07 (6.2 orders of magnitude)'
+    """
+    return grad_ratio(None if summary.grad_ratio is None else summary.grad_ratio.value)
+
+
+def ratio_view(summary: RunSummary) -> RatioView | None:
+    """The run's first/last gradient ratio in the words every view uses.
+
+    The terminal prints :attr:`RatioView.line`; the HTML report and the dashboard show the same
+    text, so the number reads identically everywhere.
+
+    Args:
+        summary: the run's summary (the ratio is read from it, never recomputed).
+
+    Returns:
+        The ratio's text and what it divides; None when the run has no measurable ratio (fewer
+        than two weight layers or too few records).
+
+    Example:
+        >>> ratio_view(RunSummary.of(load_run("runs/mlp"))).text  # doctest: +SKIP
+        '6.2e-07 (6.2 orders of magnitude)'
+    """
+    ratio = summary.grad_ratio
+    if ratio is None:
+        return None
+    start, end = ratio.window_steps
+    text = ratio_text(summary)
+    detail = (
+        f"per-weight gradient RMS of '{ratio.first_layer}' over '{ratio.last_layer}', "
+        f"medians of steps {start}–{end}"
+    )
+    return RatioView(text, detail, f"{RATIO_TERM} {text}: {detail}")
+
+
+def ratio_change(summaries: Sequence[RunSummary]) -> str:
+    """The first/last gradient ratio of compared runs, ``before → after``.
+
+    Written as ``gradscope fix`` writes a trial's change (:func:`gradscope.fix.trials.
+    ratio_change`), from each run's own :class:`RunSummary`.
+
+    Args:
+        summaries: the compared runs' summaries, in order.
+
+    Returns:
+        e.g. ``"first/last gradient ratio 6.2e-07 (6.2 orders of magnitude) → 5.6e-01 (0.2
+        orders of magnitude)"``; a run without a measurable ratio shows ``–``.
+
+    Example:
+        >>> ratio_change([RunSummary.of(sick), RunSummary.of(fixed)])  # doctest: +SKIP
+    """
+    return f"{RATIO_TERM} " + " → ".join(ratio_text(s) for s in summaries)
+
+
 def summary_view(data: RunData) -> SummaryView:
     """Builds a run's summary section from its :class:`RunSummary` and metadata.
 
@@ -125,4 +193,5 @@ def summary_view(data: RunData) -> SummaryView:
         verdict_level=summary.verdict_level,
         counts=tuple(SeverityCount(s, n) for s, n in summary.counts.items()),
         window_fraction=summary.window_fraction,
+        grad_ratio=ratio_view(summary),
     )

@@ -16,7 +16,8 @@ from rich.text import Text
 from gradscope.detect.summary import RunSummary
 from gradscope.findings import Finding
 from gradscope.render.build import RunData, finding_view, layer_rows
-from gradscope.render.fmt import grad_ratio, pct, sci
+from gradscope.render.fmt import pct, sci
+from gradscope.render.run_summary import ratio_view
 from gradscope.render.sources import RunInput, as_run, findings_of
 
 #: Layer names listed per finding before "(+N)".
@@ -76,15 +77,9 @@ def ratio_line(summary: RunSummary) -> Text | None:
     Example:
         >>> Console().print(ratio_line(RunSummary.of(load_run("runs/mlp"))))  # doctest: +SKIP
     """
-    ratio = summary.grad_ratio
-    if ratio is None:
-        return None
-    start, end = ratio.window_steps
+    view = ratio_view(summary)
     # Text, not markup: layer names are user strings.
-    return Text(
-        f"first/last gradient ratio {grad_ratio(ratio.value)}: per-weight gradient RMS of "
-        f"'{ratio.first_layer}' over '{ratio.last_layer}', medians of steps {start}–{end}"
-    )
+    return None if view is None else Text(view.line)
 
 
 def findings_grid(findings: Sequence[Finding]) -> Table:
@@ -124,7 +119,7 @@ def findings_grid(findings: Sequence[Finding]) -> Table:
 def summary_renderable(
     run: RunInput, findings: Sequence[Finding] | None = None, title: str | None = None
 ) -> RenderableType:
-    """Builds the terminal summary of a run: verdict, layer table, findings.
+    """Builds the terminal summary of a run: verdict, layer table, ratio line, findings.
 
     Args:
         run: a run or its directory.

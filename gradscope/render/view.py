@@ -156,6 +156,23 @@ class SeverityCount:
 
 
 @dataclass(frozen=True)
+class RatioView:
+    """The run's first/last gradient ratio, as the terminal's summary line writes it.
+
+    Attributes:
+        text: the number, e.g. ``"6.2e-07 (6.2 orders of magnitude)"``
+            (:func:`gradscope.detect.summary.format_grad_ratio`).
+        detail: what it divides, e.g. ``"per-weight gradient RMS of 'hidden_1' over 'output',
+            medians of steps 285–565"``.
+        line: the whole line, ``"first/last gradient ratio {text}: {detail}"``.
+    """
+
+    text: str
+    detail: str
+    line: str
+
+
+@dataclass(frozen=True)
 class SummaryView:
     """Top of a run's section: what was trained, for how long, and the verdict.
 
@@ -176,6 +193,7 @@ class SummaryView:
         verdict_level: one of :data:`VERDICT_LEVELS`.
         counts: findings per severity, most severe first.
         window_fraction: fraction of records the per-layer medians cover.
+        grad_ratio: the first/last gradient ratio, or None when it cannot be measured.
     """
 
     model_name: str
@@ -194,6 +212,7 @@ class SummaryView:
     verdict_level: str
     counts: tuple[SeverityCount, ...]
     window_fraction: float
+    grad_ratio: RatioView | None
 
 
 @dataclass(frozen=True)
@@ -247,6 +266,8 @@ class ComparisonRow:
         warnings: number of warning findings.
         final_loss: last finite batch loss, or None.
         metrics: last epoch's Keras logs.
+        grad_ratio: its first/last gradient ratio's text, :data:`~gradscope.render.fmt.MISSING`
+            when it cannot be measured.
     """
 
     label: str
@@ -256,6 +277,7 @@ class ComparisonRow:
     warnings: int
     final_loss: float | None
     metrics: tuple[Metric, ...]
+    grad_ratio: str
 
 
 @dataclass(frozen=True)
@@ -281,6 +303,8 @@ class ComparisonView:
         layers: per-layer median gradient norm in each run.
         depth: gradient norm by depth, one line per run.
         loss: loss over steps, one line per run.
+        grad_ratio_change: ``"first/last gradient ratio {before} → {after}"`` (every run in
+            order), the way ``gradscope fix`` writes a trial's change.
     """
 
     labels: tuple[str, ...]
@@ -288,6 +312,7 @@ class ComparisonView:
     layers: tuple[LayerComparisonRow, ...]
     depth: FigureView | None
     loss: FigureView | None
+    grad_ratio_change: str
 
 
 @dataclass(frozen=True)

@@ -27,6 +27,7 @@ from chromium import (
 from matplotlib import image as mpimg
 
 from gradscope import load_run
+from gradscope.detect.summary import format_grad_ratio, gradient_ratio
 from gradscope.findings import Finding, Severity, write_findings
 from gradscope.render import palette
 from gradscope.render.html import render_report
@@ -70,6 +71,10 @@ DASHBOARD_PROBE = f"""(() => {{
     images: d.querySelectorAll('img').length,
     colours,
     title: document.title,
+    ratios: main.map((s) => {{
+      const r = s.querySelector('.gs-ratio');
+      return r && [r.textContent, r.checkVisibility() && r.getBoundingClientRect().height > 0];
+    }}),
   }};
 }})()"""
 
@@ -102,6 +107,12 @@ REPORT_PROBE = """({
   images: document.images.length,
   broken: [...document.images].filter(i => !(i.complete && i.naturalWidth > 0)).length,
   height: document.documentElement.scrollHeight,
+  ratios: [...document.querySelectorAll('[data-grad-ratio], [data-grad-ratio-change]')].map(e => ({
+    tag: e.tagName.toLowerCase(),
+    label: e.tagName === 'DD' ? e.previousElementSibling.innerText : null,
+    text: e.innerText,
+    visible: e.checkVisibility() && e.getBoundingClientRect().height > 0,
+  })),
 })"""
 
 
@@ -126,6 +137,33 @@ def test_report_renders_without_errors(report_capture: Capture) -> None:
     assert probe["sections"].count("heatmap") == 2
     assert probe["images"] >= 10 and probe["broken"] == 0  # every data-URI figure decodes
     assert probe["height"] > 1600  # a long report, the screenshot is its first screen
+
+
+def _ratio(run_dir: Path) -> tuple[str, str]:
+    """A run's ratio text and the terminal's line, from the one definition (detect/summary)."""
+    ratio = gradient_ratio(load_run(run_dir))
+    assert ratio is not None
+    text = format_grad_ratio(ratio.value)
+    start, end = ratio.window_steps
+    return text, (
+        f"first/last gradient ratio {text}: per-weight gradient RMS of '{ratio.first_layer}' "
+        f"over '{ratio.last_layer}', medians of steps {start}–{end}"
+    )
+
+
+def test_report_shows_the_gradient_ratio(report_capture: Capture, logdir: Path) -> None:
+    (before, before_line), (after, after_line) = (_ratio(logdir / n) for n in ("sick", "healthy"))
+    assert before != after  # the sick run vanishes, the healthy one does not
+    ratios = report_capture.probe["ratios"]
+    assert ratios and all(r["visible"] for r in ratios), ratios
+    # The comparison: each run's ratio, then before → after as gradscope fix writes it.
+    assert [(r["tag"], r["text"]) for r in ratios[:3]] == [
+        ("td", before),
+        ("td", after),
+        ("p", f"first/last gradient ratio {before} → {after}"),
+    ]
+    # Each run's summary: the terminal's line, "first/last gradient ratio" as the term.
+    assert [f"{r['label']} {r['text']}" for r in ratios[3:]] == [before_line, after_line]
 
 
 def test_report_screenshot_is_not_blank(report_capture: Capture) -> None:
@@ -204,6 +242,16 @@ def test_dashboard_renders_runs_heatmaps_and_findings(dashboard_captures, page: 
     # The hostile message is text: no <img> was created and its onerror never ran.
     assert probe["images"] == 0
     assert probe["title"] != "1"
+
+
+@pytest.mark.parametrize("page", ["entry", "ui"])
+def test_dashboard_shows_the_gradient_ratio(
+    dashboard_captures, dashboard_logdir: Path, page: str
+) -> None:
+    probe = dashboard_captures[page].probe
+    # Each run header: the terminal's line, visible.
+    lines = [_ratio(dashboard_logdir / name)[1] for name in ("sick", "healthy")]
+    assert probe["ratios"] == [[line, True] for line in lines]
 
 
 def test_dashboard_lists_fix_trials_apart_and_collapsed(dashboard_captures) -> None:

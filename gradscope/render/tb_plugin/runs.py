@@ -1,8 +1,9 @@
 """Finding gradscope runs under a log directory and turning one into the dashboard's JSON.
 
 The JSON is arranged recorded data only (thinned layers × steps gradient norms, findings) and the
-run's :class:`~gradscope.detect.summary.RunSummary` numbers (verdict, window medians of the
-dead/saturated fractions); the browser draws it.
+run's :class:`~gradscope.detect.summary.RunSummary` numbers (verdict, first/last gradient ratio,
+window medians of the dead/saturated fractions), already formatted where the browser shows text;
+the browser draws it.
 """
 
 from __future__ import annotations
@@ -16,9 +17,11 @@ from typing import Any
 
 from gradscope.data.rundirs import is_run_dir, list_runs
 from gradscope.data.store import META_FILE, STATS_FILE, load_run
+from gradscope.detect.summary import GRAD_RATIO_KEY, GRAD_RATIO_TEXT_KEY
 from gradscope.findings import FINDINGS_FILE, Finding
 from gradscope.render.build import RunData, finding_view
 from gradscope.render.matrix import thin_indices
+from gradscope.render.run_summary import ratio_view
 from gradscope.render.sources import findings_of
 
 #: Heatmap columns sent at most per run; the browser gets evenly thinned records beyond this.
@@ -102,9 +105,11 @@ def dashboard_payload(name: str, path: Path, max_columns: int = MAX_COLUMNS) -> 
 
     Returns:
         A strict-JSON-safe dict: ``run``, ``model``, ``status``, ``verdict``,
-        ``verdict_level``, ``n_records``, ``layers``, ``steps``, ``grad_norm`` (layers × steps,
-        null where missing), ``act_layers``, ``dead_frac``, ``sat_frac`` (window medians, null
-        where not recorded) and ``findings``.
+        ``verdict_level``, ``n_records``, the first/last gradient ratio (``first_last_grad_ratio``,
+        its text ``first_last_grad_ratio_text`` and ``grad_ratio_line``, the terminal's line;
+        null when not measurable), ``layers``, ``steps``, ``grad_norm`` (layers × steps, null
+        where missing), ``act_layers``, ``dead_frac``, ``sat_frac`` (window medians, null where
+        not recorded) and ``findings``.
 
     Raises:
         RunFormatError: if the run directory is unreadable.
@@ -120,6 +125,12 @@ def dashboard_payload(name: str, path: Path, max_columns: int = MAX_COLUMNS) -> 
     grads = data.sub("grad_norm", data.grad_layers)
     cols = thin_indices(len(grads.steps), max_columns)
     act = list(data.act_layers)
+    # The browser shows these strings as they are: the ratio is formatted here, once, as the
+    # terminal and the HTML report write it, never recomputed in JavaScript.
+    ratio = ratio_view(summary)
+    value = None if summary.grad_ratio is None else summary.grad_ratio.value
+    if value is not None and not math.isfinite(value):
+        value = None  # strict JSON; the text still says "inf"
     return {
         "run": name,
         "model": run.meta.model_name,
@@ -127,6 +138,9 @@ def dashboard_payload(name: str, path: Path, max_columns: int = MAX_COLUMNS) -> 
         "verdict": summary.verdict,
         "verdict_level": summary.verdict_level,
         "n_records": summary.n_records,
+        GRAD_RATIO_KEY: value,
+        GRAD_RATIO_TEXT_KEY: None if ratio is None else ratio.text,
+        "grad_ratio_line": None if ratio is None else ratio.line,
         "layers": list(data.grad_layers),
         "steps": [int(s) for s in grads.steps[cols]],
         "grad_norm": [_clean(row) for row in grads.values[:, cols]] if len(cols) else [],

@@ -22,6 +22,7 @@ const STYLE = `
   .gs-label { font-weight: 700; }
   .gs-name { color: #555; font-weight: 400; font-size: 13px; }
   .gs-notes { margin: 6px 0; padding-left: 20px; color: #444; font-size: 12px; }
+  .gs-ratio { margin: 4px 0; font-size: 12px; color: #333; }
   .gs-trials { margin: 16px 0; }
   .gs-trials > summary { cursor: pointer; font-weight: 600; color: #555; }
   .gs-finding { border-left: 4px solid #ccc; padding: 2px 0 2px 10px; margin: 8px 0; }
@@ -232,7 +233,7 @@ export function drawFindings(data) {
 }
 
 // One run: which run it is (label in its palette colour, name, creation time), its verdict,
-// heatmap, dead/saturated units and findings.
+// first/last gradient ratio, heatmap, dead/saturated units and findings.
 export function drawRun(data, entry, range, palette) {
   const section = el('section', null, entry.trial ? 'gs-run gs-trial' : 'gs-run');
   section.dataset.run = entry.run;
@@ -249,6 +250,8 @@ export function drawRun(data, entry, range, palette) {
   section.appendChild(
     el('div', `${created}model ${data.model} · ${data.status} · ${data.n_records} recorded steps`, 'gs-muted'),
   );
+  // The terminal's line, formatted by the plugin from the run's summary: shown, not computed.
+  if (data.grad_ratio_line) section.appendChild(el('div', data.grad_ratio_line, 'gs-ratio'));
   section.appendChild(el('h3', 'Gradient norm per layer over steps (log colour scale shared by the runs)'));
   if (data.layers.length && data.steps.length) {
     section.appendChild(drawHeatmap(data, range, palette));
