@@ -1,4 +1,4 @@
-"""The top of a run's section: verdict, summary numbers, gradient ratio and one row per layer.
+"""The top of a run's section: verdict, numbers, gradient ratio, what was not recorded, layer rows.
 
 Shared by the HTML report, the terminal summary and the TensorBoard dashboard, so the three say
 the same thing about a run: every number here is read from the run's
@@ -18,6 +18,8 @@ from gradscope.render.fmt import grad_ratio, num
 from gradscope.render.rundata import RunData
 from gradscope.render.view import LayerRow, Metric, RatioView, SeverityCount, SummaryView
 
+#: ``meta.json`` ``config`` key listing what a custom ``train_step`` run could not record.
+NOT_RECORDED_KEY = "not_recorded"
 #: How every view names the ratio (the terminal line, the report, the dashboard, fix outcomes).
 RATIO_TERM = "first/last gradient ratio"
 
@@ -162,6 +164,32 @@ def ratio_change(summaries: Sequence[RunSummary]) -> str:
     return f"{RATIO_TERM} " + " → ".join(ratio_text(s) for s in summaries)
 
 
+def not_recorded(run: Run) -> tuple[str, ...]:
+    """What GradScope could not record in a run, as the collector noted it in ``meta.json``.
+
+    A custom ``train_step`` can hide things from the recorder (a step that applies no
+    optimizer, a loss computed without ``compute_loss``, ...); the callback keeps one plain
+    sentence per such thing under ``config.not_recorded``.
+
+    Args:
+        run: a loaded run.
+
+    Returns:
+        The notes in order, empty when there are none. ``meta.json`` is a file on disk, so
+        anything but strings there is ignored rather than shown.
+
+    Example:
+        >>> not_recorded(load_run("runs/vae"))  # doctest: +SKIP
+        ("1 variable updated by 'optimizer' belongs to no layer ('temperature'): not recorded",)
+    """
+    raw = run.meta.config.get(NOT_RECORDED_KEY)
+    if isinstance(raw, str):
+        raw = [raw]
+    if not isinstance(raw, (list, tuple)):
+        return ()
+    return tuple(note for note in raw if isinstance(note, str) and note.strip())
+
+
 def summary_view(data: RunData) -> SummaryView:
     """Builds a run's summary section from its :class:`RunSummary` and metadata.
 
@@ -194,4 +222,5 @@ def summary_view(data: RunData) -> SummaryView:
         counts=tuple(SeverityCount(s, n) for s, n in summary.counts.items()),
         window_fraction=summary.window_fraction,
         grad_ratio=ratio_view(summary),
+        not_recorded=not_recorded(run),
     )

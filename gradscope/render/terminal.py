@@ -17,7 +17,7 @@ from gradscope.detect.summary import RunSummary
 from gradscope.findings import Finding
 from gradscope.render.build import RunData, finding_view, layer_rows
 from gradscope.render.fmt import pct, sci
-from gradscope.render.run_summary import ratio_view
+from gradscope.render.run_summary import not_recorded, ratio_view
 from gradscope.render.sources import RunInput, as_run, findings_of
 
 #: Layer names listed per finding before "(+N)".
@@ -119,7 +119,7 @@ def findings_grid(findings: Sequence[Finding]) -> Table:
 def summary_renderable(
     run: RunInput, findings: Sequence[Finding] | None = None, title: str | None = None
 ) -> RenderableType:
-    """Builds the terminal summary of a run: verdict, layer table, ratio line, findings.
+    """Builds the terminal summary of a run: verdict, layer table, ratio, findings, not recorded.
 
     Args:
         run: a run or its directory.
@@ -148,6 +148,9 @@ def summary_renderable(
         parts.append(line)
     if found:
         parts.append(findings_grid(found))
+    # The same words as the callback's end-of-fit summary (collect/diagnose.py).
+    for note in not_recorded(loaded):
+        parts.append(Text.assemble(("  not recorded", "yellow"), f": {note}"))
     return Group(*parts)
 
 

@@ -194,6 +194,8 @@ class SummaryView:
         counts: findings per severity, most severe first.
         window_fraction: fraction of records the per-layer medians cover.
         grad_ratio: the first/last gradient ratio, or None when it cannot be measured.
+        not_recorded: what GradScope could not record in this run, one plain sentence each
+            (``meta.json``'s ``config.not_recorded``; custom ``train_step`` models).
     """
 
     model_name: str
@@ -213,6 +215,7 @@ class SummaryView:
     counts: tuple[SeverityCount, ...]
     window_fraction: float
     grad_ratio: RatioView | None
+    not_recorded: tuple[str, ...]
 
 
 @dataclass(frozen=True)

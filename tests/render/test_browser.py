@@ -27,12 +27,15 @@ from chromium import (
 from matplotlib import image as mpimg
 
 from gradscope import load_run
+from gradscope.collect.custom_step import activation_note, loss_note
 from gradscope.detect.summary import format_grad_ratio, gradient_ratio
 from gradscope.findings import Finding, Severity, write_findings
 from gradscope.render import palette
 from gradscope.render.html import render_report
 
 EVIL = '<img src=x onerror="document.title=1">'
+#: What a custom train step could not record (the collector's sentences), one naming EVIL.
+NOT_RECORDED = [loss_note(), activation_note([EVIL])]
 
 # What the dashboard drew: runs in order with their labels and colours, verdicts, findings,
 # heatmap colour scales and colours, bars, notes, and the collapsed fix trials.
@@ -75,6 +78,8 @@ DASHBOARD_PROBE = f"""(() => {{
       const r = s.querySelector('.gs-ratio');
       return r && [r.textContent, r.checkVisibility() && r.getBoundingClientRect().height > 0];
     }}),
+    notRecorded: main.map((s) => [...s.querySelectorAll('.gs-not-recorded li')].map((li) =>
+      [li.textContent, li.checkVisibility() && li.getBoundingClientRect().height > 0])),
   }};
 }})()"""
 
@@ -181,6 +186,14 @@ def _set_created(run_dir: Path, created: str) -> None:
     meta_path.write_text(json.dumps(meta), encoding="utf-8")
 
 
+def _set_not_recorded(run_dir: Path, notes: list[str]) -> None:
+    # Where the collector keeps them (gradscope/collect/session.py).
+    meta_path = load_run(run_dir).path / "meta.json"
+    meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    meta["config"]["not_recorded"] = notes
+    meta_path.write_text(json.dumps(meta), encoding="utf-8")
+
+
 @pytest.fixture(scope="module")
 def dashboard_logdir(logdir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     # A copy of the real runs where the sick one (trained first) has a finding whose strings are
@@ -191,6 +204,7 @@ def dashboard_logdir(logdir: Path, tmp_path_factory: pytest.TempPathFactory) -> 
     shutil.copytree(logdir / "healthy", root / "trials" / "original")
     for name, created in (("sick", "10:00"), ("trials/original", "10:05"), ("healthy", "10:10")):
         _set_created(root / name, f"2026-11-23T{created}:00+00:00")
+    _set_not_recorded(root / "sick", NOT_RECORDED)
     finding = Finding(
         "GS101",
         "vanishing_gradients",
@@ -245,13 +259,16 @@ def test_dashboard_renders_runs_heatmaps_and_findings(dashboard_captures, page: 
 
 
 @pytest.mark.parametrize("page", ["entry", "ui"])
-def test_dashboard_shows_the_gradient_ratio(
+def test_dashboard_shows_the_ratio_and_what_was_not_recorded(
     dashboard_captures, dashboard_logdir: Path, page: str
 ) -> None:
     probe = dashboard_captures[page].probe
     # Each run header: the terminal's line, visible.
     lines = [_ratio(dashboard_logdir / name)[1] for name in ("sick", "healthy")]
     assert probe["ratios"] == [[line, True] for line in lines]
+    # The sick run's notes as text (EVIL drew no <img>: the main test counts 0 images); none for
+    # the healthy run.
+    assert probe["notRecorded"] == [[[note, True] for note in NOT_RECORDED], []]
 
 
 def test_dashboard_lists_fix_trials_apart_and_collapsed(dashboard_captures) -> None:

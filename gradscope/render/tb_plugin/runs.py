@@ -1,9 +1,9 @@
 """Finding gradscope runs under a log directory and turning one into the dashboard's JSON.
 
-The JSON is arranged recorded data only (thinned layers × steps gradient norms, findings) and the
-run's :class:`~gradscope.detect.summary.RunSummary` numbers (verdict, first/last gradient ratio,
-window medians of the dead/saturated fractions), already formatted where the browser shows text;
-the browser draws it.
+The JSON is arranged recorded data only (thinned layers × steps gradient norms, findings, the
+notes of what could not be recorded) and the run's :class:`~gradscope.detect.summary.RunSummary`
+numbers (verdict, first/last gradient ratio, window medians of the dead/saturated fractions),
+already formatted where the browser shows text; the browser draws it.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from gradscope.detect.summary import GRAD_RATIO_KEY, GRAD_RATIO_TEXT_KEY
 from gradscope.findings import FINDINGS_FILE, Finding
 from gradscope.render.build import RunData, finding_view
 from gradscope.render.matrix import thin_indices
-from gradscope.render.run_summary import ratio_view
+from gradscope.render.run_summary import not_recorded, ratio_view
 from gradscope.render.sources import findings_of
 
 #: Heatmap columns sent at most per run; the browser gets evenly thinned records beyond this.
@@ -107,9 +107,10 @@ def dashboard_payload(name: str, path: Path, max_columns: int = MAX_COLUMNS) -> 
         A strict-JSON-safe dict: ``run``, ``model``, ``status``, ``verdict``,
         ``verdict_level``, ``n_records``, the first/last gradient ratio (``first_last_grad_ratio``,
         its text ``first_last_grad_ratio_text`` and ``grad_ratio_line``, the terminal's line;
-        null when not measurable), ``layers``, ``steps``, ``grad_norm`` (layers × steps, null
-        where missing), ``act_layers``, ``dead_frac``, ``sat_frac`` (window medians, null where
-        not recorded) and ``findings``.
+        null when not measurable), ``not_recorded`` (``meta.json``'s notes of what could not be
+        recorded), ``layers``, ``steps``, ``grad_norm`` (layers × steps, null where missing),
+        ``act_layers``, ``dead_frac``, ``sat_frac`` (window medians, null where not recorded)
+        and ``findings``.
 
     Raises:
         RunFormatError: if the run directory is unreadable.
@@ -141,6 +142,7 @@ def dashboard_payload(name: str, path: Path, max_columns: int = MAX_COLUMNS) -> 
         GRAD_RATIO_KEY: value,
         GRAD_RATIO_TEXT_KEY: None if ratio is None else ratio.text,
         "grad_ratio_line": None if ratio is None else ratio.line,
+        "not_recorded": list(not_recorded(run)),
         "layers": list(data.grad_layers),
         "steps": [int(s) for s in grads.steps[cols]],
         "grad_norm": [_clean(row) for row in grads.values[:, cols]] if len(cols) else [],

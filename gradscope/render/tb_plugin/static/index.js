@@ -23,6 +23,8 @@ const STYLE = `
   .gs-name { color: #555; font-weight: 400; font-size: 13px; }
   .gs-notes { margin: 6px 0; padding-left: 20px; color: #444; font-size: 12px; }
   .gs-ratio { margin: 4px 0; font-size: 12px; color: #333; }
+  .gs-not-recorded { margin: 6px 0; font-size: 12px; color: #444; }
+  .gs-not-recorded ul { margin: 2px 0; padding-left: 20px; }
   .gs-trials { margin: 16px 0; }
   .gs-trials > summary { cursor: pointer; font-weight: 600; color: #555; }
   .gs-finding { border-left: 4px solid #ccc; padding: 2px 0 2px 10px; margin: 8px 0; }
@@ -232,8 +234,21 @@ export function drawFindings(data) {
   return box;
 }
 
+// What GradScope could not record in the run (a custom train_step), one note a line, as the
+// HTML report lists them; nothing when there is none.
+export function drawNotRecorded(data) {
+  const notes = data.not_recorded || [];
+  if (!notes.length) return null;
+  const box = el('div', null, 'gs-not-recorded');
+  box.appendChild(el('strong', 'Not recorded'));
+  const list = el('ul', null);
+  for (const note of notes) list.appendChild(el('li', note));
+  box.appendChild(list);
+  return box;
+}
+
 // One run: which run it is (label in its palette colour, name, creation time), its verdict,
-// first/last gradient ratio, heatmap, dead/saturated units and findings.
+// first/last gradient ratio, what was not recorded, heatmap, dead/saturated units and findings.
 export function drawRun(data, entry, range, palette) {
   const section = el('section', null, entry.trial ? 'gs-run gs-trial' : 'gs-run');
   section.dataset.run = entry.run;
@@ -252,6 +267,8 @@ export function drawRun(data, entry, range, palette) {
   );
   // The terminal's line, formatted by the plugin from the run's summary: shown, not computed.
   if (data.grad_ratio_line) section.appendChild(el('div', data.grad_ratio_line, 'gs-ratio'));
+  const notRecorded = drawNotRecorded(data);
+  if (notRecorded) section.appendChild(notRecorded);
   section.appendChild(el('h3', 'Gradient norm per layer over steps (log colour scale shared by the runs)'));
   if (data.layers.length && data.steps.length) {
     section.appendChild(drawHeatmap(data, range, palette));
