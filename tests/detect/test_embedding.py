@@ -83,9 +83,9 @@ def test_embedding_lstm_that_learns_gets_no_gradient_warning(tmp_path) -> None:
     model = keras.Sequential(
         [
             keras.Input((length,), dtype="int32"),
-            keras.layers.Embedding(vocab, 32),
-            keras.layers.Bidirectional(keras.layers.LSTM(16)),
-            keras.layers.Dense(1, activation="sigmoid"),
+            keras.layers.Embedding(vocab, 32, name="embedding"),
+            keras.layers.Bidirectional(keras.layers.LSTM(16), name="bilstm"),
+            keras.layers.Dense(1, activation="sigmoid", name="out"),
         ]
     )
     model.compile(keras.optimizers.Adam(1e-3), "binary_crossentropy", metrics=["accuracy"])
@@ -103,7 +103,7 @@ def test_embedding_lstm_that_learns_gets_no_gradient_warning(tmp_path) -> None:
     assert not GRADIENT_KINDS & {f.kind for f in findings}, [f.message for f in findings]
     assert all(f.severity < Severity.WARNING for f in findings), [f.message for f in findings]
     ratio = gradient_ratio(run)
-    assert ratio is not None and ratio.first_layer == "bidirectional"
+    assert ratio is not None and ratio.first_layer == "bilstm"
     assert ratio.value > DETECT_THRESHOLDS.vanishing.warning_ratio
 
     # Control: judged by its whole table, the embedding looks vanishing (what the ratio showed
