@@ -145,6 +145,17 @@ _FIXES: tuple[Fix, ...] = (
         "negative biases switch units off before training starts.",
     ),
     Fix(
+        "widen_normalization",
+        "Normalize over more than one element",
+        "A per-example normalization whose normalized axes hold one element sees nothing to "
+        "normalize: LayerNormalization outputs its offset beta whatever the input (x minus its "
+        "own mean is 0), RMS/unit normalization only its sign, so no gradient reaches the "
+        "layers before it. Normalize over an axis with more than one element: project the "
+        "input to d_model features first (a Dense or Conv1D of width > 1 before the block, as "
+        "transformers embed their inputs), or leave the normalization out where there is a "
+        "single feature.",
+    ),
+    Fix(
         "check_inputs",
         "Check the data for NaN/Inf and extreme values",
         "Look for NaN/Inf or huge values in inputs and targets, and for log(0) or division by "

@@ -220,12 +220,15 @@ class Judgement:
         layers: the layers concerned, in forward order.
         message: the detector's own sentences, without the progress note.
         evidence: its own evidence; ``window_records`` and ``progress`` are added by the base.
+        fixes: the fixes this case calls for (all answering the kind), when the detector named
+            a cause the kind's usual fixes do not treat; None for the kind's defaults.
     """
 
     severity: Severity
     layers: tuple[str, ...]
     message: str
     evidence: Mapping[str, Any]
+    fixes: tuple[str, ...] | None = None
 
 
 def graded(value: float, error_at: float) -> Severity:
@@ -290,7 +293,7 @@ class WindowDetector(abc.ABC):
             "window_records": len(window.last),
             "progress": window.progress.to_evidence(),
         }
-        return [make_finding(self.kind, severity, judged.layers, message, evidence)]
+        return [make_finding(self.kind, severity, judged.layers, message, evidence, judged.fixes)]
 
     @abc.abstractmethod
     def judge(self, window: RunWindow) -> Judgement | None:

@@ -31,10 +31,12 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from gradscope.data.schema import LayerInfo
+from gradscope.detect.window import single_element_normalization
 from gradscope.findings import Finding
 from gradscope.model.taxonomy import (
     KERNEL_LAYERS,
     NORMALIZATION_LAYERS,
+    PER_EXAMPLE_NORMALIZATION,
     RECURRENT_LAYERS,
     RELU_FAMILY,
     SATURATING,
@@ -82,6 +84,8 @@ class ModelTraits:
         clipping: the optimizer clips gradients; None when unknown (uncompiled, or a run).
         plain_mlp: only Dense, Dropout and activation layers (SELU can self-normalize it).
         dropout: the model has Dropout layers.
+        single_element_norm: a per-example normalization layer normalizes over a single
+            element; None when that cannot be told (sizes unknown).
     """
 
     hidden: tuple[tuple[str, str | None], ...] = ()
@@ -91,6 +95,7 @@ class ModelTraits:
     clipping: bool | None = None
     plain_mlp: bool = False
     dropout: bool = False
+    single_element_norm: bool | None = None
 
     @classmethod
     def from_spec(cls, spec: Any) -> ModelTraits:
@@ -118,6 +123,13 @@ class ModelTraits:
             clipping=None if spec.optimizer is None else spec.optimizer.clips,
             plain_mlp=all(x.class_name in _PLAIN_MLP for x in spec.layers),
             dropout=any(x.class_name == "Dropout" for x in spec.layers),
+            single_element_norm=_known_any(
+                [
+                    x.normalized_size == 1 if x.normalized_size else None
+                    for x in spec.layers
+                    if _per_example(x)
+                ]
+            ),
         )
 
     @classmethod
@@ -157,6 +169,12 @@ class ModelTraits:
             recurrent=any(x.class_name in RECURRENT_LAYERS for x in layers),
             plain_mlp=all(x.class_name in _PLAIN_MLP for x in layers),
             dropout=any(x.class_name == "Dropout" for x in layers),
+            # A run proves a single element only from a layer's parameters; without one such
+            # layer it is known there is none only when there are no such layers at all.
+            single_element_norm=_known_any(
+                [True for x in layers if single_element_normalization(x)]
+                + [None for x in layers if _per_example(x)]
+            ),
         )
 
     def count(self, activations: Iterable[str]) -> Counter[str]:
@@ -223,6 +241,17 @@ class RankedFix:
         }
 
 
+def _per_example(layer: Any) -> bool:
+    return layer.class_name in PER_EXAMPLE_NORMALIZATION
+
+
+def _known_any(flags: list[bool | None]) -> bool | None:
+    # True if any flag is True, None if any is unknown, else False (also for no flags).
+    if any(f is True for f in flags):
+        return True
+    return None if any(f is None for f in flags) else False
+
+
 def _layers(counts: Counter[str]) -> str:
     return ", ".join(f"{n} {a}" for a, n in counts.most_common())
 
@@ -243,6 +272,12 @@ def _init_fit(fix_id: str, t: ModelTraits) -> tuple[Fit, str]:
 def _fit(fix_id: str, t: ModelTraits) -> tuple[Fit, str]:
     # The fit of one fix, with the reason that decided it. Unknown traits (an empty layer
     # list) make every fix generic rather than wrongly unfit.
+    if fix_id == "widen_normalization":
+        if t.single_element_norm:
+            return Fit.TARGETS, "a normalization layer normalizes over a single element"
+        if t.single_element_norm is False:
+            return Fit.NO_FIT, "no normalization layer over a single element"
+        return Fit.GENERIC, "normalized sizes unknown"
     if not t.hidden and fix_id not in ("clip_norm", "clip_value", "lower_learning_rate"):
         return Fit.GENERIC, "the model's hidden layers are unknown"
     if fix_id in _INIT_FIXES:

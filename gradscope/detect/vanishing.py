@@ -24,6 +24,7 @@ import numpy as np
 from gradscope.config import VanishingThresholds
 from gradscope.data.schema import StepRecord
 from gradscope.detect.base import Judgement, RunWindow, WindowDetector, window_detector
+from gradscope.detect.cause import CAUSE_FIXES, CAUSE_KEY, gradient_stop
 from gradscope.detect.summary import GRAD_RATIO_KEY, GradientRatio, gradient_ratio
 from gradscope.detect.window import gradient_flow_layers, gradient_rms
 from gradscope.findings import Severity
@@ -101,9 +102,22 @@ class Vanishing(WindowDetector):
             if not (upd_hidden is not None and upd_last)
             else upd_hidden / upd_last,
         }
+        severity = Severity.ERROR if error else Severity.WARNING
+        affected = _affected(rms, ratios, rms[last], upd_last, th)
+        # A measured cause outranks the symptom: name the layer that stops the gradient and
+        # recommend what treats it, not the usual init/activation fixes (detect/cause.py).
+        stop = gradient_stop(window.run, window.last, window.thresholds.dying_relu.error_fraction)
+        if stop is not None:
+            return Judgement(
+                severity,
+                affected,
+                f"Vanishing gradients: {stop.text}.",
+                {**evidence, CAUSE_KEY: stop.to_evidence()},
+                CAUSE_FIXES,
+            )
         return Judgement(
-            Severity.ERROR if error else Severity.WARNING,
-            _affected(rms, ratios, rms[last], upd_last, th),
+            severity,
+            affected,
             f"Vanishing gradients: {what}, so the early layers learn little or nothing.",
             evidence,
         )

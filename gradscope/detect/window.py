@@ -13,7 +13,7 @@ import numpy as np
 from gradscope.config import WindowThresholds
 from gradscope.data.schema import LayerInfo, StepRecord, has_nonfinite
 from gradscope.data.store import Run
-from gradscope.model.taxonomy import EMBEDDING_LAYERS
+from gradscope.model.taxonomy import EMBEDDING_LAYERS, PER_EXAMPLE_NORMALIZATION
 
 #: Variable names that mark a "weight layer" (a layer with a kernel or a lookup table).
 _KERNEL_VARIABLES = frozenset({"kernel", "depthwise_kernel", "pointwise_kernel", "embeddings"})
@@ -218,6 +218,31 @@ def gradient_flow_layers(run: Run) -> list[LayerInfo]:
         ['bidirectional', 'dense']
     """
     return [x for x in weight_layers(run) if not sparse_gradient(x)]
+
+
+def single_element_normalization(info: LayerInfo) -> bool:
+    """True for a recorded normalization layer that provably normalizes over a single element.
+
+    LayerNormalization and RMSNormalization hold one scale (and offset) per element of their
+    normalized axes, so a layer whose every variable has one value normalizes over one element
+    (:mod:`gradscope.detect.static.normalization` says what that does). Layers without variables,
+    and GroupNormalization (one value per channel, whatever the group size), cannot be told from
+    a run; the static rule reads their input shapes instead.
+
+    Args:
+        info: a recorded layer.
+
+    Returns:
+        True when the layer's parameters prove it.
+
+    Example:
+        >>> single_element_normalization(
+        ...     LayerInfo("ln", "LayerNormalization", params=2, variables=("gamma", "beta"))
+        ... )
+        True
+    """
+    per_element = PER_EXAMPLE_NORMALIZATION.get(info.class_name) == "axis"
+    return per_element and bool(info.variables) and info.params == len(info.variables)
 
 
 def gradient_rms(records: Sequence[StepRecord], info: LayerInfo) -> float | None:

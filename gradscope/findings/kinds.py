@@ -28,6 +28,10 @@ class KindInfo:
         also: fixes that answer the kind too but are not the usual remedy (LeakyReLU for
             vanishing gradients, which helps only a ReLU net): findings do not list them, the
             fix planner tries them after the recommended ones.
+        causes: fixes a finding of this kind may recommend only when it names a cause that the
+            usual remedies do not treat (a normalization over a single element stopping the
+            gradient): they are not in :attr:`answers`, so neither the planner nor the catalog
+            offers them for every finding of the kind, only for the findings that list them.
 
     Example:
         >>> KINDS["dying_relu"].code
@@ -38,6 +42,7 @@ class KindInfo:
     title: str
     fixes: tuple[str, ...]
     also: tuple[str, ...] = ()
+    causes: tuple[str, ...] = ()
 
     @property
     def answers(self) -> tuple[str, ...]:
@@ -55,6 +60,9 @@ KINDS: Mapping[str, KindInfo] = MappingProxyType(
             "Vanishing gradients",
             ("he_init", "relu_activation", "batch_norm", "selu_activation", "glorot_init"),
             ("lecun_init", "leaky_relu_activation", "elu_activation"),
+            # When a normalization over a single element stops the gradient, the detector names
+            # it as the cause and recommends this alone (gradscope.detect.cause).
+            causes=("widen_normalization",),
         ),
         "exploding_gradients": KindInfo(
             "GS102",
@@ -109,6 +117,9 @@ KINDS: Mapping[str, KindInfo] = MappingProxyType(
             ("relu_activation", "batch_norm", "glorot_init", "selu_activation"),
         ),
         "missing_clipping": KindInfo("GS204", "No gradient clipping", ("clip_norm", "clip_value")),
+        "degenerate_normalization": KindInfo(
+            "GS205", "Normalization over a single element", ("widen_normalization",)
+        ),
     }
 )
 
@@ -171,8 +182,8 @@ def make_finding(
         layers: the layers concerned, in forward order.
         message: one or two plain-language sentences.
         evidence: JSON-safe numbers behind it.
-        fixes: the fixes this case calls for, all among the kind's :attr:`KindInfo.answers`;
-            default the kind's recommended :attr:`KindInfo.fixes`.
+        fixes: the fixes this case calls for, all among the kind's :attr:`KindInfo.answers`
+            or :attr:`KindInfo.causes`; default the kind's recommended :attr:`KindInfo.fixes`.
 
     Returns:
         The :class:`Finding`.
@@ -187,7 +198,7 @@ def make_finding(
     """
     info = kind_info(kind)
     chosen = info.fixes if fixes is None else tuple(fixes)
-    stray = [f for f in chosen if f not in info.answers]
+    stray = [f for f in chosen if f not in info.answers + info.causes]
     if stray:
         raise ValueError(
             f"Fixes {stray} do not answer {kind!r} in the registry (gradscope.findings.kinds); "

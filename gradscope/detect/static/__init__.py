@@ -6,11 +6,12 @@ all. One module per family of rules; importing this package registers every rule
 import Keras.
 """
 
-# Imported for their registration side effect (each module registers its rules), in the order
-# the rules run.
-from gradscope.detect.static import architecture, initialization, selu  # noqa: F401
+# Imported for their registration side effect (each module registers its rules); their order
+# does not matter, static_findings sorts what they find.
+from gradscope.detect.static import architecture, initialization, normalization, selu  # noqa: F401
 from gradscope.detect.static.architecture import deep_saturating_stack, missing_clipping
 from gradscope.detect.static.initialization import init_activation_mismatch
+from gradscope.detect.static.normalization import degenerate_normalization
 from gradscope.detect.static.registry import _RULES, StaticRule, static_findings, static_rule
 from gradscope.detect.static.selu import selu_input_findings, selu_misconfigured
 
@@ -18,6 +19,7 @@ __all__ = [
     "_RULES",
     "StaticRule",
     "deep_saturating_stack",
+    "degenerate_normalization",
     "init_activation_mismatch",
     "missing_clipping",
     "selu_input_findings",
