@@ -130,6 +130,25 @@ def test_gradient_tape_shows_zero_gradients_before_the_layer_norm() -> None:
         assert all(bool(tf.reduce_all(g == 0)) for g in before) is zero, d_model
 
 
+def test_layer_norm_right_after_a_one_feature_input() -> None:
+    # Input((T, 1)) -> LayerNormalization(axis=-1) -> Dense: the model cannot see its input.
+    model = keras.Sequential(
+        [
+            keras.Input((T, 1)),
+            keras.layers.LayerNormalization(axis=-1, name="ln"),
+            keras.layers.Dense(8, activation="tanh"),
+            keras.layers.GlobalAveragePooling1D(),
+            keras.layers.Dense(1),
+        ]
+    )
+    x = tf.Variable(_series(8)[0])
+    with tf.GradientTape() as tape:
+        out = model(x, training=True)
+    assert bool(tf.reduce_all(tape.gradient(out, x) == 0))
+    found = _kinds(static_findings(spec_from_model(model)))
+    assert found["degenerate_normalization"].layers == ("ln",)
+
+
 def _kinds(findings) -> dict[str, Finding]:
     return {f.kind: f for f in findings}
 
