@@ -34,9 +34,12 @@ from gradscope.data.schema import LayerInfo
 from gradscope.detect.window import single_element_normalization
 from gradscope.findings import Finding
 from gradscope.model.taxonomy import (
+    ACTIVATION_LAYER_CLASSES,
+    ACTIVATIONS_BY_KIND,
     KERNEL_LAYERS,
     NORMALIZATION_LAYERS,
     PER_EXAMPLE_NORMALIZATION,
+    PLAIN_MLP_LAYERS,
     RECURRENT_LAYERS,
     RELU_FAMILY,
     SATURATING,
@@ -44,13 +47,12 @@ from gradscope.model.taxonomy import (
 )
 from gradscope.remedies import get_fix
 
-#: Hidden activations that can die (zero gradient for every negative input).
-_PLAIN_RELU = frozenset({"relu", "relu6"})
-#: Layers that carry no weights and change no activation: a "plain" MLP has only these besides
-#: Dense and activation layers (what selu_activation can turn into a self-normalizing net).
-_PLAIN_MLP = frozenset({"Dense", "Dropout", "AlphaDropout", "Activation", "InputLayer", "Flatten"})
-#: Standalone activation layers (Keras class -> activation), as the collector reports them.
-_ACTIVATION_CLASSES = frozenset({"Activation", "ReLU", "LeakyReLU", "PReLU", "ELU", "Softmax"})
+#: Hidden activations that can die (zero output and gradient below a threshold): the "relu" kind.
+_PLAIN_RELU = ACTIVATIONS_BY_KIND["relu"]
+#: What selu_activation can turn into a self-normalizing net.
+_PLAIN_MLP = PLAIN_MLP_LAYERS
+#: Standalone activation layers, as the collector reports them.
+_ACTIVATION_CLASSES = ACTIVATION_LAYER_CLASSES
 #: Initializer family each init fix sets, and the activations it is for.
 _INIT_FIXES = {
     "he_init": ("he", RELU_FAMILY, "ReLU-family"),

@@ -98,6 +98,9 @@ DROPOUT_LAYERS = frozenset(
         "SpatialDropout3D",
     }
 )
+#: What a "plain" MLP is made of: Dense layers, ``Activation`` layers, layers that carry no
+#: weights and change no activation (what a SELU rewrite can make self-normalizing).
+PLAIN_MLP_LAYERS = DROPOUT_LAYERS | {"Dense", "Activation", "InputLayer", "Flatten"}
 #: Layers between a kernel layer and its activation that leave the activation's meaning intact
 #: (Géron's "Dense -> BatchNormalization -> Activation"): the activation is looked for through them.
 PASS_THROUGH_LAYERS = NORMALIZATION_LAYERS | DROPOUT_LAYERS
