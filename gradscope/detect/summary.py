@@ -6,7 +6,7 @@ and ``gradscope audit --json``. Renderers format these numbers; they never compu
 
 The first/last gradient ratio is the chapter's "vanishing" number. Every place that shows it (the
 vanishing and exploding findings, the demo headline, ``gradscope audit``, the fix trials, the
-terminal summary, JSON, the HTML report and dashboard through the findings' evidence) takes it
+terminal summary, JSON, the HTML report's summary and the dashboard's run header) takes it
 from :func:`gradient_ratio` and writes it with :func:`format_grad_ratio`, under the JSON key
 :data:`GRAD_RATIO_KEY`. Its definition:
 
