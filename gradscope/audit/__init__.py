@@ -1,9 +1,13 @@
 """Audit a model without training it yourself: static rules plus a short probe on a clone.
 
+The result says what was examined (:class:`~gradscope.audit.coverage.Coverage`): a probe that
+could not run leaves the static findings and ``status == "probe_not_run"``, never a silent pass.
+
 Example::
 
     from gradscope.audit import audit
     result = audit("model.h5")            # or a live keras.Model
+    print(result.status)                  # "examined", "static_only", "probe_not_run", ...
     for f in result.findings:
         print(f.severity, f.kind, f.message)
 """
@@ -17,10 +21,16 @@ from typing import Any
 
 import numpy as np
 
+from gradscope.audit.coverage import AuditStatus, Coverage
 from gradscope.config import DETECT_THRESHOLDS, DetectThresholds
 from gradscope.data.store import Run
-from gradscope.detect.static import selu_input_findings, static_findings
-from gradscope.errors import GradscopeInputError
+from gradscope.detect.static import _RULES, selu_input_findings, static_findings
+from gradscope.errors import (
+    GradscopeInputError,
+    ModelNotSerializableError,
+    TrialNotRunError,
+    error_summary,
+)
 from gradscope.findings import Finding, Severity, sort_findings, write_findings
 from gradscope.model.loader import (
     LoadedModel,
@@ -39,13 +49,15 @@ class AuditResult:
     Attributes:
         findings: static and probe findings, most severe first.
         spec: the static description of the model.
+        coverage: what was examined and what was not (:attr:`status`).
         run: the probe's recorded run (None if the probe did not run).
         run_dir: the probe's run directory (holds ``findings.json``), or None.
-        notes: plain-language notes, e.g. why the probe was skipped.
+        notes: plain-language notes, e.g. why the probe did not run.
     """
 
     findings: list[Finding]
     spec: ModelSpec
+    coverage: Coverage
     run: Run | None = None
     run_dir: Path | None = None
     notes: list[str] = field(default_factory=list)
@@ -54,6 +66,11 @@ class AuditResult:
     def worst(self) -> Severity | None:
         """The highest severity found, or None without findings."""
         return max((f.severity for f in self.findings), default=None)
+
+    @property
+    def status(self) -> AuditStatus:
+        """``"examined"``, ``"static_only"``, ``"probe_not_run"`` or ``"not_examined"``."""
+        return self.coverage.status
 
 
 def audit(
@@ -69,7 +86,8 @@ def audit(
 
     Args:
         model_or_path: a Keras model, or the path of a ``.keras``/``.h5`` file (loaded safely).
-        data: ``(x, y)`` for the probe; None for synthetic standard-normal inputs.
+        data: ``(x, y)`` for the probe; None for synthetic inputs the model accepts (see
+            :mod:`gradscope.trial.synthetic`).
         steps: probe training steps (default :data:`gradscope.audit.probe.DEFAULT_STEPS`); 0 skips
             the probe.
         unsafe: allow files with Lambda layers / unknown custom objects (runs their code).
@@ -79,10 +97,15 @@ def audit(
         custom_objects: custom classes/functions by name, for files that need them.
 
     Returns:
-        The :class:`AuditResult`. Neither the file nor the given model is modified.
+        The :class:`AuditResult`. Neither the file nor the given model is modified. When the
+        probe cannot run (a model Keras cannot rebuild or copy, synthetic inputs the model does
+        not take), the static findings are kept, a note says why and ``status`` is
+        ``"probe_not_run"``.
 
     Raises:
         GradscopeInputError: for bad input (missing/corrupt file, refused file, bad data).
+        ModelNotSerializableError: for a live model Keras cannot describe (a subclassed model
+            without ``get_config()``); the message says what to do.
 
     Example:
         >>> result = audit("model.h5", steps=10)  # doctest: +SKIP
@@ -94,15 +117,15 @@ def audit(
     steps = DEFAULT_STEPS if steps is None else steps
     if steps < 0:
         raise GradscopeInputError(f"--steps must be >= 0. Received: {steps}")
-    notes: list[str] = []
     stored: StoredModel | None = None
     model: Any = None
+    probe_error: str | None = None
     if isinstance(model_or_path, (str, os.PathLike)):
         try:
             loaded: LoadedModel = load_model_safely(model_or_path, unsafe, custom_objects)
         except ModelRebuildError as err:
             stored = err.stored
-            notes.append(str(err))
+            probe_error = _rebuild_error(err, model_or_path)
         else:
             from gradscope.trial.policy import compile_as_saved
 
@@ -111,14 +134,13 @@ def audit(
             stored, model = loaded.stored, compile_as_saved(loaded)
         spec = stored.spec
     else:
-        from gradscope.model.extract import spec_from_model
-
         model = model_or_path
         if not model.trainable_weights:
             raise GradscopeInputError(
                 "The model has no trainable weights; there is nothing to audit."
             )
-        spec = spec_from_model(model)
+        spec = _describe(model)
+    rules = tuple(_RULES)
     findings = static_findings(spec, thresholds.static)
     if data is not None:
         from gradscope.trial.data import check_arrays
@@ -130,14 +152,60 @@ def audit(
             findings += selu_input_findings(spec, x.mean(0), x.std(0), thresholds.static)
     run = None
     if model is not None and steps > 0:
-        run = _probe(model, data, steps, log_dir)
-        from gradscope.detect import detect
+        try:
+            run = _probe(model, data, steps, log_dir, custom_objects)
+        except TrialNotRunError as err:
+            # Not the user's fault (their data's failures stay GradscopeInputError): what the
+            # static rules found stands, and the status says the probe did not run.
+            probe_error = str(err)
+        else:
+            from gradscope.detect import detect
 
-        findings += detect(run, thresholds)
+            findings += detect(run, thresholds)
     findings = sort_findings(findings)
     if run is not None:
         write_findings(run.path, findings)
-    return AuditResult(findings, spec, run, None if run is None else run.path, notes)
+    notes: list[str] = []
+    if probe_error is not None and steps > 0:
+        notes.append(f"The probe did not run, only static rules did: {probe_error}")
+    coverage = Coverage.of(spec, rules, steps, run, data is None, probe_error)
+    return AuditResult(findings, spec, coverage, run, None if run is None else run.path, notes)
+
+
+def _rebuild_error(err: ModelRebuildError, path: str | os.PathLike[str]) -> str:
+    # The loader's message shortens Keras's (which repeats the whole config) to a fixed width;
+    # the note is printed whole, so it carries the cause in full sentences instead.
+    cause = error_summary(err.__cause__) if err.__cause__ is not None else str(err)
+    return (
+        f"Keras could not rebuild the model in '{path}' ({cause.rstrip('.')}). If it uses "
+        "custom layers, name them with --custom-objects MODULE:NAME (custom_objects= in Python) "
+        "and check that their get_config() returns every __init__ argument."
+    )
+
+
+def _describe(model: Any) -> ModelSpec:
+    from gradscope.model.extract import spec_from_model
+
+    try:
+        return spec_from_model(model)
+    except GradscopeInputError:
+        raise
+    except Exception as err:
+        # Keras serializes the model to describe it; a subclass that cannot be serialized can
+        # be neither described nor copied, so nothing could be examined.
+        cls = type(model).__name__
+        why = (
+            "its __init__ takes arguments Keras cannot serialize and it does not implement "
+            "get_config()"
+            if isinstance(err, NotImplementedError)
+            else f"Keras cannot serialize it ({error_summary(err)})"
+        )
+        raise ModelNotSerializableError(
+            f"Cannot audit '{model.name}' ({cls}): {why}, so gradscope can neither read its "
+            f"layers nor copy it for the probe. Implement get_config() on {cls} (returning every "
+            "__init__ argument; from_config() too if it takes objects), or record a real "
+            "training run instead: model.fit(..., callbacks=[gradscope.GradScope('runs/x')])."
+        ) from err
 
 
 def _probe(
@@ -145,16 +213,24 @@ def _probe(
     data: tuple[np.ndarray, np.ndarray] | None,
     steps: int,
     log_dir: str | os.PathLike[str] | None,
+    custom_objects: dict[str, Any] | None,
 ) -> Run:
+    import keras
+
     from gradscope.audit.probe import probe
 
-    return probe(model, data=data, steps=steps, log_dir=log_dir)
+    # A live model's custom classes must be known by name for Keras to copy it.
+    with keras.saving.custom_object_scope(custom_objects or {}):
+        return probe(model, data=data, steps=steps, log_dir=log_dir)
 
 
 __all__ = [
     "AuditResult",
+    "AuditStatus",
+    "Coverage",
     "GradscopeInputError",
     "LoadedModel",
+    "ModelNotSerializableError",
     "StoredModel",
     "audit",
     "inspect_model_file",

@@ -1,7 +1,9 @@
 """``gradscope audit``: the command's behaviour as a plain function (the CLI only parses options).
 
-Exit codes: 0 no finding at warning or above, 1 such findings, 2 bad input (one line on stderr,
-no traceback unless ``GRADSCOPE_DEBUG=1``).
+Exit codes (:data:`EXIT_CODES`): 0 examined and no finding at warning or above, 1 findings at
+warning or above, 2 bad input (one line on stderr, no traceback unless ``GRADSCOPE_DEBUG=1``),
+3 not examined: the probe could not run (or nothing could be read) and no finding at warning or
+above came from what did run. An audit that examined nothing is never a pass.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from rich.console import Console
 
@@ -20,9 +22,20 @@ from gradscope.errors import GradscopeInputError
 from gradscope.findings import Severity, findings_to_json
 from gradscope.render.terminal import findings_grid, ratio_line
 
+if TYPE_CHECKING:
+    from gradscope.audit import AuditResult
+
 EXIT_OK = 0
 EXIT_FINDINGS = 1
 EXIT_BAD_INPUT = 2
+EXIT_NOT_EXAMINED = 3
+#: What each exit code means (README's table says the same).
+EXIT_CODES: dict[int, str] = {
+    EXIT_OK: "examined; no finding at warning or above",
+    EXIT_FINDINGS: "findings at warning or above (also when the probe did not run)",
+    EXIT_BAD_INPUT: "bad input: one line on stderr",
+    EXIT_NOT_EXAMINED: "not examined: the probe could not run; no finding at warning or above",
+}
 
 
 def _bad_input(error: GradscopeInputError, err: TextIO) -> int:
@@ -59,7 +72,8 @@ def audit_command(
             module is imported (see :func:`gradscope.model.custom.import_custom_objects`).
 
     Returns:
-        0 if no finding is a warning or worse, 1 if some are, 2 for bad input.
+        1 if some finding is a warning or worse; else 0 if everything asked for was examined,
+        3 if not (the probe could not run); 2 for bad input.
 
     Example:
         >>> audit_command(Path("model.h5"), as_json=True)  # doctest: +SKIP
@@ -89,32 +103,101 @@ def audit_command(
     # The probe run's derived numbers, computed once for whichever view prints them.
     summary = None if result.run is None else RunSummary.of(result.run, result.findings)
     if as_json:
-        doc = findings_to_json(result.findings) | {"summary": summary_json(summary)}
-        print(json.dumps(doc, indent=1, allow_nan=False), file=out)
+        print(json.dumps(audit_json(result, summary), indent=1, allow_nan=False), file=out)
     else:
-        console = Console(file=out)
-        for note in result.notes:
-            console.print(f"note: {note}", soft_wrap=True)
-        if result.findings:
-            console.print(findings_grid(result.findings))
-        else:
-            console.print("gradscope: no findings.")
-        line = None if summary is None else ratio_line(summary)
-        if line is not None:
-            console.print(line, soft_wrap=True)
-        if result.run_dir is not None:
-            console.print(f"Probe run: {result.run_dir}", soft_wrap=True)
+        print_text(result, summary, out)
     if html is not None:
         from gradscope.audit.report import write_audit_report
 
-        try:
-            path = write_audit_report(result, html)
-        except GradscopeInputError as error:
-            return _bad_input(error, err)
-        # stdout stays pure JSON with --json.
-        print(f"HTML report written to {path}", file=err if as_json else out)
+        if result.run is None:
+            # No statistics to show; the status and exit code already say why.
+            print("gradscope audit: no HTML report: the probe did not run.", file=err)
+        else:
+            try:
+                path = write_audit_report(result, html)
+            except GradscopeInputError as error:
+                return _bad_input(error, err)
+            # stdout stays pure JSON with --json.
+            print(f"HTML report written to {path}", file=err if as_json else out)
+    return exit_code(result)
+
+
+def exit_code(result: AuditResult) -> int:
+    """The exit code of an audit's result (see :data:`EXIT_CODES`).
+
+    Findings outrank completeness: what was found is true whether or not the probe ran, and the
+    JSON ``status`` tells the rest. Without such findings, only a complete audit passes.
+
+    Args:
+        result: what :func:`gradscope.audit.audit` returned.
+
+    Returns:
+        :data:`EXIT_FINDINGS`, :data:`EXIT_OK` or :data:`EXIT_NOT_EXAMINED`.
+
+    Example:
+        >>> exit_code(audit("custom.keras", unsafe=True))  # doctest: +SKIP
+        3
+    """
     worst = result.worst
-    return EXIT_FINDINGS if worst is not None and worst >= Severity.WARNING else EXIT_OK
+    if worst is not None and worst >= Severity.WARNING:
+        return EXIT_FINDINGS
+    return EXIT_OK if result.coverage.complete else EXIT_NOT_EXAMINED
+
+
+def audit_json(result: AuditResult, summary: RunSummary | None) -> dict[str, Any]:
+    """The ``--json`` document: findings, status, what was and was not examined, notes.
+
+    Args:
+        result: what :func:`gradscope.audit.audit` returned.
+        summary: the probe run's summary, or None without a probe.
+
+    Returns:
+        ``{"schema_version", "findings", "status", "examined", "not_examined", "notes",
+        "summary"}`` (see README, "audit --json").
+
+    Example:
+        >>> audit_json(audit("custom.keras", unsafe=True), None)["status"]  # doctest: +SKIP
+        'probe_not_run'
+    """
+    return (
+        findings_to_json(result.findings)
+        | result.coverage.to_json()
+        | {"notes": list(result.notes), "summary": summary_json(summary)}
+    )
+
+
+def print_text(result: AuditResult, summary: RunSummary | None, out: TextIO) -> None:
+    """The text output: notes (whole), findings, what was examined, the ratio line, the run.
+
+    Args:
+        result: what :func:`gradscope.audit.audit` returned.
+        summary: the probe run's summary, or None without a probe.
+        out: where to print.
+
+    Example:
+        >>> print_text(audit("model.keras"), None, sys.stdout)  # doctest: +SKIP
+    """
+    console = Console(file=out)
+
+    def say(text: str) -> None:
+        # Whole, as written: no wrapping, and brackets in Keras's messages are not markup.
+        console.print(text, soft_wrap=True, markup=False, highlight=False)
+
+    for note in result.notes:
+        say(f"note: {note}")
+    coverage = result.coverage
+    if result.findings:
+        console.print(findings_grid(result.findings))
+    elif coverage.complete:
+        console.print("gradscope: no findings.")
+    else:
+        say("gradscope: no findings from what ran, but the model was not examined in training.")
+    say(coverage.summary_line())
+    line = None if summary is None else ratio_line(summary)
+    if line is not None:
+        say(line)
+    if result.run_dir is not None:
+        say(f"Probe run: {result.run_dir}")
 
 
 def summary_json(summary: RunSummary | None) -> dict[str, Any] | None:

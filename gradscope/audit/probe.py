@@ -3,7 +3,11 @@
 The user's model is never trained or mutated: :func:`probe` runs the one trial
 (:func:`gradscope.trial.runner.run_trial`): a copy with the same weights, compiled by the trial
 policy (the model's own compile settings, else ``SGD(0.01, momentum=0.9)``), fitted on the given
-data or on synthetic standard-normal inputs with targets drawn to match the loss.
+data or on synthetic inputs the model accepts (:mod:`gradscope.trial.synthetic`: token ids for
+embeddings, a sequence length its convolutions fit, one array per input) with targets drawn to
+match the loss. A probe that cannot run through no fault of the data raises
+:class:`gradscope.errors.TrialNotRunError`; :func:`gradscope.audit.audit` then keeps the static
+findings and reports the probe as not run.
 
 The data helpers moved to :mod:`gradscope.trial.data` and the loss and optimizer rules to
 :mod:`gradscope.trial.policy`; they are re-exported here, where callers have always found them.
@@ -70,7 +74,9 @@ def probe(
         The recorded :class:`Run`.
 
     Raises:
-        GradscopeInputError: for unusable data or steps, or models that cannot be copied.
+        GradscopeInputError: for unusable data or steps.
+        TrialNotRunError: for models that cannot be copied or compiled, or that gradscope's
+            synthetic inputs do not fit.
 
     Example:
         >>> run = probe(model, steps=10)  # doctest: +SKIP

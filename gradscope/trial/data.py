@@ -303,7 +303,8 @@ def data_errors(model: keras.Model, loss: Any, synthetic: bool = False) -> Itera
         GradscopeInputError: instead of ValueError, TypeError or
             ``tf.errors.InvalidArgumentError`` from training on the user's data.
         TrialNotRunError: the same, from training on gradscope's synthetic data: the data is
-            gradscope's, so the user did nothing wrong and a caller may go on without the trial.
+            gradscope's, so the user did nothing wrong and a caller may go on without the trial;
+            and any other exception from training, whatever the data.
 
     Example:
         >>> with data_errors(model, "mse"):  # doctest: +SKIP
@@ -324,4 +325,12 @@ def data_errors(model: keras.Model, loss: Any, synthetic: bool = False) -> Itera
         raise GradscopeInputError(
             f"Training on the data failed ({what}); check that y fits the model's output shape "
             f"{out} and its loss {loss!r}."
+        ) from err
+    except Exception as err:
+        # Anything else (Keras's KeyError for losses that do not match several outputs, an
+        # error in a custom layer's call) is no fault of the data: the trial could not run, and
+        # a caller like the audit goes on without it instead of showing a traceback.
+        raise TrialNotRunError(
+            f"Training a copy of '{model.name}' failed ({error_summary(err, limit=300)}).",
+            stage="train",
         ) from err
