@@ -116,7 +116,11 @@ def audit(
         "on PYTHONPATH (repeatable). Nothing from the file runs.",
     ),
 ) -> None:
-    """Audits a saved model: static rules, then a short probe on a clone; exit 0/1/2."""
+    """Audits a saved model: static rules, then a short probe on a clone.
+
+    Exit codes: 0 examined, no finding at warning or above; 1 findings; 2 bad input;
+    3 not examined (the probe could not run; --json says what was left out and why).
+    """
     _import_tensorflow_quietly()
     from gradscope.audit.command import audit_command
 
