@@ -75,7 +75,7 @@ class AuditResult:
 
 def audit(
     model_or_path: Any,
-    data: tuple[np.ndarray, np.ndarray] | None = None,
+    data: tuple[Any, np.ndarray] | None = None,
     steps: int | None = None,
     unsafe: bool = False,
     log_dir: str | os.PathLike[str] | None = None,
@@ -86,8 +86,8 @@ def audit(
 
     Args:
         model_or_path: a Keras model, or the path of a ``.keras``/``.h5`` file (loaded safely).
-        data: ``(x, y)`` for the probe; None for synthetic inputs the model accepts (see
-            :mod:`gradscope.trial.synthetic`).
+        data: ``(x, y)`` for the probe (x a list of arrays for a multi-input model); None for
+            synthetic inputs the model accepts (see :mod:`gradscope.trial.synthetic`).
         steps: probe training steps (default :data:`gradscope.audit.probe.DEFAULT_STEPS`); 0 skips
             the probe.
         unsafe: allow files with Lambda layers / unknown custom objects (runs their code).
@@ -147,7 +147,9 @@ def audit(
 
         # Validated before any statistic is taken of it (strings, zero rows, NaN would crash).
         data = check_arrays(*data)
-        x = np.asarray(data[0], dtype=np.float64).reshape(len(data[0]), -1)
+        # Several inputs: their features side by side, as the model's first layers see them.
+        arrays = data[0] if isinstance(data[0], tuple) else (data[0],)
+        x = np.concatenate([np.asarray(a, np.float64).reshape(len(a), -1) for a in arrays], 1)
         if len(x) > 1:
             findings += selu_input_findings(spec, x.mean(0), x.std(0), thresholds.static)
     run = None
@@ -210,7 +212,7 @@ def _describe(model: Any) -> ModelSpec:
 
 def _probe(
     model: Any,
-    data: tuple[np.ndarray, np.ndarray] | None,
+    data: tuple[Any, np.ndarray] | None,
     steps: int,
     log_dir: str | os.PathLike[str] | None,
     custom_objects: dict[str, Any] | None,

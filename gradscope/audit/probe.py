@@ -18,6 +18,7 @@ from __future__ import annotations
 import os
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import keras
 import numpy as np
@@ -49,7 +50,7 @@ ProbeData = TrialData
 
 def probe(
     model: keras.Model,
-    data: tuple[np.ndarray, np.ndarray] | None = None,
+    data: tuple[Any, np.ndarray] | None = None,
     steps: int = DEFAULT_STEPS,
     log_dir: str | os.PathLike[str] | None = None,
     batch_size: int = DEFAULT_BATCH_SIZE,

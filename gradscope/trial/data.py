@@ -150,15 +150,15 @@ def synthetic_data(model: keras.Model, loss: Any, n: int, seed: int = 0) -> Tria
     return TrialData(x, y, synthetic=True)
 
 
-def check_arrays(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def check_arrays(x: Any, y: Any) -> tuple[Inputs, np.ndarray]:
     """Validates user data that does not depend on the model: types, length, finiteness.
 
     Args:
-        x: inputs, examples first.
+        x: inputs, examples first; a list or tuple of arrays for a multi-input model.
         y: targets, examples first.
 
     Returns:
-        ``(x, y)`` as NumPy arrays.
+        ``(x, y)`` as NumPy arrays (x a tuple of arrays if it was a list or tuple).
 
     Raises:
         GradscopeInputError: for non-numeric arrays, zero examples, mismatched lengths or
@@ -169,6 +169,12 @@ def check_arrays(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         Traceback (most recent call last):
         GradscopeInputError: The data has zero examples; ...
     """
+    if isinstance(x, (list, tuple)):
+        # One array per input of a multi-input model: each is checked as a single x would be.
+        if not x:
+            raise GradscopeInputError("x is an empty list; pass one array per model input.")
+        arrays = tuple(check_arrays(a, y)[0] for a in x)
+        return arrays, np.asarray(y)
     x, y = np.asarray(x), np.asarray(y)
     if x.dtype.kind not in "biuf" or y.dtype.kind not in "biuf":
         raise GradscopeInputError(
@@ -189,12 +195,12 @@ def check_arrays(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return x, y
 
 
-def check_data(model: keras.Model, x: np.ndarray, y: np.ndarray) -> TrialData:
+def check_data(model: keras.Model, x: Any, y: Any) -> TrialData:
     """Validates user data for a trial.
 
     Args:
         model: the model.
-        x: inputs.
+        x: inputs: one array, or a list/tuple of one array per model input, in order.
         y: targets.
 
     Returns:
@@ -202,29 +208,39 @@ def check_data(model: keras.Model, x: np.ndarray, y: np.ndarray) -> TrialData:
 
     Raises:
         GradscopeInputError: for zero examples, mismatched lengths, NaN/Inf, non-numeric arrays,
-            or inputs whose shape does not match the model.
+            as many arrays as the model has inputs, or inputs whose shape does not match the
+            model.
 
     Example:
         >>> check_data(model, x, y).synthetic  # doctest: +SKIP
         False
     """
     x, y = check_arrays(x, y)
-    expected = tuple(model.inputs[0].shape[1:]) if model.inputs and len(model.inputs) == 1 else None
-    if expected is not None and (
-        len(expected) != x.ndim - 1
-        or any(e is not None and e != d for e, d in zip(expected, x.shape[1:], strict=False))
-    ):
+    arrays = x if isinstance(x, tuple) else (x,)
+    inputs = list(getattr(model, "inputs", None) or [])
+    if inputs and len(arrays) != len(inputs):
+        names = [str(t.name) for t in inputs]
         raise GradscopeInputError(
-            f"x has example shape {tuple(x.shape[1:])} but the model expects {expected} (None: "
-            "any size); reshape x to (examples, *that shape)."
+            f"x holds {len(arrays)} array(s) but the model takes {len(inputs)} input(s) {names}; "
+            "pass one array per input, in that order."
         )
+    for i, (array, tensor) in enumerate(zip(arrays, inputs, strict=False)):
+        expected = tuple(tensor.shape[1:])
+        if len(expected) != array.ndim - 1 or any(
+            e is not None and e != d for e, d in zip(expected, array.shape[1:], strict=False)
+        ):
+            which = f"x[{i}]" if isinstance(x, tuple) else "x"
+            raise GradscopeInputError(
+                f"{which} has example shape {tuple(array.shape[1:])} but the model expects "
+                f"{expected} (None: any size); reshape {which} to (examples, *that shape)."
+            )
     return TrialData(x, y, synthetic=False)
 
 
 def feed(
     model: keras.Model,
-    x: np.ndarray | None = None,
-    y: np.ndarray | None = None,
+    x: Any = None,
+    y: Any = None,
     *,
     n: int,
     seed: int = 0,
@@ -236,7 +252,8 @@ def feed(
 
     Args:
         model: the model.
-        x: inputs, or None for synthetic data.
+        x: inputs (one array, or a list/tuple of one per model input), or None for synthetic
+            data.
         y: targets (required with x).
         n: number of synthetic examples (ignored with user data).
         seed: seed of the synthetic data.
@@ -255,7 +272,7 @@ def feed(
         raise GradscopeInputError("Pass both x and y, or neither for synthetic data.")
     if x is None or y is None:
         return synthetic_data(model, infer_loss(model), n=n, seed=seed)
-    return check_data(model, np.asarray(x), np.asarray(y))
+    return check_data(model, x, y)
 
 
 def batch_order(n: int, steps: int, batch_size: int, seed: int) -> np.ndarray:

@@ -260,3 +260,16 @@ def test_two_output_model_degrades_without_a_traceback() -> None:
     result = audit(keras.Model(inputs, heads))
     assert result.status == "probe_not_run" and result.run is None
     assert "KeyError" in result.notes[0] and "\n" not in result.notes[0]
+
+
+def test_python_audit_of_a_two_input_model_with_data(tmp_path) -> None:
+    words = keras.Input((None,), name="words")
+    numbers = keras.Input((4,), name="numbers")
+    w = keras.layers.GlobalAveragePooling1D()(keras.layers.Embedding(20, 4)(words))
+    joined = keras.layers.Concatenate()([w, numbers])
+    model = keras.Model([words, numbers], keras.layers.Dense(1, "sigmoid")(joined))
+    rng = np.random.default_rng(0)
+    x = [rng.integers(0, 20, (40, 7)), rng.standard_normal((40, 4))]
+    result = audit(model, data=(x, rng.integers(0, 2, (40, 1))), steps=3, log_dir=tmp_path)
+    assert result.status == "examined" and result.coverage.probe_data == "given"
+    assert result.coverage.steps_run == 3

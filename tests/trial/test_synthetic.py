@@ -180,3 +180,20 @@ def test_error_summary_keeps_the_cause_in_whole_sentences() -> None:
     assert long == "ValueError: One sentence here."
     words = error_summary(ValueError("word " * 200), limit=50)
     assert words.endswith("word ...") and len(words) < 70
+
+
+def test_user_data_for_several_inputs(tmp_path) -> None:
+    model = two_inputs()
+    rng = np.random.default_rng(0)
+    tokens = rng.integers(0, 30, (12, 9)).astype("float32")
+    numbers = rng.standard_normal((12, 5)).astype("float32")
+    y = rng.integers(0, 2, (12, 1)).astype("float32")
+    data = feed(model, [tokens, numbers], y, n=0)
+    assert not data.synthetic and isinstance(data.x, tuple) and len(data) == 12
+    assert len(run_trial(model, data, 2, tmp_path, batch_size=6).run.records) == 2
+    with pytest.raises(GradscopeInputError, match=r"holds 1 array\(s\) but the model takes 2"):
+        feed(model, numbers, y, n=0)
+    with pytest.raises(GradscopeInputError, match=r"x\[1\] has example shape \(4,\)"):
+        feed(model, [tokens, numbers[:, :4]], y, n=0)
+    with pytest.raises(GradscopeInputError, match="differ in length"):
+        feed(model, [tokens, numbers[:5]], y, n=0)
