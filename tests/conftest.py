@@ -65,6 +65,9 @@ def _xdist_group(item: pytest.Item) -> str:
     return item.nodeid.split("::", 1)[0]
 
 
+# tryfirst: xdist's worker turns xdist_group marks into node ids in its own modifyitems hook,
+# which would otherwise run before this one and never see the groups.
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Marks the tests of :data:`SLOW` (and users of the README tour) ``slow``; groups workers."""
     for item in items:
