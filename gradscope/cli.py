@@ -72,6 +72,16 @@ def main(
     """Tells you why your TensorFlow/Keras network is not learning, and fixes it."""
 
 
+#: ``--custom-objects``, the same option on ``audit`` and ``fix``.
+CUSTOM_OBJECTS_OPTION = typer.Option(
+    None,
+    "--custom-objects",
+    metavar="MODULE:NAME",
+    help="A custom class/function the file needs, imported from an installed module or one "
+    "on PYTHONPATH (repeatable). Nothing from the file runs.",
+)
+
+
 @app.command()
 def demo(
     # runs/ is git-ignored: the quickstart must leave a clone's `git status` clean. The committed
@@ -108,13 +118,7 @@ def audit(
     html: Path | None = typer.Option(
         None, "--html", help="Also write a self-contained HTML report of the probe run here."
     ),
-    custom_objects: list[str] | None = typer.Option(
-        None,
-        "--custom-objects",
-        metavar="MODULE:NAME",
-        help="A custom class/function the file needs, imported from an installed module or one "
-        "on PYTHONPATH (repeatable). Nothing from the file runs.",
-    ),
+    custom_objects: list[str] | None = CUSTOM_OBJECTS_OPTION,
 ) -> None:
     """Audits a saved model: static rules, then a short probe on a clone.
 
@@ -155,13 +159,7 @@ def fix(
     html: Path | None = typer.Option(
         None, "--html", help="Also write an HTML report of the trials (before/after) here."
     ),
-    custom_objects: list[str] | None = typer.Option(
-        None,
-        "--custom-objects",
-        metavar="MODULE:NAME",
-        help="A custom class/function the file needs, imported from an installed module or one "
-        "on PYTHONPATH (repeatable). Nothing from the file runs.",
-    ),
+    custom_objects: list[str] | None = CUSTOM_OBJECTS_OPTION,
 ) -> None:
     """Plans fixes for a model, applies them to a copy, verifies by trial, writes FIXED.keras.
 

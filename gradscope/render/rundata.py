@@ -12,20 +12,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from gradscope.data.store import Run
-from gradscope.detect.summary import RunSummary
+from gradscope.detect.summary import SUMMARY_STATS, RunSummary
 from gradscope.findings import Finding
 from gradscope.render.matrix import StatMatrix, layers_with, stat_matrices
 
 #: Statistics the report arranges as layers × records.
-REPORT_STATS: tuple[str, ...] = (
-    "grad_norm",
-    "update_ratio",
-    "dead_frac",
-    "sat_frac",
-    "act_mean",
-    "act_std",
-    "nonfinite",
-)
+REPORT_STATS: tuple[str, ...] = (*SUMMARY_STATS, "nonfinite")
 
 
 @dataclass(frozen=True)
