@@ -117,8 +117,28 @@ _FIXES: tuple[Fix, ...] = (
     Fix(
         "lower_learning_rate",
         "Lower the learning rate",
-        "Divide the learning rate by 10: too large steps make the loss diverge and can kill "
-        "ReLU units.",
+        "Divide the learning rate by 10: too large steps make the loss oscillate or diverge "
+        "and can kill ReLU units.",
+    ),
+    Fix(
+        "raise_learning_rate",
+        "Raise the learning rate",
+        "Multiply the learning rate by 10: when every layer's update ratio ‖ΔW‖/‖W‖ is orders "
+        "of magnitude below CS231n's healthy 1e-3, each step barely moves the weights and the "
+        "loss stays flat. Raise it a decade at a time while the loss falls faster, and stay "
+        "below the rate at which it starts to oscillate (Géron ch. 11).",
+    ),
+    Fix(
+        "lr_schedule",
+        "Use a learning-rate schedule",
+        "Let the rate change during training (Géron ch. 11): "
+        "keras.callbacks.ReduceLROnPlateau(monitor='loss', factor=0.5, patience=5) halves it "
+        "whenever the loss stops improving (performance scheduling), which settles a loss that "
+        "oscillates; 1cycle ramps it up to about half the rate where the loss diverges, then "
+        "down, e.g. keras.optimizers.schedules.CosineDecay(initial_learning_rate=lr / 10, "
+        "warmup_target=lr, warmup_steps=steps // 10, decay_steps=steps), which also finds a rate "
+        "high enough for a loss that falls too slowly. Advice: a schedule depends on the length "
+        "of your training, which a copy of the model does not know.",
     ),
     Fix(
         "standardize_inputs",

@@ -9,6 +9,8 @@ from gradscope.detect import (  # noqa: F401
     exploding,
     nonfinite,
     saturation,
+    slow_convergence,
+    unstable_loss,
     vanishing,
 )
 from gradscope.detect.base import RunDetector, detect, register, registered

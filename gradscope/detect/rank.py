@@ -258,6 +258,9 @@ def _layers(counts: Counter[str]) -> str:
     return ", ".join(f"{n} {a}" for a, n in counts.most_common())
 
 
+_OPTIMIZER_FIXES = ("clip_norm", "clip_value", "lower_learning_rate", "raise_learning_rate")
+
+
 def _init_fit(fix_id: str, t: ModelTraits) -> tuple[Fit, str]:
     family, acts, label = _INIT_FIXES[fix_id]
     mine = [(a, f, i) for (a, f), i in zip(t.hidden, t.inits, strict=False) if a in acts]
@@ -280,7 +283,7 @@ def _fit(fix_id: str, t: ModelTraits) -> tuple[Fit, str]:
         if t.single_element_norm is False:
             return Fit.NO_FIT, "no normalization layer over a single element"
         return Fit.GENERIC, "normalized sizes unknown"
-    if not t.hidden and fix_id not in ("clip_norm", "clip_value", "lower_learning_rate"):
+    if not t.hidden and fix_id not in _OPTIMIZER_FIXES:
         return Fit.GENERIC, "the model's hidden layers are unknown"
     if fix_id in _INIT_FIXES:
         return _init_fit(fix_id, t)
@@ -314,6 +317,8 @@ def _fit(fix_id: str, t: ModelTraits) -> tuple[Fit, str]:
         return Fit.GENERIC, "no gradient clipping on the optimizer"
     if fix_id == "lower_learning_rate":
         return Fit.GENERIC, "smaller steps suit any model"
+    if fix_id == "raise_learning_rate":
+        return Fit.GENERIC, "larger steps suit any model whose steps were measured tiny"
     return Fit.GENERIC, "advice to apply by hand"
 
 

@@ -101,6 +101,20 @@ KINDS: Mapping[str, KindInfo] = MappingProxyType(
             ("lower_learning_rate", "clip_norm", "check_inputs", "standardize_inputs"),
             ("clip_value",),
         ),
+        # AutoTrainer's two learning-rate problems, judged from the update ratios ‖ΔW‖/‖W‖
+        # (CS231n: ≈ 1e-3 is healthy). Clipping bounds the steps of a too-high rate too, but the
+        # measured cause is the rate, so it is tried after the rate itself.
+        "unstable_loss": KindInfo(
+            "GS106",
+            "Unstable loss (learning rate too high)",
+            ("lower_learning_rate", "lr_schedule"),
+            ("clip_norm", "clip_value"),
+        ),
+        "slow_convergence": KindInfo(
+            "GS107",
+            "Slow convergence (learning rate too low)",
+            ("raise_learning_rate", "lr_schedule"),
+        ),
         "init_activation_mismatch": KindInfo(
             "GS201",
             "Initializer does not match activation",

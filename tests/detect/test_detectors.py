@@ -46,6 +46,8 @@ def test_all_kinds_registered_and_fixes_known():
         "dying_relu",
         "saturation",
         "nonfinite",
+        "unstable_loss",
+        "slow_convergence",
     }
 
 

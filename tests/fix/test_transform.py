@@ -242,6 +242,68 @@ def test_lower_learning_rate_scales_schedule():
     assert cfg["initial_learning_rate"] == pytest.approx(0.01)
 
 
+@pytest.mark.parametrize("kind", BUILDERS)
+def test_raise_learning_rate_keeps_weights_loss_and_metrics(kind):
+    model = BUILDERS[kind]()
+    snap = snapshot(model)
+    lr = float(model.optimizer.learning_rate.numpy())
+    raised = apply_fix(model, "raise_learning_rate")
+    assert float(raised.optimizer.learning_rate.numpy()) == pytest.approx(lr * 10)
+    assert type(raised.optimizer) is type(model.optimizer)
+    compiled, original = raised.get_compile_config(), model.get_compile_config()
+    assert (compiled["loss"], compiled["metrics"]) == (original["loss"], original["metrics"])
+    for a, b in zip(raised.get_weights(), model.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert float(apply_fix(model, "raise_learning_rate", factor=3).optimizer.learning_rate) == (
+        pytest.approx(lr * 3)
+    )
+    with pytest.raises(ValueError, match="factor must be > 1"):
+        apply_fix(model, "raise_learning_rate", factor=0.5)
+    assert_unchanged(model, snap)
+    assert float(model.optimizer.learning_rate.numpy()) == pytest.approx(lr)
+
+
+def test_raise_learning_rate_takes_ten_times_the_step():
+    # Plain SGD: one step moves each weight by lr * gradient, so the raised copy's step must be
+    # exactly 10x the step of a copy at the original rate, on the same batch (numpy difference).
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((16, 8)).astype("float32")
+    model = keras.Sequential(
+        [keras.Input((8,)), keras.layers.Dense(16, activation="tanh"), keras.layers.Dense(3)]
+    )
+    model.compile(keras.optimizers.SGD(0.01), "mse")
+    y = rng.standard_normal((16, 3)).astype("float32")
+    steps = []
+    for fixed in (
+        apply_fix(model, "clip_norm", value=1e9),
+        apply_fix(model, "raise_learning_rate"),
+    ):
+        before = [w.copy() for w in fixed.get_weights()]
+        fixed.train_on_batch(x, y)
+        steps.append([a - b for a, b in zip(fixed.get_weights(), before, strict=True)])
+    for small, big in zip(*steps, strict=True):
+        np.testing.assert_allclose(big, 10 * small, rtol=1e-3, atol=1e-7)
+    assert any(np.abs(s).max() > 0 for s in steps[0])
+
+
+def test_learning_rate_fixes_scale_schedules_and_wrapped_optimizers():
+    model = sequential()
+    piecewise = keras.optimizers.schedules.PiecewiseConstantDecay([10], [0.1, 0.01])
+    model.compile(keras.optimizers.SGD(piecewise), "sparse_categorical_crossentropy")
+    raised = apply_fix(model, "raise_learning_rate").optimizer.get_config()["learning_rate"]
+    assert raised["config"]["values"] == pytest.approx([1.0, 0.1])
+    lowered = apply_fix(model, "lower_learning_rate").optimizer.get_config()["learning_rate"]
+    assert lowered["config"]["values"] == pytest.approx([0.01, 0.001])
+    scaled = keras.optimizers.LossScaleOptimizer(keras.optimizers.Adam(1e-4))
+    model.compile(scaled, "sparse_categorical_crossentropy")
+    inner = apply_fix(model, "raise_learning_rate").optimizer.inner_optimizer
+    assert float(inner.learning_rate.numpy()) == pytest.approx(1e-3)
+    with pytest.raises(UnsupportedModelError, match="not compiled"):
+        apply_fix(
+            keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)]), "raise_learning_rate"
+        )
+
+
 def test_uncompiled_and_subclassed_models_are_refused_clearly():
     uncompiled = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
     with pytest.raises(UnsupportedModelError, match="not compiled"):

@@ -1,4 +1,4 @@
-"""Optimizer fixes: gradient clipping and a lower learning rate, on a recompiled copy.
+"""Optimizer fixes: gradient clipping and a lower or higher learning rate, on a recompiled copy.
 
 The copy has the same weights, loss and metrics; its optimizer is rebuilt from the original's
 config plus the change (so its state, e.g. Adam's moments, starts fresh).
@@ -128,6 +128,13 @@ LR_ADVICE = (
 )
 
 
+RAISE_LR_ADVICE = (
+    "Raise the rate a decade at a time while the loss falls faster, and stay below the rate at "
+    "which it starts to oscillate; 1cycle (keras.optimizers.schedules.CosineDecay with "
+    "warmup_target) ramps it up and back down (Géron ch. 11)."
+)
+
+
 def lower_learning_rate(model: keras.Model, factor: float = 10.0) -> keras.Model:
     """Returns a copy whose optimizer learning rate is divided by ``factor``.
 
@@ -149,26 +156,53 @@ def lower_learning_rate(model: keras.Model, factor: float = 10.0) -> keras.Model
     """
     if not factor > 1:
         raise ValueError(f"factor must be > 1 to lower the rate. Received: factor={factor}")
-    compile_config, optimizer = _optimizer_copy(model, "lower_learning_rate")
+    return _scale_learning_rate(model, "lower_learning_rate", 1.0 / factor)
+
+
+def raise_learning_rate(model: keras.Model, factor: float = 10.0) -> keras.Model:
+    """Returns a copy whose optimizer learning rate is multiplied by ``factor``.
+
+    The answer to ``slow_convergence``: update ratios far below CS231n's ≈ 1e-3. Schedules are
+    scaled as a whole, as by :func:`lower_learning_rate`.
+
+    Args:
+        model: a compiled model (not modified).
+        factor: multiplier, > 1 (default 10, one order of magnitude).
+
+    Returns:
+        A new model with the same weights, loss and metrics; see :data:`RAISE_LR_ADVICE`.
+
+    Raises:
+        UnsupportedModelError: if the model is not compiled or the rate cannot be found.
+        ValueError: if factor <= 1.
+
+    Example:
+        >>> fixed = raise_learning_rate(model)  # doctest: +SKIP
+    """
+    if not factor > 1:
+        raise ValueError(f"factor must be > 1 to raise the rate. Received: factor={factor}")
+    return _scale_learning_rate(model, "raise_learning_rate", float(factor))
+
+
+def _scale_learning_rate(model: keras.Model, fix: str, scale: float) -> keras.Model:
+    # One place that finds the rate (a float or a schedule's rate keys) and multiplies it.
+    how = f"multiply it by {scale:g}" if scale > 1 else f"divide it by {1 / scale:g}"
+    compile_config, optimizer = _optimizer_copy(model, fix)
     rate = optimizer.get("learning_rate")
     if isinstance(rate, (int, float)):
-        optimizer["learning_rate"] = float(rate) / factor
+        optimizer["learning_rate"] = float(rate) * scale
     elif isinstance(rate, dict) and isinstance(rate.get("config"), dict):
         schedule = rate["config"]
         keys = [k for k in _SCHEDULE_RATE_KEYS if isinstance(schedule.get(k), (int, float))]
         if isinstance(schedule.get("values"), list):
-            schedule["values"] = [float(v) / factor for v in schedule["values"]]
-            keys.append("values")
-        if not keys:
+            schedule["values"] = [float(v) * scale for v in schedule["values"]]
+        elif not keys:
             raise UnsupportedModelError(
-                f"lower_learning_rate: cannot find the rate in schedule "
-                f"{rate.get('class_name')!r}; divide it by {factor} by hand."
+                f"{fix}: cannot find the rate in schedule {rate.get('class_name')!r}; "
+                f"{how} by hand."
             )
         for k in keys:
-            if k != "values":
-                schedule[k] = float(schedule[k]) / factor
+            schedule[k] = float(schedule[k]) * scale
     else:
-        raise UnsupportedModelError(
-            f"lower_learning_rate: unrecognized learning rate {rate!r}; set it by hand."
-        )
+        raise UnsupportedModelError(f"{fix}: unrecognized learning rate {rate!r}; set it by hand.")
     return _copy_model(model, compile_config)

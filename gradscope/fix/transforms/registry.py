@@ -25,9 +25,11 @@ from gradscope.fix.transforms.batch_norm import batch_norm
 from gradscope.fix.transforms.init import glorot_init, he_init, lecun_init
 from gradscope.fix.transforms.optimizer import (
     LR_ADVICE,
+    RAISE_LR_ADVICE,
     clip_norm,
     clip_value,
     lower_learning_rate,
+    raise_learning_rate,
 )
 from gradscope.model.rebuild import FixNotApplicable, UnsupportedModelError
 
@@ -75,6 +77,7 @@ _TRANSFORMS = (
     Transform("clip_norm", Stage.OPTIMIZER, clip_norm),
     Transform("clip_value", Stage.OPTIMIZER, clip_value),
     Transform("lower_learning_rate", Stage.OPTIMIZER, lower_learning_rate, LR_ADVICE),
+    Transform("raise_learning_rate", Stage.OPTIMIZER, raise_learning_rate, RAISE_LR_ADVICE),
 )
 
 #: Fix id -> Transform, read-only. Catalog ids missing here are advice only (data changes).

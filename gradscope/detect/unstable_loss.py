@@ -1,0 +1,85 @@
+"""Unstable loss: the loss does not decrease while each step moves the weights far too much.
+
+AutoTrainer's (ICSE 2021) oscillating loss, judged like the other run detectors on medians over
+windows, never on one batch. It needs all of:
+
+* large steps: the median over the weight layers of each layer's median update ratio
+  ‖ΔW‖/‖W‖ is at least ``unstable_loss.high_update_ratio`` (10× CS231n's healthy ≈ 1e-3);
+* a loss that does not decrease: the last window's median loss is less than
+  ``unstable_loss.max_loss_drop`` below the first window's (it oscillates around where it
+  started, or rises). Minibatch noise makes single losses jump; medians of many batches do not,
+  so a noisy small-batch run whose loss falls is not judged unstable;
+* no model that performs: a logged training accuracy below ``progress.good_accuracy``, and
+  the progress gate (a run that learns gets at most "info").
+
+Overlap, decided here so a run gets one finding for one cause: a run that went NaN/Inf belongs
+to ``nonfinite`` (which recommends a lower learning rate first), and one whose gradients blow up
+to ``exploding_gradients`` (gradient norms above its bound, growing over steps or toward the
+input); this detector then stays silent.
+"""
+
+from __future__ import annotations
+
+from gradscope.detect.base import Judgement, RunWindow, WindowDetector, window_detector
+from gradscope.detect.exploding import Exploding
+from gradscope.detect.step_size import (
+    StepSizes,
+    fitted,
+    learning_rate,
+    loss_decreased,
+    loss_spread,
+    rate_text,
+    went_nonfinite,
+)
+from gradscope.findings import Severity
+
+KIND = "unstable_loss"
+
+
+@window_detector(KIND)
+class UnstableLoss(WindowDetector):
+    """Finds a loss kept from decreasing by too large steps (thresholds: ``unstable_loss``).
+
+    Example:
+        >>> UnstableLoss()(load_run("runs/sgd_lr_100x"), DETECT_THRESHOLDS)  # doctest: +SKIP
+        [Finding(code='GS106', kind='unstable_loss', ...)]
+    """
+
+    def judge(self, window: RunWindow) -> Judgement | None:
+        """Judges the update ratios and the loss of the window.
+
+        Args:
+            window: the run's window.
+
+        Returns:
+            The judgement, or None when the steps are not large, the loss decreases, the model
+            performs, or another detector owns the run (NaN/Inf, exploding gradients).
+        """
+        th = window.thresholds.unstable_loss
+        if went_nonfinite(window) or fitted(window):
+            return None
+        if loss_decreased(window, th.max_loss_drop) is not False:
+            return None
+        steps = StepSizes.of(window)
+        if steps is None or steps.median < th.high_update_ratio:
+            return None
+        if Exploding().judge(window) is not None:
+            return None
+        progress = window.progress
+        spread = loss_spread(window.last)
+        rate = learning_rate(window.last)
+        large = [n for n, v in steps.by_layer.items() if v >= th.high_update_ratio]
+        swing = "" if spread is None else f", batches differing by {spread:.0%} (IQR/median)"
+        message = (
+            f"Unstable loss: the loss does not decrease (median {progress.loss_start:.3g} at the "
+            f"start, {progress.loss_end:.3g} at the end{swing}) while each step changes the "
+            f"weights by {steps.median:.1e} of their norm (median over layers; CS231n: about "
+            f"1e-3 is healthy), so the learning rate{rate_text(rate)} is likely too high."
+        )
+        evidence = {
+            **steps.to_evidence(),
+            "loss_spread": spread,
+            "learning_rate": rate,
+        }
+        severity = Severity.ERROR if steps.median >= th.error_update_ratio else Severity.WARNING
+        return Judgement(severity, tuple(large), message, evidence)
