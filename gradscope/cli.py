@@ -152,7 +152,24 @@ def fix(
     data: Path | None = typer.Option(
         None, "--data", help="An .npz with arrays x and y for the trials (default: synthetic)."
     ),
-    steps: int = typer.Option(60, "--steps", min=3, help="Trial training steps per model."),
+    steps: int | None = typer.Option(
+        None, "--steps", min=3, help="Trial steps per model (default: --epochs passes)."
+    ),
+    epochs: int | None = typer.Option(
+        None, "--epochs", min=1, help="Passes over the 256 trial examples per trial (default 8)."
+    ),
+    optimizer: str | None = typer.Option(
+        None, "--optimizer", help="Keras optimizer name for the trials and FIXED.keras (e.g. adam)."
+    ),
+    learning_rate: float | None = typer.Option(
+        None, "--learning-rate", help="Learning rate for the trials and FIXED.keras."
+    ),
+    batch_size: int | None = typer.Option(
+        None, "--batch-size", min=1, help="Examples per trial step (default 32)."
+    ),
+    budget: float | None = typer.Option(
+        None, "--budget", min=0, help="Seconds for --auto's search of fixes (default 120)."
+    ),
     seed: int = typer.Option(0, "--seed", help="Seed shared by the trials."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of tables."),
     unsafe: bool = typer.Option(False, "--unsafe", help="Load files that run code (trusted only)."),
@@ -182,6 +199,11 @@ def fix(
             unsafe=unsafe,
             html=html,
             custom_objects=custom_objects or (),
+            epochs=epochs,
+            optimizer=optimizer,
+            learning_rate=learning_rate,
+            batch_size=batch_size,
+            budget=budget,
         )
     )
 

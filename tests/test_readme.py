@@ -12,7 +12,7 @@ from readme_tour import README, ROOT, blocks, commands
 from typer.testing import CliRunner
 
 from gradscope.cli import app
-from gradscope.config import ACTIVATION_THRESHOLDS, DETECT_THRESHOLDS
+from gradscope.config import ACTIVATION_THRESHOLDS, DETECT_THRESHOLDS, REPAIR_THRESHOLDS
 
 
 def test_quickstart_is_the_two_commands_and_ci_runs_the_test_one() -> None:
@@ -71,6 +71,7 @@ def test_threshold_table_is_complete_and_equals_the_code() -> None:
     code: dict[str, object] = _fields("activation", ACTIVATION_THRESHOLDS)
     for group in dataclasses.fields(DETECT_THRESHOLDS):
         code |= _fields(group.name, getattr(DETECT_THRESHOLDS, group.name))
+    code |= _fields("repair", REPAIR_THRESHOLDS)
     rows = _threshold_rows()
     assert set(rows) == set(code)
     for name, text in rows.items():

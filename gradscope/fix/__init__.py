@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from gradscope._lazy import lazy_exports
 
 if TYPE_CHECKING:
-    from gradscope.fix.auto import FixResult, StepOutcome, auto_fix, fix_model
+    from gradscope.fix.auto import FixResult, SearchInfo, StepOutcome, auto_fix, fix_model
     from gradscope.fix.plan import FixPlan, PlanStep, plan_fixes
     from gradscope.fix.transforms import (
         TRANSFORMS,
@@ -26,13 +26,21 @@ if TYPE_CHECKING:
         apply_fixes,
         not_applicable_reason,
     )
-    from gradscope.fix.verify import TrialStats, Verification, run_trial, trial_data, verify
+    from gradscope.fix.verify import (
+        TrialStats,
+        Verification,
+        fix_data,
+        run_trial,
+        trial_data,
+        verify,
+    )
     from gradscope.remedies import CATALOG, Fix, fixes_for, get_fix
 
 # Resolved on first use: the catalog and plan are light, the transforms import Keras.
 _LAZY = {
     "FixResult": "gradscope.fix.auto",
     "StepOutcome": "gradscope.fix.auto",
+    "SearchInfo": "gradscope.fix.auto",
     "auto_fix": "gradscope.fix.auto",
     "fix_model": "gradscope.fix.auto",
     "CATALOG": "gradscope.remedies",
@@ -53,6 +61,7 @@ _LAZY = {
     "TrialStats": "gradscope.fix.verify",
     "Verification": "gradscope.fix.verify",
     "run_trial": "gradscope.fix.verify",
+    "fix_data": "gradscope.fix.verify",
     "trial_data": "gradscope.fix.verify",
     "verify": "gradscope.fix.verify",
 }
@@ -65,6 +74,7 @@ __all__ = [
     "FixPlan",
     "FixResult",
     "PlanStep",
+    "SearchInfo",
     "Stage",
     "StepOutcome",
     "Transform",
@@ -74,6 +84,7 @@ __all__ = [
     "apply_fix",
     "apply_fixes",
     "auto_fix",
+    "fix_data",
     "fix_model",
     "fixes_for",
     "get_fix",

@@ -1,7 +1,12 @@
-"""Fix a model end to end: trial the original, plan, apply, verify each step, keep what helps.
+"""Fix a model end to end: trial the original, search fixes, keep what makes it learn better.
 
-:func:`auto_fix` is what ``gradscope fix --auto`` runs; :func:`fix_model` applies the fixes a user
-names (``--apply``) and verifies the result as a whole.
+:func:`auto_fix` is what ``gradscope fix --auto`` runs: the original's trial, then the
+candidates of :mod:`gradscope.fix.search` (the plan, the chapter's other single fixes, then
+combinations) on the model fixed so far, each kept only when its targeted findings are gone and
+it learns measurably better (:func:`gradscope.fix.trials.compare`), until no targeted finding is
+open or the time budget is spent. :func:`fix_model` applies the fixes a user names
+(``--apply``) and verifies the result as a whole. Neither ever returns a copy that learns worse
+than the original: if the kept fixes together do not beat it, the original is returned.
 
 Example:
     >>> result = auto_fix(model, x, y)  # doctest: +SKIP
@@ -13,141 +18,91 @@ from __future__ import annotations
 
 import os
 import tempfile
+import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import keras
 import numpy as np
 
-from gradscope.detect.summary import GRAD_RATIO_KEY
-from gradscope.findings import Finding, json_safe
+from gradscope.config import REPAIR_THRESHOLDS
+from gradscope.findings import Finding
 from gradscope.fix.plan import FixPlan, plan_fixes
-from gradscope.fix.transforms import FixNotApplicable, apply_fix, apply_fixes
+from gradscope.fix.result import FixResult, SearchInfo, StepOutcome
+from gradscope.fix.search import (
+    Candidate,
+    apply_candidate,
+    combination_candidates,
+    plan_candidates,
+    single_candidates,
+)
+from gradscope.fix.transforms import FixNotApplicable, UnsupportedModelError, apply_fixes
 from gradscope.fix.trials import ratio_change
 from gradscope.fix.verify import (
-    DEFAULT_STEPS,
-    SYNTHETIC_EXAMPLES,
     TrialStats,
     Verification,
     compare,
+    fix_data,
     fix_trial,
+    trial_steps,
     verify,
 )
-from gradscope.trial.data import feed
-
-
-@dataclass(frozen=True)
-class StepOutcome:
-    """What happened to one planned fix.
-
-    Attributes:
-        fix_id: the fix.
-        kept: True if it was verified and kept.
-        reason: one line: why kept or dropped.
-        verification: its trial comparison against the model before this step, if one ran.
-    """
-
-    fix_id: str
-    kept: bool
-    reason: str
-    verification: Verification | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        """Returns the JSON-ready dict (the verification summarized, without loss curves).
-
-        Returns:
-            ``{"fix_id", "kept", "reason", "verified", "resolved", "remaining",
-            "first_last_grad_ratio": {"before", "after"} or None}``.
-        """
-        v = self.verification
-        return {
-            "fix_id": self.fix_id,
-            "kept": self.kept,
-            "reason": self.reason,
-            "verified": None if v is None else v.verified,
-            "resolved": [] if v is None else list(v.resolved),
-            "remaining": [] if v is None else list(v.remaining),
-            GRAD_RATIO_KEY: None
-            if v is None
-            else {
-                "before": json_safe(v.before.first_last_grad_ratio),
-                "after": json_safe(v.after.first_last_grad_ratio),
-            },
-        }
-
-
-@dataclass(frozen=True)
-class FixResult:
-    """The outcome of fixing a model.
-
-    Attributes:
-        model: the fixed model (the original object if nothing was kept).
-        overall: the original versus the final model, on the same trial.
-        outcomes: per fix, kept or not and why.
-        plan: the plan followed (``auto_fix`` only).
-    """
-
-    model: keras.Model
-    overall: Verification
-    outcomes: tuple[StepOutcome, ...]
-    plan: FixPlan | None = None
-
-    @property
-    def applied(self) -> list[str]:
-        """Fix ids in the final model, in order."""
-        return [o.fix_id for o in self.outcomes if o.kept]
-
-    @property
-    def verified(self) -> bool:
-        """True if at least one fix was kept and the final model passes verification."""
-        return bool(self.applied) and self.overall.verified
-
-    def to_json(self) -> dict[str, Any]:
-        """Returns the JSON-ready dict of the result.
-
-        Returns:
-            ``{"applied", "verified", "outcomes", "plan", "overall"}``.
-        """
-        return {
-            "applied": self.applied,
-            "verified": self.verified,
-            "outcomes": [o.to_json() for o in self.outcomes],
-            "plan": None if self.plan is None else self.plan.to_json(),
-            "overall": self.overall.to_json(),
-        }
+from gradscope.trial.runner import DEFAULT_BATCH_SIZE
+from gradscope.trial.setup import Source, TrainingSetup, describe_compiled, training_setup
 
 
 def _root(run_dir: str | os.PathLike[str] | None) -> Path:
     return Path(run_dir) if run_dir is not None else Path(tempfile.mkdtemp(prefix="gradscope-fix-"))
 
 
+def _prepare(model: keras.Model, setup: TrainingSetup | None) -> tuple[keras.Model, TrainingSetup]:
+    # The trials and optimizer fixes need a compiled model: an uncompiled one is copied and
+    # compiled with the policy's defaults (the user's object is never compiled here).
+    if not model.compiled:
+        return training_setup(model)
+    return model, setup or _described(model)
+
+
 def auto_fix(
     model: keras.Model,
     x: np.ndarray | None = None,
     y: np.ndarray | None = None,
-    steps: int = DEFAULT_STEPS,
+    steps: int | None = None,
     seed: int = 0,
-    batch_size: int = 32,
+    batch_size: int = DEFAULT_BATCH_SIZE,
     run_dir: str | os.PathLike[str] | None = None,
     findings: Sequence[Finding] = (),
+    *,
+    epochs: int | None = None,
+    budget: float | None = None,
+    setup: TrainingSetup | None = None,
 ) -> FixResult:
-    """Trials the model, plans fixes from the findings, and keeps each fix only if verified.
+    """Trials the model, searches fixes for its findings, keeps those that make it learn better.
 
-    Steps are tried in plan order on the model fixed so far. A step whose target findings are
-    already gone (an earlier fix resolved them) is not applied: the smallest change that works.
+    Candidates (:mod:`gradscope.fix.search`) are tried in order on the model fixed so far: the
+    plan, the chapter's other single fixes, then combinations, each only while a finding it
+    targets is still open. A candidate is kept when its targets are gone from its trial and it
+    learns measurably better than the model before it. The search stops when no targeted finding
+    is open or the budget is spent (the first candidate always runs).
 
     Args:
-        model: the model (never modified).
+        model: the model (never modified). An uncompiled one trains with the trial policy's
+            defaults, and the fixed copy is saved compiled with them.
         x: trial inputs; None for synthetic data matching the model.
         y: trial targets.
-        steps: trial steps per model.
+        steps: trial steps per model; default ``epochs`` passes over the trial examples.
         seed: seed shared by every trial (same batches, same order).
         batch_size: examples per step.
-        run_dir: where the trial runs go (``trial_0``, ``trial_1``, ...); temporary if None.
+        run_dir: where the trial runs go; temporary if None.
         findings: extra findings to plan from (e.g. an earlier audit's); the original's trial
             findings are always used.
+        epochs: passes over the trial examples (default
+            :attr:`~gradscope.config.RepairThresholds.trial_epochs`); ignored with ``steps``.
+        budget: seconds for the search (default
+            :attr:`~gradscope.config.RepairThresholds.budget_seconds`).
+        setup: how ``model`` was compiled for the trials (:func:`training_setup`), for the
+            result; read from the model when None.
 
     Returns:
         The :class:`FixResult`.
@@ -156,51 +111,122 @@ def auto_fix(
         GradscopeInputError: for unusable data or models that cannot be copied.
 
     Example:
-        >>> auto_fix(sick_model, x, y, steps=40).applied  # doctest: +SKIP
+        >>> auto_fix(sick_model, x, y, budget=60).applied  # doctest: +SKIP
         ['relu_activation']
     """
+    started = time.monotonic()
+    budget = REPAIR_THRESHOLDS.budget_seconds if budget is None else float(budget)
     root = _root(run_dir)
+    original = model
+    model, setup = _prepare(model, setup)
     # One data set for every trial of the chain: same examples, same batches, same seed.
-    data = feed(model, x, y, n=SYNTHETIC_EXAMPLES, seed=seed)
+    data = fix_data(model, x, y, seed=seed)
+    steps = steps or trial_steps(len(data), batch_size, epochs or REPAIR_THRESHOLDS.trial_epochs)
     before = fix_trial(model, data, root / "original", steps, seed, batch_size)
     plan = plan_fixes([*findings, *before.findings], model)
+    wanted = _all_targets(plan)
     current, current_trial = model, before
     outcomes: list[StepOutcome] = []
     # Kinds reported from outside the trial (e.g. a full training run) stay open until a kept
     # fix has targeted them; the trial itself decides for everything it can observe.
     outside = {f.kind for f in findings}
-    for i, step in enumerate(plan.steps):
-        open_kinds = current_trial.kinds() | outside
-        targets = [k for k in step.answers if k in open_kinds]
+    tried_keys: set[tuple[Any, ...]] = set()
+    not_tried: list[str] = []
+    tried = 0
+
+    def open_kinds() -> list[str]:
+        present = current_trial.kinds() | outside
+        return [k for k in wanted if k in present]
+
+    def rounds() -> Any:
+        yield from plan_candidates(plan)
+        yield from single_candidates(open_kinds())
+        yield from combination_candidates(open_kinds())
+
+    for candidate in rounds():
+        targets = [k for k in candidate.answers if k in open_kinds()]
         if not targets:
-            outcomes.append(
-                StepOutcome(step.fix_id, False, "not needed: earlier fixes resolved its findings")
-            )
+            if candidate.round == "plan":
+                outcomes.append(
+                    StepOutcome(
+                        candidate.label, False, "not needed: earlier fixes resolved its findings"
+                    )
+                )
             continue
         try:
-            candidate = apply_fix(current, step.fix_id)
-        except FixNotApplicable as err:
-            outcomes.append(StepOutcome(step.fix_id, False, str(err)))
+            fixed, applied = apply_candidate(current, candidate)
+        except (FixNotApplicable, UnsupportedModelError) as err:
+            if candidate.round == "plan":
+                outcomes.append(StepOutcome(candidate.label, False, str(err)))
             continue
+        chosen = {k: tuple(sorted(o.items())) for k, o in candidate.options.items() if k in applied}
+        key = (id(current), applied, tuple(sorted(chosen.items())))
+        if key in tried_keys:
+            continue
+        tried_keys.add(key)
+        if tried and time.monotonic() - started > budget:
+            not_tried.append(candidate.label)
+            continue
+        tried += 1
+        label = _applied_label(candidate, applied)
         v = verify(
             current,
-            candidate,
+            fixed,
             data,
             steps=steps,
             seed=seed,
             batch_size=batch_size,
             targets=targets,
-            run_dir=root / f"step_{i}_{step.fix_id}",
+            run_dir=root / f"step_{tried}_{'+'.join(applied)}",
             before=current_trial,
         )
         if v.verified:
             outside -= set(targets)
-            current, current_trial = candidate, v.after
-            outcomes.append(StepOutcome(step.fix_id, True, _why(v, kept=True), v))
-        else:
-            outcomes.append(StepOutcome(step.fix_id, False, _why(v, kept=False), v))
-    overall = compare(before, current_trial, _all_targets(plan))
-    return FixResult(current, overall, tuple(outcomes), plan)
+            current, current_trial = fixed, v.after
+        outcomes.append(
+            StepOutcome(label, v.verified, _why(v, kept=v.verified), v, applied, candidate.round)
+        )
+    kept_targets = [
+        k for o in outcomes if o.kept and o.verification for k in o.verification.targets
+    ]
+    overall = compare(before, current_trial, list(dict.fromkeys(kept_targets)) or wanted)
+    if any(o.kept for o in outcomes) and not overall.learns_better:
+        # Each kept step beat the one before, but together they do not beat the original (trial
+        # noise adding up): never hand back a copy that learns worse.
+        note = f"dropped: all kept fixes together do not learn better ({overall.learning})"
+        outcomes = [
+            StepOutcome(o.fix_id, False, note, o.verification, o.fixes, o.round) if o.kept else o
+            for o in outcomes
+        ]
+        current, current_trial = model, before
+        overall = compare(before, before, wanted)
+    search = SearchInfo(
+        budget,
+        time.monotonic() - started,
+        tried,
+        bool(not_tried),
+        tuple(not_tried),
+        tuple(open_kinds()),
+    )
+    result_model = current if any(o.kept for o in outcomes) else original
+    return FixResult(result_model, overall, tuple(outcomes), plan, setup, search)
+
+
+def _described(model: keras.Model, batch_size: int = DEFAULT_BATCH_SIZE) -> TrainingSetup:
+    name, lr, clip, loss, metrics = describe_compiled(model)
+    sources: dict[str, Source] = {
+        "optimizer": "model",
+        "learning_rate": "model",
+        "loss": "model",
+        "batch_size": "default",
+    }
+    return TrainingSetup(name, lr, clip, loss, metrics, batch_size, sources)
+
+
+def _applied_label(candidate: Candidate, applied: tuple[str, ...]) -> str:
+    if applied == candidate.fixes:
+        return candidate.label
+    return Candidate(applied, candidate.options).label
 
 
 def _all_targets(plan: FixPlan) -> list[str]:
@@ -208,13 +234,16 @@ def _all_targets(plan: FixPlan) -> list[str]:
 
 
 def _why(v: Verification, kept: bool) -> str:
-    loss = f"{ratio_change(v)}; trial loss {_fmt(v.before.final_loss)} → {_fmt(v.after.final_loss)}"
+    learning = v.learning or f"trial loss {_fmt(v.before.final_loss)} → {_fmt(v.after.final_loss)}"
+    numbers = f"{learning}; {ratio_change(v)}"
     if kept:
         gone = ", ".join(v.resolved) or "no targeted finding left"
-        return f"verified: {gone} resolved; {loss}"
+        return f"verified: {gone} resolved, learns better ({numbers})"
     if v.remaining:
-        return f"not verified: {', '.join(v.remaining)} still present; {loss}"
-    return f"not verified: the trial loss got worse ({loss})"
+        return f"not verified: {', '.join(v.remaining)} still present ({numbers})"
+    if v.learns_better is False and v.loss_ok:
+        return f"not verified: does not learn measurably better ({numbers})"
+    return f"not verified: learns worse ({numbers})"
 
 
 def _fmt(value: float | None) -> str:
@@ -227,10 +256,13 @@ def fix_model(
     options: Mapping[str, Mapping[str, Any]] | None = None,
     x: np.ndarray | None = None,
     y: np.ndarray | None = None,
-    steps: int = DEFAULT_STEPS,
+    steps: int | None = None,
     seed: int = 0,
-    batch_size: int = 32,
+    batch_size: int = DEFAULT_BATCH_SIZE,
     run_dir: str | os.PathLike[str] | None = None,
+    *,
+    epochs: int | None = None,
+    setup: TrainingSetup | None = None,
 ) -> FixResult:
     """Applies the named fixes (in stage order) and verifies the result against the original.
 
@@ -240,10 +272,12 @@ def fix_model(
         options: per fix id, options for its transform.
         x: trial inputs; None for synthetic data.
         y: trial targets.
-        steps: trial steps per model.
+        steps: trial steps per model; default ``epochs`` passes over the trial examples.
         seed: seed shared by both trials.
         batch_size: examples per step.
         run_dir: where the two trial runs go; temporary if None.
+        epochs: passes over the trial examples; ignored with ``steps``.
+        setup: how ``model`` was compiled for the trials, for the result.
 
     Returns:
         The :class:`FixResult`; ``model`` holds every requested fix whether or not it verified.
@@ -256,14 +290,16 @@ def fix_model(
     Example:
         >>> fix_model(model, ["he_init"], x=x, y=y).verified  # doctest: +SKIP
     """
+    model, setup = _prepare(model, setup)
     fixed = apply_fixes(model, fix_ids, options)
-    v = verify(model, fixed, x, y, steps=steps, seed=seed, batch_size=batch_size, run_dir=run_dir)
+    data = fix_data(model, x, y, seed=seed)
+    steps = steps or trial_steps(len(data), batch_size, epochs or REPAIR_THRESHOLDS.trial_epochs)
+    v = verify(model, fixed, data, steps=steps, seed=seed, batch_size=batch_size, run_dir=run_dir)
     applied = [f for f in dict.fromkeys(fix_ids)]
     outcomes = tuple(
-        StepOutcome(f, True, _why(v, kept=True) if v.verified else _why(v, kept=False), v)
-        for f in applied
+        StepOutcome(f, True, _why(v, kept=v.verified), v, round="apply") for f in applied
     )
-    return FixResult(fixed, v, outcomes)
+    return FixResult(fixed, v, outcomes, setup=setup)
 
 
-__all__ = ["FixResult", "StepOutcome", "TrialStats", "auto_fix", "fix_model"]
+__all__ = ["FixResult", "SearchInfo", "StepOutcome", "TrialStats", "auto_fix", "fix_model"]

@@ -23,17 +23,19 @@ import keras
 import numpy as np
 from rich.console import Console
 
+from gradscope.config import REPAIR_THRESHOLDS
 from gradscope.errors import GradscopeInputError
-from gradscope.fix import TRANSFORMS, auto_fix, fix_model, plan_fixes, run_trial
+from gradscope.fix import TRANSFORMS, auto_fix, fix_model, plan_fixes
 from gradscope.fix.auto import FixResult
 from gradscope.fix.load import load_for_fix
 from gradscope.fix.report import write_fix_report, write_trial_report
 from gradscope.fix.save import save_model_atomically
-from gradscope.fix.summary import print_plan, print_result
-from gradscope.fix.verify import trial_data
+from gradscope.fix.summary import print_plan, print_result, print_setup
+from gradscope.fix.verify import fix_data, fix_trial, trial_steps
 from gradscope.model.custom import import_custom_objects
 from gradscope.render.html import check_html_path
 from gradscope.trial.data import load_npz_data
+from gradscope.trial.setup import TrainingSetup, training_setup
 
 EXIT_OK = 0
 EXIT_UNVERIFIED = 1
@@ -88,9 +90,11 @@ def check_options(
 
 def _show_plan(
     original: keras.Model,
+    setup: TrainingSetup,
     x: np.ndarray | None,
     y: np.ndarray | None,
-    steps: int,
+    steps: int | None,
+    epochs: int | None,
     seed: int,
     as_json: bool,
     html: Path | None,
@@ -98,13 +102,20 @@ def _show_plan(
     console: Console,
 ) -> None:
     # No fix asked for: trial the original, then show what was found and what would be done.
-    tx, ty = trial_data(original, x, y, seed=seed)
-    trial = run_trial(original, tx, ty, Path(tempfile.mkdtemp()) / "original", steps, seed)
+    data = fix_data(original, x, y, seed=seed)
+    bs = setup.batch_size
+    steps = steps or trial_steps(len(data), bs, epochs or REPAIR_THRESHOLDS.trial_epochs)
+    trial = fix_trial(original, data, Path(tempfile.mkdtemp()) / "original", steps, seed, bs)
     plan = plan_fixes(trial.findings, original)
     if as_json:
-        doc = {"findings": [f.to_json() for f in trial.findings], "plan": plan.to_json()}
+        doc = {
+            "findings": [f.to_json() for f in trial.findings],
+            "plan": plan.to_json(),
+            "setup": setup.to_json(),
+        }
         print(json.dumps(doc, indent=1), file=out)
     else:
+        print_setup(setup, console)
         for f in trial.findings:
             console.print(f"{f.severity} {f.code} {f.kind}: {f.message}", soft_wrap=True)
         print_plan(plan, console)
@@ -143,7 +154,7 @@ def fix_command(
     auto: bool = False,
     output: Path | None = None,
     data: Path | None = None,
-    steps: int = 60,
+    steps: int | None = None,
     seed: int = 0,
     as_json: bool = False,
     unsafe: bool = False,
@@ -151,6 +162,12 @@ def fix_command(
     custom_objects: Sequence[str] = (),
     stdout: TextIO | None = None,
     stderr: TextIO | None = None,
+    *,
+    epochs: int | None = None,
+    optimizer: str | None = None,
+    learning_rate: float | None = None,
+    batch_size: int | None = None,
+    budget: float | None = None,
 ) -> int:
     """Runs ``gradscope fix`` and returns its exit code.
 
@@ -159,8 +176,10 @@ def fix_command(
         fix_ids: fix ids to apply and verify as a whole (``--apply``).
         auto: apply the plan step by step, keeping verified fixes only (``--auto``).
         output: where the fixed ``.keras`` model goes; required with ``fix_ids`` or ``auto``.
-        data: optional ``.npz`` with arrays ``x`` and ``y`` for the trials (default: synthetic).
-        steps: trial training steps per model.
+        data: optional ``.npz`` with arrays ``x`` and ``y`` for the trials (default: synthetic);
+            the trials use a seeded subset of
+            :attr:`~gradscope.config.RepairThresholds.trial_examples` examples.
+        steps: trial training steps per model (default: ``epochs`` passes over the examples).
         seed: seed shared by the trials.
         as_json: print JSON to stdout instead of tables (tables and notes go to stderr).
         unsafe: allow Lambda layers and unknown custom objects (runs code from the file).
@@ -169,6 +188,13 @@ def fix_command(
             :func:`gradscope.model.custom.import_custom_objects`).
         stdout: where results go (default ``sys.stdout``).
         stderr: where the one-line error goes (default ``sys.stderr``).
+        epochs: passes over the trial examples per trial (default
+            :attr:`~gradscope.config.RepairThresholds.trial_epochs`); ignored with ``steps``.
+        optimizer: a Keras optimizer name replacing the model's for the trials and the fixed file.
+        learning_rate: replaces the optimizer's learning rate.
+        batch_size: examples per trial step (model files store none; default 32).
+        budget: seconds for ``--auto``'s search (default
+            :attr:`~gradscope.config.RepairThresholds.budget_seconds`).
 
     Returns:
         0 on success (plan shown, or the fixed model verified), 1 if nothing verified, 2 for bad
@@ -184,15 +210,19 @@ def fix_command(
     try:
         check_options(model, fix_ids, auto, output, html)
         custom = import_custom_objects(custom_objects)
-        original = load_for_fix(model, unsafe=unsafe, custom_objects=custom)
+        loaded = load_for_fix(model, unsafe=unsafe, custom_objects=custom)
+        original, setup = training_setup(loaded, optimizer, learning_rate, batch_size)
         x, y = load_npz_data(data) if data is not None else (None, None)
         if not (fix_ids or auto):
-            _show_plan(original, x, y, steps, seed, as_json, html, out, console)
+            _show_plan(original, setup, x, y, steps, epochs, seed, as_json, html, out, console)
             return EXIT_OK
+        common = {"steps": steps, "seed": seed, "batch_size": setup.batch_size}
         if auto:
-            result = auto_fix(original, x, y, steps=steps, seed=seed)
+            result = auto_fix(original, x, y, **common, epochs=epochs, budget=budget, setup=setup)
         else:
-            result = fix_model(original, list(fix_ids), x=x, y=y, steps=steps, seed=seed)
+            result = fix_model(
+                original, list(fix_ids), x=x, y=y, **common, epochs=epochs, setup=setup
+            )
     except (KeyError, ValueError) as error:  # GradscopeInputError is a ValueError
         return _bad_input(error, err)
     # --apply writes what was asked for even if unverified (exit 1 says so); --auto writes only

@@ -11,6 +11,8 @@ from gradscope.fix.auto import FixResult
 from gradscope.fix.plan import FixPlan
 from gradscope.fix.trials import TrialStats, ratio_change
 from gradscope.render.fmt import grad_ratio
+from gradscope.trial.curve import LearningCurve
+from gradscope.trial.setup import TrainingSetup
 
 
 def _num(value: float | None) -> str:
@@ -49,7 +51,9 @@ def comparison_table(result: FixResult) -> Table:
             grad_ratio(a.first_last_grad_ratio),
         ),
         ("gradient RMS max/min over layers", _num(b.max_min_ratio), _num(a.max_min_ratio)),
-        ("final trial loss", _num(b.final_loss), _num(a.final_loss)),
+        ("final trial loss (last window)", _num(b.final_loss), _num(a.final_loss)),
+        ("loss on the trial set after it", _num(b.learned_loss), _num(a.learned_loss)),
+        ("accuracy on the trial set after it", _num(b.learned_accuracy), _num(a.learned_accuracy)),
         ("max dead fraction", _num(_max(b.dead_frac)), _num(_max(a.dead_frac))),
         ("max saturated fraction", _num(_max(b.sat_frac)), _num(_max(a.sat_frac))),
         ("findings (warning+)", _kinds(b), _kinds(a)),
@@ -57,6 +61,51 @@ def comparison_table(result: FixResult) -> Table:
     for row in rows:
         table.add_row(*row)
     return table
+
+
+def curve_table(before: LearningCurve, after: LearningCurve) -> Table:
+    """Builds the learning-curve table: the trial set scored after each pass, before/after.
+
+    Args:
+        before: the original's curve.
+        after: the fixed model's curve (same examples, batches and seed).
+
+    Returns:
+        A rich Table with one row per scoring (epoch 0 is the untrained start).
+
+    Example:
+        >>> Console().print(curve_table(v.before.curve, v.after.curve))  # doctest: +SKIP
+    """
+    accuracy = before.has_accuracy and after.has_accuracy
+    table = Table(title=f"Learning on the trial set ({before.examples} examples), by epoch")
+    table.add_column("epoch", justify="right")
+    table.add_column("loss original", justify="right")
+    table.add_column("loss fixed", justify="right")
+    if accuracy:
+        table.add_column("accuracy original", justify="right")
+        table.add_column("accuracy fixed", justify="right")
+    for p, q in zip(before.points, after.points, strict=False):
+        row = [f"{p.epoch:g}", _num(p.loss), _num(q.loss)]
+        if accuracy:
+            row += [_num(p.accuracy), _num(q.accuracy)]
+        table.add_row(*row)
+    return table
+
+
+def print_setup(setup: TrainingSetup, console: Console) -> None:
+    """Prints how the trials train and which settings are defaults.
+
+    Args:
+        setup: the training setup.
+        console: where to print.
+    """
+    console.print(f"Trials train with: {setup.describe()}.", soft_wrap=True)
+    if setup.defaults:
+        console.print(
+            f"Defaults used for {', '.join(setup.defaults)} (the model has none; pass "
+            "--optimizer, --learning-rate or --batch-size to set them).",
+            soft_wrap=True,
+        )
 
 
 def outcome_table(result: FixResult) -> Table:
@@ -105,12 +154,25 @@ def print_result(result: FixResult, console: Console) -> None:
         result: a fix result.
         console: where to print.
     """
+    if result.setup is not None:
+        print_setup(result.setup, console)
     if result.outcomes:
         console.print(outcome_table(result))
     console.print(comparison_table(result))
+    b, a = result.overall.before.curve, result.overall.after.curve
+    if b is not None and a is not None and result.applied:
+        console.print(curve_table(b, a))
+    search = result.search
+    if search is not None:
+        spent = f"{search.elapsed_seconds:.0f} s of a {search.budget_seconds:g} s budget"
+        left = f"; not tried for lack of time: {', '.join(search.not_tried)}" * bool(
+            search.not_tried
+        )
+        console.print(f"Search: {search.tried} candidate(s) trialled in {spent}{left}.")
     verdict = "verified" if result.verified else "NOT verified"
+    learning = f"{result.overall.learning}; " if result.overall.learning else ""
     console.print(
         f"Fixed model {verdict}: applied {result.applied or 'nothing'}; "
-        f"{ratio_change(result.overall)}.",
+        f"{learning}{ratio_change(result.overall)}.",
         soft_wrap=True,
     )

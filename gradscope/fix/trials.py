@@ -20,7 +20,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from gradscope.config import DETECT_THRESHOLDS, DetectThresholds
+from gradscope.config import (
+    DETECT_THRESHOLDS,
+    REPAIR_THRESHOLDS,
+    DetectThresholds,
+    RepairThresholds,
+)
 from gradscope.data.store import Run
 from gradscope.detect.summary import (
     GRAD_RATIO_KEY,
@@ -37,9 +42,10 @@ from gradscope.detect.window import (
     weight_layers,
 )
 from gradscope.findings import Finding, Severity
+from gradscope.trial.curve import LearningCurve
 
 #: Relative slack when comparing trial losses: "not worse" tolerates 1 % of batch noise.
-LOSS_TOLERANCE = 0.01
+LOSS_TOLERANCE = REPAIR_THRESHOLDS.max_loss_increase
 
 
 @dataclass(frozen=True)
@@ -58,6 +64,8 @@ class TrialStats:
         dead_frac: median fraction of dead units per layer that reports it.
         sat_frac: median fraction of saturated outputs per layer that reports it.
         findings: what the run detectors and the static rules found.
+        curve: the trial set's loss and accuracy at the start and after each pass over it
+            (:class:`~gradscope.trial.curve.LearningCurve`), None if not scored.
     """
 
     run_dir: Path
@@ -69,6 +77,19 @@ class TrialStats:
     dead_frac: dict[str, float] = field(default_factory=dict)
     sat_frac: dict[str, float] = field(default_factory=dict)
     findings: tuple[Finding, ...] = ()
+    curve: LearningCurve | None = None
+
+    @property
+    def learned_loss(self) -> float | None:
+        """The trial set's loss after the trial (the curve's last point), else ``final_loss``."""
+        final = self.curve.final if self.curve is not None else None
+        return final.loss if final is not None else self.final_loss
+
+    @property
+    def learned_accuracy(self) -> float | None:
+        """The trial set's accuracy after the trial; None without labels or a curve."""
+        final = self.curve.final if self.curve is not None else None
+        return final.accuracy if final is not None else None
 
     def kinds(self, min_severity: Severity = Severity.WARNING) -> set[str]:
         """Finding kinds at or above a severity.
@@ -98,6 +119,7 @@ class TrialStats:
             "dead_frac": self.dead_frac,
             "sat_frac": self.sat_frac,
             "findings": [f.to_json() for f in self.findings],
+            "curve": None if self.curve is None else self.curve.to_json(),
         }
 
 
@@ -111,8 +133,15 @@ class Verification:
         targets: finding kinds the fix was meant to remove.
         resolved: targets present (warning or worse) before and absent after.
         remaining: targets still present (warning or worse) after.
-        loss_ok: the fixed model's final trial loss is not worse than the original's.
-        verified: targets gone (none remaining) and loss_ok.
+        loss_ok: the fixed model is not worse: its loss after the trial rose by at most
+            ``max_loss_increase`` and (with labels) its accuracy fell by at most
+            ``min_accuracy_gain``.
+        verified: targets gone (none remaining) and the fixed model learns measurably better
+            (``learns_better``); without learning curves, targets gone and ``loss_ok``.
+        learns_better: loss after the trial at least ``min_loss_gain`` lower, or accuracy at
+            least ``min_accuracy_gain`` higher, and not worse (None without curves).
+        learning: one line saying how the two trials learned, e.g.
+            ``"loss 2.30 → 0.41, accuracy 0.11 → 0.93"``.
     """
 
     before: TrialStats
@@ -122,6 +151,8 @@ class Verification:
     remaining: tuple[str, ...]
     loss_ok: bool
     verified: bool
+    learns_better: bool | None = None
+    learning: str = ""
 
     def to_json(self) -> dict[str, Any]:
         """Returns a JSON-ready dict of the comparison.
@@ -133,6 +164,8 @@ class Verification:
         return {
             "verified": self.verified,
             "loss_ok": self.loss_ok,
+            "learns_better": self.learns_better,
+            "learning": self.learning,
             "targets": list(self.targets),
             "resolved": list(self.resolved),
             "remaining": list(self.remaining),
@@ -200,14 +233,21 @@ def compare(
     after: TrialStats,
     targets: Sequence[str] | None = None,
     loss_tolerance: float = LOSS_TOLERANCE,
+    thresholds: RepairThresholds = REPAIR_THRESHOLDS,
 ) -> Verification:
-    """Judges two trials: are the targeted findings gone and is the loss not worse?
+    """Judges two trials: are the targeted findings gone, and does the fix learn better?
+
+    With learning curves (every fix trial has them) the loss and accuracy on the trial examples
+    after the trial decide (see :class:`~gradscope.config.RepairThresholds`): the fixed model
+    must be measurably better and not worse in either. Without curves (trials from older runs)
+    the median trial loss of the last window must not be worse.
 
     Args:
         before: the original's trial.
         after: the fixed model's trial.
         targets: kinds the fix should remove; default every kind in ``before`` (warning+).
-        loss_tolerance: relative slack for the loss comparison.
+        loss_tolerance: relative slack of "not worse" for the loss.
+        thresholds: the learning margins.
 
     Returns:
         The :class:`Verification`.
@@ -220,16 +260,74 @@ def compare(
     after_kinds = after.kinds()
     remaining = tuple(k for k in wanted if k in after_kinds)
     resolved = tuple(k for k in wanted if k in present and k not in after_kinds)
-    b, a = before.final_loss, after.final_loss
-    if a is None or not math.isfinite(a):
-        loss_ok = False
-    elif b is None or not math.isfinite(b):
-        loss_ok = True  # the original diverged or recorded nothing; a finite loss is better
-    else:
-        loss_ok = a <= b + loss_tolerance * abs(b)
+    if before.curve is None or after.curve is None:
+        loss_ok = _loss_not_worse(before.final_loss, after.final_loss, loss_tolerance)
+        return Verification(
+            before, after, wanted, resolved, remaining, loss_ok, loss_ok and not remaining
+        )
+    better, not_worse, text = judge_learning(before, after, loss_tolerance, thresholds)
+    verified = better and not remaining
     return Verification(
-        before, after, wanted, resolved, remaining, loss_ok, loss_ok and not remaining
+        before, after, wanted, resolved, remaining, not_worse, verified, better, text
     )
+
+
+def _loss_not_worse(b: float | None, a: float | None, tolerance: float) -> bool:
+    if a is None or not math.isfinite(a):
+        return False
+    if b is None or not math.isfinite(b):
+        return True  # the original diverged or recorded nothing; a finite loss is better
+    return a <= b + tolerance * abs(b)
+
+
+def judge_learning(
+    before: TrialStats,
+    after: TrialStats,
+    loss_tolerance: float = LOSS_TOLERANCE,
+    thresholds: RepairThresholds = REPAIR_THRESHOLDS,
+) -> tuple[bool, bool, str]:
+    """Does ``after`` learn measurably better than ``before``, and is it not worse?
+
+    Args:
+        before: the original's trial (with a curve).
+        after: the candidate's trial, same examples, batches and seed.
+        loss_tolerance: relative loss rise still counted as "not worse".
+        thresholds: ``min_loss_gain`` and ``min_accuracy_gain``.
+
+    Returns:
+        ``(better, not_worse, text)``: better = (loss lower by ``min_loss_gain`` or accuracy
+        higher by ``min_accuracy_gain``) and not worse; the text says ``loss b → a, accuracy
+        b → a``.
+
+    Example:
+        >>> judge_learning(before, after)  # doctest: +SKIP
+        (True, True, 'loss 2.3 → 0.41, accuracy 0.11 → 0.93')
+    """
+    lb, la = before.learned_loss, after.learned_loss
+    ab, aa = before.learned_accuracy, after.learned_accuracy
+    finite_b = lb is not None and math.isfinite(lb)
+    finite_a = la is not None and math.isfinite(la)
+    if not finite_a:
+        loss_better, loss_worse = False, finite_b
+    elif not finite_b:
+        loss_better, loss_worse = True, False
+    else:
+        assert lb is not None and la is not None
+        loss_better = la <= lb - thresholds.min_loss_gain * abs(lb)
+        loss_worse = la > lb + loss_tolerance * abs(lb)
+    acc_better = acc_worse = False
+    if ab is not None and aa is not None:
+        acc_better = aa >= ab + thresholds.min_accuracy_gain
+        acc_worse = aa < ab - thresholds.min_accuracy_gain
+    not_worse = not (loss_worse or acc_worse)
+    text = f"loss {_fmt(lb)} → {_fmt(la)}"
+    if ab is not None and aa is not None:
+        text += f", accuracy {ab:.2f} → {aa:.2f}"
+    return (loss_better or acc_better) and not_worse, not_worse, text
+
+
+def _fmt(value: float | None) -> str:
+    return "n/a" if value is None or not math.isfinite(value) else f"{value:.4g}"
 
 
 def ratio_change(v: Verification) -> str:

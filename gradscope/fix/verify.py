@@ -1,11 +1,15 @@
-"""Prove a fix helped: train the original and the fixed model briefly, side by side, and compare.
+"""Prove a fix helped: train the original and the fixed model side by side, and compare learning.
 
 Both trials are the one trial of :mod:`gradscope.trial` (:func:`fix_trial`): they train copies
 (the given models are never trained), start from each model's current weights, are compiled by
-the one optimizer policy, see exactly the same batches in the same order under the same seed, and
-are recorded with ``GradScope(freq=1)``; the run detectors and static rules then judge both. A
-fix is *verified* when the findings it targets are gone from the fixed model's run and its trial
-loss is not worse.
+the one optimizer policy (the model's own compile settings: see
+:mod:`gradscope.trial.setup`), see exactly the same batches in the same order under the same
+seed, and are recorded with ``GradScope(freq=1)``; the run detectors and static rules then judge
+both. The trial set is a few hundred examples (:func:`fix_data`) seen for several epochs, scored
+whole after every pass (:class:`~gradscope.trial.learning.CurveRecorder`). A fix is *verified*
+when the findings it targets are gone from the fixed model's run **and** it learns measurably
+better: see :func:`gradscope.fix.trials.compare` and
+:class:`~gradscope.config.RepairThresholds`.
 
 Example:
     >>> result = verify(model, apply_fix(model, "relu_activation"), x, y)  # doctest: +SKIP
@@ -15,6 +19,8 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
+import math
 import os
 import tempfile
 from collections.abc import Sequence
@@ -23,7 +29,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from gradscope.config import DETECT_THRESHOLDS, DetectThresholds
+from gradscope.config import DETECT_THRESHOLDS, REPAIR_THRESHOLDS, DetectThresholds
 from gradscope.detect import detect
 from gradscope.detect.static import static_findings
 from gradscope.errors import GradscopeInputError
@@ -41,12 +47,70 @@ from gradscope.fix.trials import (
 from gradscope.model.extract import spec_from_model
 from gradscope.trial import runner
 from gradscope.trial.data import TrialData, feed
+from gradscope.trial.learning import CurveRecorder
 from gradscope.trial.policy import DEFAULT_OPTIMIZER
+from gradscope.trial.runner import DEFAULT_BATCH_SIZE
 
-#: Trial steps by default: enough records for the detectors' windows, seconds on a CPU.
-DEFAULT_STEPS = 60
-#: Synthetic examples of a fix trial without data.
-SYNTHETIC_EXAMPLES = 512
+#: Examples of a fix trial: a seeded subset of the user's data, or as many synthetic ones.
+SYNTHETIC_EXAMPLES = REPAIR_THRESHOLDS.trial_examples
+
+
+def trial_steps(
+    examples: int = SYNTHETIC_EXAMPLES,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    epochs: int = REPAIR_THRESHOLDS.trial_epochs,
+) -> int:
+    """Optimizer steps of ``epochs`` passes over ``examples`` in batches of ``batch_size``.
+
+    Args:
+        examples: trial examples.
+        batch_size: examples per step.
+        epochs: passes over the examples.
+
+    Returns:
+        The step count (at least the detectors' 3).
+
+    Example:
+        >>> trial_steps(256, 32, 8)
+        64
+    """
+    per_epoch = math.ceil(examples / max(1, min(batch_size, examples)))
+    return max(DETECT_THRESHOLDS.window.min_records, epochs * per_epoch)
+
+
+#: Trial steps by default: 8 passes over 256 examples at batch size 32.
+DEFAULT_STEPS = trial_steps()
+
+
+def fix_data(
+    model: keras.Model,
+    x: object = None,
+    y: object = None,
+    n: int = SYNTHETIC_EXAMPLES,
+    seed: int = 0,
+) -> TrialData:
+    """The trial set of a fix: at most ``n`` of the user's examples, or ``n`` learnable ones.
+
+    Args:
+        model: the model.
+        x: inputs (one array, or one per input), or None for synthetic data.
+        y: targets (required with x).
+        n: examples (a seeded subset of larger data).
+        seed: seed of the subset and of synthetic data.
+
+    Returns:
+        The :class:`~gradscope.trial.data.TrialData`; synthetic targets come from a random
+        linear teacher (:func:`gradscope.trial.synthetic.teacher_targets`), so they can be
+        learned.
+
+    Raises:
+        GradscopeInputError: for unusable data.
+
+    Example:
+        >>> len(fix_data(model, x_train, y_train))  # doctest: +SKIP
+        256
+    """
+    return feed(model, x, y, n=n, seed=seed, teacher=True).subset(n, seed)
 
 
 def trial_data(
@@ -77,7 +141,7 @@ def trial_data(
     Example:
         >>> x, y = trial_data(model)  # doctest: +SKIP
     """
-    data = feed(model, x, y, n=n, seed=seed)
+    data = fix_data(model, x, y, n=n, seed=seed)
     return data.x, data.y
 
 
@@ -90,7 +154,7 @@ def fix_trial(
     batch_size: int = 32,
     thresholds: DetectThresholds = DETECT_THRESHOLDS,
 ) -> TrialStats:
-    """Runs the one trial (:func:`gradscope.trial.runner.run_trial`) and judges its run.
+    """Runs the one trial (:func:`gradscope.trial.runner.run_trial`), scores and judges it.
 
     Args:
         model: the model (not trained; a copy is).
@@ -103,7 +167,8 @@ def fix_trial(
         thresholds: detector thresholds.
 
     Returns:
-        The :class:`TrialStats`: the run's numbers, with the findings of the run detectors and
+        The :class:`TrialStats`: the run's numbers, its learning curve (the whole trial set
+        scored at the start and after each pass), with the findings of the run detectors and
         of the static rules on the model.
 
     Raises:
@@ -117,12 +182,17 @@ def fix_trial(
             f"steps must be at least {thresholds.window.min_records} for the detectors to judge "
             f"the trial. Received: steps={steps}"
         )
-    result = runner.run_trial(model, data, steps, run_dir, seed=seed, batch_size=batch_size)
+    size = min(batch_size, len(data))
+    recorder = CurveRecorder(data, every=math.ceil(len(data) / size), batch_size=size)
+    result = runner.run_trial(
+        model, data, steps, run_dir, seed=seed, batch_size=batch_size, callbacks=[recorder]
+    )
     # Static rules too, so fixes aimed at e.g. init_activation_mismatch are checked as well.
     findings = detect(result.run, thresholds) + static_findings(
         spec_from_model(model), thresholds.static
     )
-    return summarize(result.run, sort_findings(findings), thresholds)
+    stats = summarize(result.run, sort_findings(findings), thresholds)
+    return dataclasses.replace(stats, curve=recorder.curve())
 
 
 def run_trial(
@@ -159,7 +229,7 @@ def run_trial(
     Example:
         >>> stats = run_trial(model, x, y, "runs/trial", steps=30)  # doctest: +SKIP
     """
-    data = feed(model, x, y, n=SYNTHETIC_EXAMPLES, seed=seed)
+    data = fix_data(model, x, y, seed=seed)
     return fix_trial(model, data, run_dir, steps, seed, batch_size, thresholds)
 
 
@@ -208,7 +278,7 @@ def verify(
         >>> v.verified  # doctest: +SKIP
         True
     """
-    data = x if isinstance(x, TrialData) else feed(model, x, y, n=SYNTHETIC_EXAMPLES, seed=seed)
+    data = x if isinstance(x, TrialData) else fix_data(model, x, y, seed=seed)
     root = Path(run_dir) if run_dir is not None else Path(tempfile.mkdtemp(prefix="gradscope-fix-"))
     if before is None:
         before = fix_trial(model, data, root / "before", steps, seed, batch_size, thresholds)
@@ -224,9 +294,11 @@ __all__ = [
     "TrialStats",
     "Verification",
     "compare",
+    "fix_data",
     "fix_trial",
     "run_trial",
     "summarize",
     "trial_data",
+    "trial_steps",
     "verify",
 ]

@@ -73,6 +73,26 @@ class TrialData:
             return [a[index] for a in self.x], self.y[index]
         return self.x[index], self.y[index]
 
+    def subset(self, n: int, seed: int = 0) -> TrialData:
+        """At most ``n`` of the examples, a seeded choice kept in their original order.
+
+        Args:
+            n: the most examples to keep.
+            seed: seed of the choice.
+
+        Returns:
+            This object if it holds at most ``n`` examples, else a new :class:`TrialData`.
+
+        Example:
+            >>> len(data.subset(256))  # doctest: +SKIP
+            256
+        """
+        if len(self) <= n:
+            return self
+        index = np.sort(np.random.default_rng(seed).choice(len(self), n, replace=False))
+        x = tuple(a[index] for a in self.x) if isinstance(self.x, tuple) else self.x[index]
+        return TrialData(x, self.y[index], self.synthetic)
+
 
 def load_npz_data(path: str | os.PathLike[str]) -> tuple[np.ndarray, np.ndarray]:
     """Reads ``x`` and ``y`` arrays from an ``.npz`` file (no pickles).
@@ -121,7 +141,9 @@ def load_npz_data(path: str | os.PathLike[str]) -> tuple[np.ndarray, np.ndarray]
         ) from err
 
 
-def synthetic_data(model: keras.Model, loss: Any, n: int, seed: int = 0) -> TrialData:
+def synthetic_data(
+    model: keras.Model, loss: Any, n: int, seed: int = 0, teacher: bool = False
+) -> TrialData:
     """Inputs the model accepts and targets drawn to match the loss.
 
     See :mod:`gradscope.trial.synthetic`: token ids for inputs that feed an embedding, integers,
@@ -133,6 +155,7 @@ def synthetic_data(model: keras.Model, loss: Any, n: int, seed: int = 0) -> Tria
         loss: the trial's loss (a name, or a serialized loss whose text names it).
         n: number of examples.
         seed: random seed.
+        teacher: learnable targets (:func:`gradscope.trial.synthetic.teacher_targets`).
 
     Returns:
         The :class:`TrialData` (``x`` a tuple of arrays for a multi-input model).
@@ -145,7 +168,7 @@ def synthetic_data(model: keras.Model, loss: Any, n: int, seed: int = 0) -> Tria
         >>> synthetic_data(model, "mse", 64).x.shape  # doctest: +SKIP
         (64, 20)
     """
-    inputs, y = synthetic_arrays(model, loss, n, seed)
+    inputs, y = synthetic_arrays(model, loss, n, seed, teacher=teacher)
     x = inputs[0] if len(inputs) == 1 else tuple(inputs)
     return TrialData(x, y, synthetic=True)
 
@@ -244,6 +267,7 @@ def feed(
     *,
     n: int,
     seed: int = 0,
+    teacher: bool = False,
 ) -> TrialData:
     """The one data feeder: the user's arrays, checked, or synthetic data matching the model.
 
@@ -257,6 +281,8 @@ def feed(
         y: targets (required with x).
         n: number of synthetic examples (ignored with user data).
         seed: seed of the synthetic data.
+        teacher: synthetic targets computed from the inputs by a random linear teacher, so a
+            network that trains can learn them (fix trials); False draws them independently.
 
     Returns:
         The :class:`TrialData`.
@@ -271,7 +297,7 @@ def feed(
     if (x is None) != (y is None):
         raise GradscopeInputError("Pass both x and y, or neither for synthetic data.")
     if x is None or y is None:
-        return synthetic_data(model, infer_loss(model), n=n, seed=seed)
+        return synthetic_data(model, infer_loss(model), n=n, seed=seed, teacher=teacher)
     return check_data(model, x, y)
 
 

@@ -16,6 +16,7 @@ Example:
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -83,6 +84,7 @@ def run_trial(
     policy: OptimizerPolicy | None = None,
     seed: int = 0,
     batch_size: int = DEFAULT_BATCH_SIZE,
+    callbacks: Sequence[keras.callbacks.Callback] = (),
 ) -> TrialResult:
     """Trains a copy of ``model`` for ``steps`` steps with GradScope(freq=1) and loads the run.
 
@@ -94,6 +96,8 @@ def run_trial(
         policy: how the copy is compiled (default :class:`OptimizerPolicy`).
         seed: ``keras.utils.set_random_seed`` before copying, and the batch order's seed.
         batch_size: examples per step (at most the number of examples).
+        callbacks: more Keras callbacks for the fit, after GradScope (e.g. a
+            :class:`~gradscope.trial.learning.CurveRecorder`).
 
     Returns:
         The :class:`TrialResult`.
@@ -140,7 +144,7 @@ def run_trial(
             epochs=1,
             shuffle=False,  # the order above is the shared one
             verbose=0,
-            callbacks=[callback],
+            callbacks=[callback, *callbacks],
         )
     assert callback.run_dir is not None  # set by the fit's first step
     return TrialResult(load_run(callback.run_dir), trained, order, size, source)

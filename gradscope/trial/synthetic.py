@@ -249,8 +249,61 @@ def draw_targets(
     return rng.standard_normal((n, *shape)).astype("float32")
 
 
+#: At most this many input values per example feed the teacher (a seeded subset beyond it), so
+#: its projection stays small for images.
+TEACHER_FEATURES = 4096
+
+
+def teacher_targets(
+    loss: Any,
+    inputs: Sequence[np.ndarray],
+    out_shape: tuple[int | None, ...],
+    rng: np.random.Generator,
+) -> np.ndarray | None:
+    """Targets a random linear teacher computes from the inputs, so they can be learned.
+
+    Random targets can only be memorized; a fix trial must see whether a network *learns*.
+    The teacher projects each example's input values (standardized, all inputs side by side)
+    with a seeded random matrix: the argmax is the class (labels or one-hot rows), each
+    column above its median is a 1 (binary), the standardized projection is a regression
+    target. The classes are therefore linearly separable, and a network that trains fits them.
+
+    Args:
+        loss: the trial's loss (a name, or a serialized loss whose text names it).
+        inputs: the synthetic inputs, examples first.
+        out_shape: the output's example shape.
+        rng: the random generator.
+
+    Returns:
+        The targets, or None when the output is not one vector per example (sequences,
+        images): then :func:`draw_targets` draws them.
+
+    Example:
+        >>> teacher_targets("mse", [np.ones((4, 3))], (1,), rng).shape  # doctest: +SKIP
+        (4, 1)
+    """
+    if len(out_shape) != 1 or out_shape[0] is None:
+        return None
+    n = len(inputs[0])
+    flat = np.concatenate([a.reshape(n, -1).astype("float64") for a in inputs], axis=1)
+    if flat.shape[1] > TEACHER_FEATURES:
+        flat = flat[:, rng.choice(flat.shape[1], TEACHER_FEATURES, replace=False)]
+    flat = (flat - flat.mean(axis=0)) / (flat.std(axis=0) + 1e-8)
+    width = int(out_shape[0])
+    name = str(loss).lower()
+    classes = max(width, 2) if "sparse" in name else width
+    z = flat @ rng.standard_normal((flat.shape[1], classes))
+    if "sparse" in name:
+        return np.argmax(z, axis=1).astype("int32")
+    if "categorical" in name:
+        return np.eye(classes, dtype="float32")[np.argmax(z, axis=1)]
+    if "binary" in name or "hinge" in name:
+        return (z > np.median(z, axis=0)).astype("float32")
+    return ((z - z.mean(axis=0)) / (z.std(axis=0) + 1e-8)).astype("float32")
+
+
 def synthetic_arrays(
-    model: keras.Model, loss: Any, n: int, seed: int = 0
+    model: keras.Model, loss: Any, n: int, seed: int = 0, teacher: bool = False
 ) -> tuple[list[np.ndarray], np.ndarray]:
     """Inputs the model accepts (one array per input, in order) and targets for the loss.
 
@@ -259,6 +312,9 @@ def synthetic_arrays(
         loss: the trial's loss (:func:`gradscope.trial.policy.infer_loss`).
         n: number of examples.
         seed: random seed.
+        teacher: targets a random linear teacher computes from the inputs
+            (:func:`teacher_targets`), so that learning shows; False draws them independently
+            of the inputs.
 
     Returns:
         ``(inputs, targets)``.
@@ -282,7 +338,9 @@ def synthetic_arrays(
         )
     size, out_shape = fitting_size(model, specs)
     rng = np.random.default_rng(seed)
-    return _fill(specs, size, n, rng), draw_targets(loss, out_shape, n, rng)
+    inputs = _fill(specs, size, n, rng)
+    taught = teacher_targets(loss, inputs, tuple(out_shape), rng) if teacher else None
+    return inputs, taught if taught is not None else draw_targets(loss, out_shape, n, rng)
 
 
 __all__ = [
@@ -294,4 +352,5 @@ __all__ = [
     "fitting_size",
     "input_specs",
     "synthetic_arrays",
+    "teacher_targets",
 ]

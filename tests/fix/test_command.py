@@ -79,7 +79,7 @@ def test_plan_only_prints_json_to_stdout_alone(model_file):
     code, out, _ = run(model_file, data=model_file.parent / "d.npz", steps=5, as_json=True)
     assert code == EXIT_OK
     doc = json.loads(out)
-    assert set(doc) == {"findings", "plan"}
+    assert set(doc) == {"findings", "plan", "setup"}
 
 
 def test_apply_writes_the_fixed_model(model_file, tmp_path):

@@ -1,4 +1,4 @@
-"""Initialization transforms: He, LeCun and Glorot initialization on a copy of the model.
+"""Initialization transforms: He, LeCun, Glorot and zero biases on a copy of the model.
 
 What each is for follows Géron, *Hands-On Machine Learning*, ch. 11 (table 11-1): He for the
 ReLU family, LeCun for SELU, Glorot for none/tanh/sigmoid/softmax. Every initializer set here is
@@ -12,13 +12,15 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import keras
+import numpy as np
 
-from gradscope.fix.transforms.select import levels, named_layers
+from gradscope.fix.transforms.select import hidden_kernel_layers, levels, named_layers
 from gradscope.model.graph import is_kernel_layer
 from gradscope.model.rebuild import FixNotApplicable, LayerEdit, rebuild
 from gradscope.model.taxonomy import (
     INIT_RULES,
     LINEAR,
+    RELU_FAMILY,
     VARIANCE_SCALING_DISTRIBUTIONS,
     VARIANCE_SCALING_FAMILIES,
     parse_initializer,
@@ -209,3 +211,51 @@ def glorot_init(
         >>> fixed = glorot_init(model, layers=["dense_1"])  # doctest: +SKIP
     """
     return _reinit(model, "glorot", layers, mode, distribution, seed)
+
+
+def _negative_bias(layer: keras.layers.Layer) -> bool:
+    bias = getattr(layer, "bias", None)
+    if bias is None:
+        return False
+    return float(np.mean(keras.ops.convert_to_numpy(bias))) < 0.0
+
+
+def zero_bias_init(model: keras.Model, layers: Sequence[str] | None = None) -> keras.Model:
+    """Sets the biases of ReLU-family hidden layers that are negative on average to zero.
+
+    A strongly negative bias switches a ReLU unit off for every input before training starts,
+    and a unit that is off gets no gradient to recover (Géron ch. 11, dying ReLUs); zeros is
+    Keras's default bias initializer. The bias initializer becomes ``"zeros"`` too, so the saved
+    model re-initializes the same way.
+
+    Args:
+        model: a built Sequential or Functional model (not modified).
+        layers: names of the kernel layers; default: hidden kernel layers with a ReLU-family
+            activation whose bias has a negative mean.
+
+    Returns:
+        A new model; the chosen biases are zero, every other weight is copied.
+
+    Raises:
+        FixNotApplicable: if no layer has such a bias.
+
+    Example:
+        >>> fixed = zero_bias_init(model)  # doctest: +SKIP
+    """
+    names = named_layers(model, layers)
+    edits: dict[int, LayerEdit] = {}
+    for graph, layer in hidden_kernel_layers(model, names):
+        if not layer.get_config().get("use_bias", True) or getattr(layer, "bias", None) is None:
+            continue
+        act = graph.effective_activation(layer) or "linear"
+        if names is None and not (act in RELU_FAMILY and _negative_bias(layer)):
+            continue
+        config = copy.deepcopy(layer.get_config())
+        config["bias_initializer"] = keras.initializers.serialize(keras.initializers.Zeros())
+        edits[id(layer)] = LayerEdit(config=config, reinit=frozenset({"bias"}))
+    if not edits:
+        raise FixNotApplicable(
+            f"zero_bias_init: no ReLU-family hidden layer of '{model.name}' has a negative mean "
+            "bias. Pass layers=[...] to force it."
+        )
+    return rebuild(model, edits)

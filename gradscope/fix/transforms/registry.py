@@ -22,7 +22,7 @@ from gradscope.fix.transforms.activation import (
     selu_activation,
 )
 from gradscope.fix.transforms.batch_norm import batch_norm
-from gradscope.fix.transforms.init import glorot_init, he_init, lecun_init
+from gradscope.fix.transforms.init import glorot_init, he_init, lecun_init, zero_bias_init
 from gradscope.fix.transforms.optimizer import (
     LR_ADVICE,
     RAISE_LR_ADVICE,
@@ -73,6 +73,7 @@ _TRANSFORMS = (
         "SELU self-normalizes only on standardized inputs and plain Dense stacks.",
     ),
     Transform("alpha_dropout", Stage.INIT_ACTIVATION, alpha_dropout),
+    Transform("zero_bias_init", Stage.INIT_ACTIVATION, zero_bias_init),
     Transform("batch_norm", Stage.NORMALIZATION, batch_norm),
     Transform("clip_norm", Stage.OPTIMIZER, clip_norm),
     Transform("clip_value", Stage.OPTIMIZER, clip_value),
