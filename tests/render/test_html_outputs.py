@@ -177,7 +177,11 @@ def test_fix_apply_html_compares_the_verification_trials(sick_file: Path, tmp_pa
     before, after = doc["overall"]["before"], doc["overall"]["after"]
     html = out.read_text(encoding="utf-8")
     page = Page(html)
-    assert page.sections() == ["comparison", *RUN_SECTIONS, *RUN_SECTIONS]
+    assert page.sections() == ["fix-verification", "comparison", *RUN_SECTIONS, *RUN_SECTIONS]
+    # The verification section shows both trials' learning curves, epoch by epoch, as in JSON.
+    curves = section(html, "fix-verification")
+    final_after = doc["overall"]["after"]["curve"]["points"][-1]["loss"]
+    assert "data-fix-curves" in curves and f"{final_after:.3g}" in curves
     label = "after: relu_activation"
     comparison = section(html, "comparison")
     assert "before" in comparison and label in comparison
@@ -237,7 +241,7 @@ def test_fix_report_branches_on_what_was_kept(logdir: Path, tmp_path: Path) -> N
         (StepOutcome("relu_activation", True, "verified"),),
     )  # fmt: skip
     html = write_fix_report(kept, tmp_path / "kept.html").read_text(encoding="utf-8")
-    assert Page(html).sections() == ["comparison", *RUN_SECTIONS, *RUN_SECTIONS]
+    assert Page(html).sections() == ["fix-verification", "comparison", *RUN_SECTIONS, *RUN_SECTIONS]
     assert "gradscope fix: relu_activation (verified on a 10-step trial)" in html
     assert _codes_in(section(html, "findings", 0)) == ["GS101"]
     assert _codes_in(section(html, "findings", 1)) == []
@@ -248,6 +252,6 @@ def test_fix_report_branches_on_what_was_kept(logdir: Path, tmp_path: Path) -> N
         (StepOutcome("relu_activation", False, "not verified"),),
     )
     html = write_fix_report(none_kept, tmp_path / "none.html").read_text(encoding="utf-8")
-    assert Page(html).sections() == list(RUN_SECTIONS)
+    assert Page(html).sections() == ["fix-verification", *RUN_SECTIONS]
     assert "gradscope fix: no fix kept (10-step trial of the original)" in html
     assert _codes_in(section(html, "findings")) == ["GS101"]
