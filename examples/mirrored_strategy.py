@@ -8,16 +8,20 @@ Run: python examples/mirrored_strategy.py [--out runs/mirrored] [--quick]
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 from pathlib import Path
 
 import tensorflow as tf
 
-# Two logical CPUs must be configured before TensorFlow initializes its devices.
+# Two logical CPUs must be configured before TensorFlow initializes its devices. When they are
+# already initialized (this file run from a notebook or another program that used TensorFlow),
+# the strategy uses the devices there are.
 _cpus = tf.config.list_physical_devices("CPU")
-tf.config.set_logical_device_configuration(
-    _cpus[0], [tf.config.LogicalDeviceConfiguration(), tf.config.LogicalDeviceConfiguration()]
-)
+with contextlib.suppress(RuntimeError):
+    tf.config.set_logical_device_configuration(
+        _cpus[0], [tf.config.LogicalDeviceConfiguration(), tf.config.LogicalDeviceConfiguration()]
+    )
 
 import keras  # noqa: E402
 from _common import parse_args, write_report  # noqa: E402 (examples/_common.py)
