@@ -108,11 +108,28 @@ class ProgressThresholds:
         min_loss_drop: without an accuracy metric, the run is learning when the median loss of
             the last window is at least this fraction below that of the first window (0.5: the
             loss halved; gradscope choice, a margin far above batch-to-batch noise).
+        trend_min_records: the per-batch loss trend (Theil-Sen slope, Mann-Kendall test) is
+            judged from this many finite losses on: the default probe's 8 steps (the normal
+            approximation of Mann-Kendall's S used here is customary from n = 8-10; Gilbert
+            1987, ch. 16).
+        trend_z: the loss falls when Mann-Kendall's z is at or below minus this: 1.645, a
+            one-sided test at the 5 % level (Mann 1945; Kendall 1975). It is what "the loss
+            falls" means for saturation and dying ReLU: a layer that costs nothing measurable,
+            in a run whose loss falls and whose gradients flow, is info.
+        short_run_drop: a short run (fewer than 2 epochs logged: the audit's probe, every fix
+            trial) also counts as learning when its loss falls significantly (``trend_z``) and
+            the Theil-Sen trend line drops by at least this fraction of its start over the
+            recorded steps (gradscope choice, measured on 20-step probes of the scenario suite
+            on the digits: healthy nets' trends drop 0.30-0.44, the deep sigmoid net's, whose
+            output layer alone learns the class prior, 0.19).
     """
 
     good_accuracy: float = 0.6
     min_accuracy_gain: float = 0.01
     min_loss_drop: float = 0.5
+    trend_min_records: int = 8
+    trend_z: float = 1.645
+    short_run_drop: float = 0.25
 
 
 @dataclass(frozen=True)
@@ -200,6 +217,29 @@ class SaturationThresholds:
 
     warning_fraction: float = 0.5
     error_fraction: float = 0.9
+
+
+@dataclass(frozen=True)
+class EvidenceThresholds:
+    """When a measurement makes a symptom or a static rule's prior count.
+
+    Used by :mod:`gradscope.detect.cost` (saturation, dying ReLU) and
+    :mod:`gradscope.detect.evidence` (static rules against the probe).
+
+    Attributes:
+        starved_ratio: the layer's gradient RMS (window median) below this fraction of the next
+            weight layer's, the one its gradient comes from, means the layer blocks the gradient
+            there: one order of magnitude, the unit the chapter reasons in; AutoTrainer's
+            vanishing test asks three (1e-3) over the whole depth (gradscope choice).
+        clipping_growth: a recurrent net without clipping (``missing_clipping``) stays a
+            warning when its total gradient norm grew this many times between the first and
+            last windows of a run, even below the exploding detector's 100x: one decade, the
+            growth the exploding detector's own source calls unhealthy ("healthy training keeps
+            the gradient norm within an order of magnitude", gradscope choice).
+    """
+
+    starved_ratio: float = 0.1
+    clipping_growth: float = 10.0
 
 
 @dataclass(frozen=True)
@@ -311,6 +351,7 @@ class DetectThresholds:
         exploding: exploding-gradient thresholds.
         dying_relu: dying-ReLU thresholds.
         saturation: saturation thresholds.
+        evidence: when a saturated/dead layer costs something, when a prior is confirmed.
         nonfinite: NaN/Inf thresholds.
         unstable_loss: unstable-loss (learning rate too high) thresholds.
         slow_convergence: slow-convergence (learning rate too low) thresholds.
@@ -323,6 +364,7 @@ class DetectThresholds:
     exploding: ExplodingThresholds = ExplodingThresholds()
     dying_relu: DyingReluThresholds = DyingReluThresholds()
     saturation: SaturationThresholds = SaturationThresholds()
+    evidence: EvidenceThresholds = EvidenceThresholds()
     nonfinite: NonfiniteThresholds = NonfiniteThresholds()
     unstable_loss: UnstableLossThresholds = UnstableLossThresholds()
     slow_convergence: SlowConvergenceThresholds = SlowConvergenceThresholds()

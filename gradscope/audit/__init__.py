@@ -24,6 +24,8 @@ import numpy as np
 from gradscope.audit.coverage import AuditStatus, Coverage
 from gradscope.config import DETECT_THRESHOLDS, DetectThresholds
 from gradscope.data.store import Run
+from gradscope.detect.evidence import Measurements, reconcile
+from gradscope.detect.rank import ModelTraits
 from gradscope.detect.static import _RULES, selu_input_findings, static_findings
 from gradscope.errors import (
     GradscopeInputError,
@@ -31,7 +33,7 @@ from gradscope.errors import (
     TrialNotRunError,
     error_summary,
 )
-from gradscope.findings import Finding, Severity, sort_findings, write_findings
+from gradscope.findings import Finding, Severity, write_findings
 from gradscope.model.loader import (
     LoadedModel,
     ModelRebuildError,
@@ -153,6 +155,8 @@ def audit(
         if len(x) > 1:
             findings += selu_input_findings(spec, x.mean(0), x.std(0), thresholds.static)
     run = None
+    dynamic: list[Finding] = []
+    measured: Measurements | None = None
     if model is not None and steps > 0:
         try:
             run = _probe(model, data, steps, log_dir, custom_objects)
@@ -163,8 +167,11 @@ def audit(
         else:
             from gradscope.detect import detect
 
-            findings += detect(run, thresholds)
-    findings = sort_findings(findings)
+            dynamic = detect(run, thresholds)
+            measured = Measurements.of(run, thresholds)
+    # Measurement outranks priors: a static finding the probe confirmed becomes the cause of
+    # the dynamic one, one it measured and did not see drops to info (detect/evidence.py).
+    findings = reconcile(findings, dynamic, measured, ModelTraits.from_spec(spec))
     if run is not None:
         write_findings(run.path, findings)
     notes: list[str] = []

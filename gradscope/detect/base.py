@@ -284,16 +284,36 @@ class WindowDetector(abc.ABC):
         judged = self.judge(window)
         if judged is None:
             return []
-        severity, message = judged.severity, judged.message
-        if self.gated:
-            severity = gate(severity, window.progress)
-            message += STILL_LEARNS if window.progress.learning else ""
+        severity, message, extra = self.settle(window, judged)
         evidence = {
             **judged.evidence,
+            **extra,
             "window_records": len(window.last),
             "progress": window.progress.to_evidence(),
         }
         return [make_finding(self.kind, severity, judged.layers, message, evidence, judged.fixes)]
+
+    def settle(
+        self, window: RunWindow, judged: Judgement
+    ) -> tuple[Severity, str, Mapping[str, Any]]:
+        """Applies the severity policy to a judgement: by default the progress gate.
+
+        A run that learns gets its gradient findings at info, with :data:`STILL_LEARNS` appended
+        (when :attr:`gated`). Detectors whose symptom may cost nothing (saturation, dying ReLU)
+        override this with :func:`gradscope.detect.cost.layer_cost`.
+
+        Args:
+            window: the run's window.
+            judged: what :meth:`judge` concluded.
+
+        Returns:
+            ``(severity, message, extra evidence)``.
+        """
+        if not self.gated:
+            return judged.severity, judged.message, {}
+        learning = window.progress.learning
+        message = judged.message + (STILL_LEARNS if learning else "")
+        return gate(judged.severity, window.progress), message, {}
 
     @abc.abstractmethod
     def judge(self, window: RunWindow) -> Judgement | None:

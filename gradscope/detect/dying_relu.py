@@ -6,8 +6,13 @@ one batch may be alive in the next, so the detector takes the median over the la
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from gradscope.detect.base import Judgement, RunWindow, WindowDetector, graded, window_detector
+from gradscope.detect.cost import layer_cost
 from gradscope.detect.window import sample_series
+from gradscope.findings import Severity
 
 KIND = "dying_relu"
 
@@ -41,7 +46,7 @@ class DyingRelu(WindowDetector):
         parts = ", ".join(f"'{n}' {v:.0%}" for n, v in dead.items())
         message = (
             f"Dying ReLU: most units never activate ({parts} of units output 0 for every example "
-            "of a batch), so they pass no gradient and stop learning."
+            "of a batch), so they pass no gradient."
         )
         evidence = {
             "dead_frac": dead,
@@ -49,3 +54,22 @@ class DyingRelu(WindowDetector):
             "series": {n: sample_series(window.run.records, n, "dead_frac") for n in dead},
         }
         return Judgement(graded(worst, th.error_fraction), tuple(dead), message, evidence)
+
+    def settle(
+        self, window: RunWindow, judged: Judgement
+    ) -> tuple[Severity, str, Mapping[str, Any]]:
+        """Warning or error only when the layers cost the run something, else info.
+
+        Args:
+            window: the run's window.
+            judged: what :meth:`judge` concluded.
+
+        Returns:
+            ``(severity, message, {"cost": ...})`` (:func:`gradscope.detect.cost.layer_cost`).
+        """
+        cost = layer_cost(window, judged.layers)
+        return (
+            cost.severity(judged.severity),
+            judged.message + cost.sentence,
+            {"cost": cost.to_evidence()},
+        )

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -43,6 +44,46 @@ def _total_norm(records: Sequence[StepRecord], names: Sequence[str]) -> float | 
     return float(np.median(totals)) if totals else None
 
 
+@dataclass(frozen=True)
+class NormGrowth:
+    """The total gradient norm at the start and the end of a run, and their ratio.
+
+    Attributes:
+        start: median total gradient norm (the layers' norms in quadrature) of the first window.
+        end: the same over the last window.
+        growth: ``end / start``; None when the two windows overlap (too few records to compare)
+            or ``start`` is 0.
+        steps: usable records the windows were cut from.
+    """
+
+    start: float | None
+    end: float | None
+    growth: float | None
+    steps: int
+
+
+def gradient_norm_growth(window: RunWindow) -> NormGrowth:
+    """Measures how the total gradient norm grew over a run: the exploding detector's signal.
+
+    Args:
+        window: the run's window (its first and last windows are compared).
+
+    Returns:
+        The :class:`NormGrowth`; the audit reads it to judge ``missing_clipping``.
+
+    Example:
+        >>> gradient_norm_growth(RunWindow.of(run, DETECT_THRESHOLDS)).growth  # doctest: +SKIP
+        0.8
+    """
+    names = [x.name for x in weight_layers(window.run)]
+    start, end = _total_norm(window.first, names), _total_norm(window.last, names)
+    growth = None
+    # Only compare distinct windows; otherwise "growth" compares a window to itself.
+    if start and end is not None and len(window.records) >= 2 * len(window.first):
+        growth = end / start
+    return NormGrowth(start, end, growth, len(window.records))
+
+
 @window_detector(KIND)
 class Exploding(WindowDetector):
     """Finds exploding gradients in a run (thresholds: ``exploding``).
@@ -65,7 +106,7 @@ class Exploding(WindowDetector):
         layers = weight_layers(window.run)
         if not layers:
             return None
-        late, early = window.last, window.first
+        late = window.last
         names = [x.name for x in layers]
         rms = {x.name: gradient_rms(late, x) for x in layers}
         norms = {n: window.median(n, "grad_norm") for n in names}
@@ -75,13 +116,10 @@ class Exploding(WindowDetector):
         ratio = None if measured is None else measured.value
         if ratio is not None and ratio > th.toward_input_ratio:
             signals.append("toward_input")
-        total_early, total_late = _total_norm(early, names), _total_norm(late, names)
-        growth = None
-        # Only compare distinct windows; otherwise "growth" compares a window to itself.
-        if total_early and total_late is not None and len(window.records) >= 2 * len(early):
-            growth = total_late / total_early
-            if growth > th.growth_over_steps:
-                signals.append("growth_over_steps")
+        norm = gradient_norm_growth(window)
+        total_early, total_late, growth = norm.start, norm.end, norm.growth
+        if growth is not None and growth > th.growth_over_steps:
+            signals.append("growth_over_steps")
         above = [n for n in names if norms[n] is not None and norms[n] > th.max_grad_norm]
         if above:
             signals.append("above_bound")

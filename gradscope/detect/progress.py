@@ -3,11 +3,20 @@
 AutoTrainer (ICSE 2021) reports gradient problems only when training also fails to converge; the
 run detectors use :func:`assess_progress` the same way, so a model that trains fine gets at most
 "info" findings about its gradient statistics.
+
+AutoTrainer's test needs epochs. A short run (the audit's probe, a fix trial: one epoch of a few
+steps) is judged from its own batches instead: the per-batch loss trend, :func:`loss_trend`, a
+Theil-Sen slope (the median of the pairwise slopes, robust to a few noisy batches; Theil 1950,
+Sen 1968) with a Mann-Kendall test of its sign (Mann 1945; Kendall 1975).
 """
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
 from dataclasses import dataclass
+
+import numpy as np
 
 from gradscope.config import DETECT_THRESHOLDS, ProgressThresholds, WindowThresholds
 from gradscope.data.store import Run
@@ -26,6 +35,8 @@ class Progress:
         best_accuracy: best training accuracy over the epochs, if an accuracy metric was logged.
         accuracy_gain: best accuracy minus first-epoch accuracy (None with fewer than 2 epochs).
         learning: True when the evidence says training works.
+        trend: the per-batch loss trend (:func:`loss_trend`), None with too few finite losses.
+        loss_falling: the loss falls significantly (Mann-Kendall), whatever the size of the drop.
     """
 
     loss_start: float | None
@@ -34,6 +45,8 @@ class Progress:
     best_accuracy: float | None
     accuracy_gain: float | None
     learning: bool
+    trend: LossTrend | None = None
+    loss_falling: bool = False
 
     def to_evidence(self) -> dict[str, float | bool | None]:
         """Returns the JSON-safe summary used in findings' evidence.
@@ -48,7 +61,61 @@ class Progress:
             "best_accuracy": self.best_accuracy,
             "accuracy_gain": self.accuracy_gain,
             "learning": self.learning,
+            "loss_trend_drop": None if self.trend is None else self.trend.drop,
+            "loss_trend_z": None if self.trend is None else self.trend.z,
+            "loss_falling": self.loss_falling,
         }
+
+
+@dataclass(frozen=True)
+class LossTrend:
+    """The trend of the per-batch loss over a run's records.
+
+    Attributes:
+        slope: Theil-Sen slope, loss per step (negative when the loss falls).
+        start: the trend line's value at the first record (the Theil-Sen intercept).
+        drop: relative drop of the trend line over the records, ``-slope * (n - 1) / start``
+            (negative when the loss rises; None when ``start`` is not positive).
+        z: Mann-Kendall's z (continuity-corrected), negative for a falling loss.
+        n: finite losses used.
+    """
+
+    slope: float
+    start: float
+    drop: float | None
+    z: float
+    n: int
+
+
+def loss_trend(losses: Sequence[float | None], min_records: int = 2) -> LossTrend | None:
+    """Theil-Sen slope and Mann-Kendall z of a series of batch losses, in order.
+
+    Args:
+        losses: per-batch losses in step order; None and non-finite values are left out.
+        min_records: fewer finite losses than this give None.
+
+    Returns:
+        The :class:`LossTrend`, or None.
+
+    Example:
+        >>> t = loss_trend([2.0, 1.9, 1.7, 1.8, 1.5, 1.4, 1.45, 1.2])
+        >>> round(t.slope, 3), round(t.drop, 2), t.z < -1.645
+        (-0.1, 0.36, True)
+    """
+    pairs = [(i, v) for i, v in enumerate(losses) if v is not None and math.isfinite(v)]
+    n = len(pairs)
+    if n < max(2, min_records):
+        return None
+    x = np.array([p[0] for p in pairs], np.float64)
+    y = np.array([p[1] for p in pairs], np.float64)
+    i, j = np.triu_indices(n, 1)
+    slope = float(np.median((y[j] - y[i]) / (x[j] - x[i])))
+    start = float(np.median(y - slope * (x - x[0])))
+    s = float(np.sum(np.sign(y[j] - y[i])))
+    var = n * (n - 1) * (2 * n + 5) / 18.0  # no tie correction: float losses rarely tie
+    z = (s - math.copysign(1.0, s)) / math.sqrt(var) if s else 0.0
+    drop = -slope * float(x[-1] - x[0]) / start if start > 0 else None
+    return LossTrend(slope, start, drop, z, n)
 
 
 def _accuracies(run: Run) -> list[float]:
@@ -77,7 +144,10 @@ def assess_progress(
     With an accuracy metric: learning when the best accuracy reaches ``good_accuracy`` and (with
     two or more epochs) improved by at least ``min_accuracy_gain`` (AutoTrainer's convergence
     test). Otherwise: learning when the loss fell by at least ``min_loss_drop`` between the first
-    and last windows of records.
+    and last windows of records. A short run (fewer than two epochs logged) also learns when its
+    per-batch loss falls significantly (Mann-Kendall z at most ``-trend_z``) and its Theil-Sen
+    trend line drops by at least ``short_run_drop`` (:func:`loss_trend`): one epoch's mean
+    accuracy and a first/last window of three batches say little about eight steps.
 
     Args:
         run: a loaded run.
@@ -106,7 +176,12 @@ def assess_progress(
         )
     else:
         learning = drop is not None and drop >= thresholds.min_loss_drop
-    return Progress(start, end, drop, best, gain, learning)
+    trend = loss_trend([r.loss for r in records], thresholds.trend_min_records)
+    falling = trend is not None and trend.z <= -thresholds.trend_z
+    short = len(run.epochs) < 2
+    if short and falling and trend is not None and trend.drop is not None:
+        learning = learning or trend.drop >= thresholds.short_run_drop
+    return Progress(start, end, drop, best, gain, learning, trend, falling)
 
 
 def gate(severity: Severity, progress: Progress) -> Severity:

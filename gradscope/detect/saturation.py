@@ -6,8 +6,13 @@ training, not a symptom.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from gradscope.detect.base import Judgement, RunWindow, WindowDetector, graded, window_detector
+from gradscope.detect.cost import layer_cost
 from gradscope.detect.window import sample_series
+from gradscope.findings import Severity
 
 KIND = "saturation"
 _SATURATING = ("sigmoid", "tanh")
@@ -42,8 +47,7 @@ class Saturation(WindowDetector):
         worst = max(saturated.values())
         message = (
             f"Saturation: in {len(saturated)} sigmoid/tanh layer(s) up to {worst:.0%} of outputs "
-            "sit in the flat tails, where the gradient is nearly zero, so these layers barely "
-            "learn."
+            "sit in the flat tails, where the gradient is nearly zero."
         )
         evidence = {
             "sat_frac": saturated,
@@ -53,3 +57,22 @@ class Saturation(WindowDetector):
             "series": {n: sample_series(window.run.records, n, "sat_frac") for n in saturated},
         }
         return Judgement(graded(worst, th.error_fraction), tuple(saturated), message, evidence)
+
+    def settle(
+        self, window: RunWindow, judged: Judgement
+    ) -> tuple[Severity, str, Mapping[str, Any]]:
+        """Warning or error only when the layers cost the run something, else info.
+
+        Args:
+            window: the run's window.
+            judged: what :meth:`judge` concluded.
+
+        Returns:
+            ``(severity, message, {"cost": ...})`` (:func:`gradscope.detect.cost.layer_cost`).
+        """
+        cost = layer_cost(window, judged.layers)
+        return (
+            cost.severity(judged.severity),
+            judged.message + cost.sentence,
+            {"cost": cost.to_evidence()},
+        )

@@ -100,6 +100,8 @@ KINDS: Mapping[str, KindInfo] = MappingProxyType(
             "NaN/Inf values",
             ("lower_learning_rate", "clip_norm", "check_inputs", "standardize_inputs"),
             ("clip_value",),
+            # When an initializer's scale is its measured cause (gradscope.detect.evidence).
+            causes=("he_init", "lecun_init", "glorot_init"),
         ),
         # AutoTrainer's two learning-rate problems, judged from the update ratios ‖ΔW‖/‖W‖
         # (CS231n: ≈ 1e-3 is healthy). Clipping bounds the steps of a too-high rate too, but the

@@ -10,6 +10,7 @@ from legacy_models import write_keras22_h5
 
 from gradscope.audit import audit
 from gradscope.audit.probe import check_data, infer_loss, probe, synthetic_data
+from gradscope.detect.evidence import reported_kinds
 from gradscope.errors import GradscopeInputError
 from gradscope.findings import Severity, read_findings
 
@@ -25,7 +26,8 @@ def mlp(depth, width, act, init, optimizer="adam", n_in=32, out=10):
 
 
 def serious(result):
-    return {f.kind for f in result.findings if f.severity >= Severity.WARNING}
+    # Kinds at warning or above, with the static rules the probe confirmed (attached as causes).
+    return reported_kinds(result.findings)
 
 
 @pytest.fixture(scope="module")
@@ -93,8 +95,13 @@ def test_audit_keras22_file(tmp_path):
     result = audit(write_keras22_h5(tmp_path / "old.h5", depth=6))
     assert result.notes == []
     assert result.run is not None and len(result.run.records) >= 3
-    kinds = {f.kind: f for f in result.findings}
-    assert kinds["init_activation_mismatch"].severity is Severity.WARNING  # 6 ReLU x Glorot
+    mismatch = {f.kind: f for f in result.findings}["init_activation_mismatch"]
+    # 6 ReLU x Glorot is a warning by the rule alone; the probe measured healthy gradients.
+    assert mismatch.evidence["prior_severity"] == "warning"
+    ratio = result.run and mismatch.evidence["measured"]
+    assert mismatch.severity is Severity.INFO and "first/last gradient ratio" in ratio
+    static = audit(write_keras22_h5(tmp_path / "old0.h5", depth=6), steps=0).findings
+    assert {f.kind: f.severity for f in static}["init_activation_mismatch"] is Severity.WARNING
 
 
 def test_audit_with_real_data_and_steps_zero(sick, tmp_path):
