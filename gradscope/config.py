@@ -108,20 +108,11 @@ class ProgressThresholds:
         min_loss_drop: without an accuracy metric, the run is learning when the median loss of
             the last window is at least this fraction below that of the first window (0.5: the
             loss halved; gradscope choice, a margin far above batch-to-batch noise).
-        trend_min_records: the per-batch loss trend (Theil-Sen slope, Mann-Kendall test) is
-            judged from this many finite losses on: the default probe's 8 steps (the normal
-            approximation of Mann-Kendall's S used here is customary from n = 8-10; Gilbert
-            1987, ch. 16).
-        trend_z: the loss falls when Mann-Kendall's z is at or below minus this: 1.645, a
-            one-sided test at the 5 % level (Mann 1945; Kendall 1975). It is what "the loss
-            falls" means for saturation and dying ReLU: a layer that costs nothing measurable,
-            in a run whose loss falls and whose gradients flow, is info.
-        short_run_drop: a short run (fewer than 2 epochs logged: the audit's probe, every fix
-            trial) also counts as learning when its loss falls significantly (``trend_z``) and
-            the Theil-Sen trend line drops by at least this fraction of its start over the
-            recorded steps (gradscope choice, measured on 20-step probes of the scenario suite
-            on the digits: healthy nets' trends drop 0.30-0.44, the deep sigmoid net's, whose
-            output layer alone learns the class prior, 0.19).
+        trend_min_records: losses needed to judge the per-batch loss trend: the default probe's
+            8 (Gilbert 1987: Mann-Kendall's normal approximation from n = 8-10).
+        trend_z: the loss falls when Mann-Kendall's z <= -1.645, one-sided 5 % (Mann 1945).
+        short_run_drop: a run of < 2 epochs also learns when its loss falls and its Theil-Sen
+            line drops this much (gradscope: 20-step probes drop 0.30-0.44 healthy, 0.19 sick).
     """
 
     good_accuracy: float = 0.6
@@ -154,6 +145,8 @@ class VanishingThresholds:
             does not depend on the learning rate's absolute value.
         training_update_ratio: the last layer counts as training when its ratio is at least this,
             one decade below CS231n's healthy 1e-3 (gradscope choice).
+        starved_ratio: a saturated/dead layer whose gradient RMS is below this fraction of the
+            next weight layer's blocks it (a decade; gradscope choice, detect/cost.py).
     """
 
     warning_ratio: float = 1e-3
@@ -161,6 +154,7 @@ class VanishingThresholds:
     stalled_update_ratio: float = 1e-5
     stalled_relative_update: float = 1e-2
     training_update_ratio: float = 1e-4
+    starved_ratio: float = 0.1
 
 
 @dataclass(frozen=True)
@@ -179,6 +173,8 @@ class ExplodingThresholds:
             times that of the first window (gradscope choice: training that doubles its loss is
             moving away from any minimum).
         loss_bound: a finite loss at or above this is treated as divergent (AutoTrainer: 1e3).
+        clipping_growth: ``missing_clipping`` stays a warning when the total norm grew this
+            much over the probe: a decade, as for ``growth_over_steps`` (detect/evidence.py).
     """
 
     toward_input_ratio: float = 70.0
@@ -186,6 +182,7 @@ class ExplodingThresholds:
     max_grad_norm: float = 1e3
     loss_rise_factor: float = 2.0
     loss_bound: float = 1e3
+    clipping_growth: float = 10.0
 
 
 @dataclass(frozen=True)
@@ -217,29 +214,6 @@ class SaturationThresholds:
 
     warning_fraction: float = 0.5
     error_fraction: float = 0.9
-
-
-@dataclass(frozen=True)
-class EvidenceThresholds:
-    """When a measurement makes a symptom or a static rule's prior count.
-
-    Used by :mod:`gradscope.detect.cost` (saturation, dying ReLU) and
-    :mod:`gradscope.detect.evidence` (static rules against the probe).
-
-    Attributes:
-        starved_ratio: the layer's gradient RMS (window median) below this fraction of the next
-            weight layer's, the one its gradient comes from, means the layer blocks the gradient
-            there: one order of magnitude, the unit the chapter reasons in; AutoTrainer's
-            vanishing test asks three (1e-3) over the whole depth (gradscope choice).
-        clipping_growth: a recurrent net without clipping (``missing_clipping``) stays a
-            warning when its total gradient norm grew this many times between the first and
-            last windows of a run, even below the exploding detector's 100x: one decade, the
-            growth the exploding detector's own source calls unhealthy ("healthy training keeps
-            the gradient norm within an order of magnitude", gradscope choice).
-    """
-
-    starved_ratio: float = 0.1
-    clipping_growth: float = 10.0
 
 
 @dataclass(frozen=True)
@@ -351,7 +325,6 @@ class DetectThresholds:
         exploding: exploding-gradient thresholds.
         dying_relu: dying-ReLU thresholds.
         saturation: saturation thresholds.
-        evidence: when a saturated/dead layer costs something, when a prior is confirmed.
         nonfinite: NaN/Inf thresholds.
         unstable_loss: unstable-loss (learning rate too high) thresholds.
         slow_convergence: slow-convergence (learning rate too low) thresholds.
@@ -364,7 +337,6 @@ class DetectThresholds:
     exploding: ExplodingThresholds = ExplodingThresholds()
     dying_relu: DyingReluThresholds = DyingReluThresholds()
     saturation: SaturationThresholds = SaturationThresholds()
-    evidence: EvidenceThresholds = EvidenceThresholds()
     nonfinite: NonfiniteThresholds = NonfiniteThresholds()
     unstable_loss: UnstableLossThresholds = UnstableLossThresholds()
     slow_convergence: SlowConvergenceThresholds = SlowConvergenceThresholds()

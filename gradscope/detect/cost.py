@@ -149,7 +149,7 @@ def layer_cost(window: RunWindow, flagged: Sequence[str]) -> LayerCost:
         mine, nxt = rms[own], rms[names[names.index(own) + 1]]
         if mine is not None and nxt:
             ratios[name] = mine / nxt
-    starved = {n: v for n, v in ratios.items() if v < th.evidence.starved_ratio}
+    starved = {n: v for n, v in ratios.items() if v < th.vanishing.starved_ratio}
     measured = gradient_ratio(window.run, th.window)
     blocked = measured is not None and not (
         th.vanishing.warning_ratio <= measured.value <= th.exploding.toward_input_ratio

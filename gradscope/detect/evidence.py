@@ -134,7 +134,7 @@ def _growth(m: Measurements) -> str | None:
 
 
 def _norm_grows(m: Measurements) -> bool:
-    return m.norm.growth is not None and m.norm.growth >= m.thresholds.evidence.clipping_growth
+    return m.norm.growth is not None and m.norm.growth >= m.thresholds.exploding.clipping_growth
 
 
 #: Per static rule: which measurements confirm it. Rules not listed keep their prior.
@@ -238,7 +238,7 @@ def _demoted(
     static: Finding, rule: MeasuredBy, measured: str, m: Measurements, dynamic: Sequence[Finding]
 ) -> Finding:
     learns = "; the run learns" if m.progress.learning else ""
-    absent = rule.absent.format(clipping_growth=m.thresholds.evidence.clipping_growth)
+    absent = rule.absent.format(clipping_growth=m.thresholds.exploding.clipping_growth)
     # A confirming symptom the run found harmless (info) is named, not denied.
     noted = sorted({kind_title(f.kind).lower() for f in dynamic if f.kind in rule.confirmed_by})
     also = f" ({', '.join(noted)} only at info: it costs nothing measurable)" if noted else ""
