@@ -28,6 +28,7 @@ from gradscope.collect.custom_step import (
     orphan_note,
     probe_note,
 )
+from gradscope.collect.dispatch import StepDispatch, build_step_function
 from gradscope.collect.engine import Recorder
 from gradscope.collect.hooks import Hooks, Patches, base_optimizer
 from gradscope.collect.layers import WatchPlan, plan_watch
@@ -48,6 +49,7 @@ class Attachment:
         probe_fn: the compiled ``probe_data`` pass, or None.
         optimizer_meta: the optimizer(s) as ``meta.json`` describes them.
         notes: what this fit cannot record, one line each.
+        dispatch: the fit's ``model.train_function`` (None when nothing is recorded).
     """
 
     plan: WatchPlan
@@ -57,6 +59,7 @@ class Attachment:
     probe_fn: Any = None
     optimizer_meta: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    dispatch: StepDispatch | None = None
 
 
 def _same_watch(a: WatchPlan, b: WatchPlan) -> bool:
@@ -83,6 +86,47 @@ def _recorder(
         previous.reset()
         return previous
     return Recorder(plan, freqs, slots, model.distribute_strategy)
+
+
+def _plain_function(model: keras.Model) -> Any:
+    # The function Keras built for this fit, from the model's own train_step (read before the
+    # hooks patch it): unrecorded executions run it untouched. Another GradScope's dispatch
+    # already installed for this fit is returned as is, to be chained.
+    current = model.__dict__.get("train_function")
+    return current if current is not None else build_step_function(model)
+
+
+def _install_dispatch(
+    model: keras.Model,
+    hooks: Hooks,
+    plain: Any,
+    clock: tf.Variable,
+    freqs: Frequencies,
+    exact: bool,
+) -> StepDispatch:
+    spe = max(1, int(getattr(model, "steps_per_execution", 1) or 1))
+    # Several steps per execution may hold unrecorded ones: only then do writes need a cond.
+    hooks.recorder.guarded = spe > 1 and freqs.freq > 1
+    # With XLA, the recorded step (a fraction 1/freq of steps) runs as a TF graph rather than
+    # paying a second XLA compile per fit; with freq=1 it is the only step, compiled as asked.
+    jit = None if freqs.freq == 1 else False
+    inner = plain if isinstance(plain, StepDispatch) else None
+    dispatch = StepDispatch(
+        inner.plain if inner is not None else plain,
+        lambda: build_step_function(model, jit_compile=jit),
+        clock,
+        freqs.freq,
+        steps_per_execution=spe,
+        exact=exact,
+        recorder=hooks.recorder,
+    )
+    if inner is not None:
+        # Each one's hooks write in the other's recorded steps: the beat is checked in-graph.
+        dispatch.inner = inner
+        hooks.recorder.guarded = True
+        inner.guard()
+    hooks.install_train_function(dispatch)
+    return dispatch
 
 
 def attach(
@@ -115,6 +159,7 @@ def attach(
     """
     if groups is None:
         return _attach_compiled(model, layers, freqs, probe_inputs, previous)
+    plain = _plain_function(model)
     plan = plan_watch(model, layers, groups=[(g.name, g.variables) for g in groups])
     recorder = _recorder(plan, freqs, model, previous)
     hooks = Hooks(model, recorder, step_fn=lambda: tf.constant(-1, tf.int64))
@@ -145,7 +190,7 @@ def attach(
         hooks.install_layers()
     if probe_inputs is not None:
         probe_fn = make_probe(model, hooks)
-    model.make_train_function(force=True)
+    dispatch = _install_dispatch(model, hooks, plain, counter, freqs, exact=False)
     described = model.optimizer if base_optimizer(model.optimizer) is primary.optimizer else None
     meta = optimizer_description(described or primary.optimizer)
     if len(groups) > 1:
@@ -159,7 +204,7 @@ def attach(
             }
             for i, group in enumerate(groups)
         }
-    return Attachment(plan, recorder, hooks, counter, probe_fn, meta, notes)
+    return Attachment(plan, recorder, hooks, counter, probe_fn, meta, notes, dispatch)
 
 
 def _attach_compiled(
@@ -173,6 +218,7 @@ def _attach_compiled(
     if not optimizer.built:
         # Built here, outside the train step, so that optimizer slots are created eagerly.
         optimizer.build(model.trainable_variables)
+    plain = _plain_function(model)
     plan = plan_watch(model, layers)
     recorder = _recorder(plan, freqs, model, previous)
     iterations = optimizer.iterations
@@ -182,11 +228,11 @@ def _attach_compiled(
     if freqs.activation:
         hooks.install_layers()
     probe_fn = make_probe(model, hooks) if probe_inputs is not None else None
-    # Retrace so the hooks are part of the compiled step (also after an earlier fit).
-    model.make_train_function(force=True)
-    return Attachment(
-        plan, recorder, hooks, iterations, probe_fn, optimizer_description(model.optimizer)
-    )
+    # A LossScaleOptimizer does not count a step whose update it skipped (non-finite).
+    exact = optimizer is not model.optimizer
+    dispatch = _install_dispatch(model, hooks, plain, iterations, freqs, exact)
+    meta = optimizer_description(model.optimizer)
+    return Attachment(plan, recorder, hooks, iterations, probe_fn, meta, dispatch=dispatch)
 
 
 def first_step_notes(att: Attachment, model: keras.Model, optimizers: Sequence[str]) -> list[str]:
@@ -242,7 +288,6 @@ def abandon_fit(
     """
     with contextlib.suppress(Exception):  # at interpreter exit, cleanup must never raise
         for patches in reversed(installed):  # newest first
-            patches.remove()
-        model.train_function = None
+            patches.remove()  # the hooks' removal gives the model back Keras's own step
         if session[0] is not None:
             session[0].close("interrupted")

@@ -120,6 +120,7 @@ class GradScope(keras.callbacks.Callback):
         self._notes: list[str] = []  # what this fit cannot record
         self._noted: set[str] = set()  # notes already warned about by this callback
         self._calibrate = False
+        self._traced_checked = False
         # The fit's session, shared with the finalizer that closes it if the fit is abandoned.
         self._live: list[RecordingSession | None] = [None]
         self._abandon: weakref.finalize | None = None
@@ -175,6 +176,7 @@ class GradScope(keras.callbacks.Callback):
             return
         self._step = int(att.clock.numpy())
         self._calibrate = True
+        self._traced_checked = False
 
     def _note(self, notes: list[str]) -> None:
         """Says once what this fit cannot record (a warning) and marks the run with it."""
@@ -231,6 +233,10 @@ class GradScope(keras.callbacks.Callback):
         """Tracks the epoch for records."""
         self._epoch = epoch
         self._epoch_seen = 0
+        dispatch = self._att.dispatch if self._att is not None else None
+        if dispatch is not None:
+            dispatch.remaining = (self.params or {}).get("steps")
+            dispatch.next_step = None  # one clock read an epoch: its last execution may be short
 
     def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
         """Reads the ring buffer when a recorded step happened since the last read."""
@@ -247,22 +253,37 @@ class GradScope(keras.callbacks.Callback):
             self._step += batch + 1 - self._epoch_seen
             self._epoch_seen = batch + 1
             return
+        # With steps_per_execution > 1, Keras reports the last step of the execution, as if
+        # it were full even when the epoch ran out first.
+        steps = (self.params or {}).get("steps")
+        end = min(batch + 1, steps) if steps else batch + 1
+        ran = end - self._epoch_seen
+        dispatch = att.dispatch
+        if dispatch is not None:
+            dispatch.advance(ran)
+            dispatch.remaining = steps - end if steps else None
         if self._calibrate:
             # Counted from the clock itself, read once per fit: another callback's
             # on_train_begin may have restored the optimizer after ours (BackupAndRestore).
             self._calibrate = False
-            self._step = int(att.clock.numpy()) - (batch + 1 - self._epoch_seen)
+            self._step = int(att.clock.numpy()) - ran
             first_step = self._step
-            self._note(first_step_notes(att, self.model, self._optimizer_names))
-            att.recorder.loss_known = att.hooks.loss_traced is not False
             self._guarded(lambda: self._open_run(first_step))
         before = self._step
-        # With steps_per_execution > 1, Keras reports the last step of the execution.
-        self._step += batch + 1 - self._epoch_seen
-        self._epoch_seen = batch + 1
+        self._step += ran
+        self._epoch_seen = end
         freq = self.freqs.freq
-        if -(-self._step // freq) <= -(-before // freq):
+        if dispatch is not None:
+            if not dispatch.recorded:
+                return
+            dispatch.check()
+        elif -(-self._step // freq) <= -(-before // freq):
             return
+        if not self._traced_checked and att.hooks.step_traced:
+            # What the instrumented step's trace (its first recorded execution) showed.
+            self._traced_checked = True
+            self._note(first_step_notes(att, self.model, self._optimizer_names))
+            att.recorder.loss_known = att.hooks.loss_traced is not False
         self._last_loss = _log_float((logs or {}).get("loss"))
         records = self._guarded(lambda: self._collect(before)) or []
         if self.on_finding and any(has_nonfinite(r) for r in records):
@@ -327,10 +348,8 @@ class GradScope(keras.callbacks.Callback):
             self._abandon = None
         if self._installed:
             for patches in reversed(self._installed):  # newest first
-                patches.remove()
+                patches.remove()  # the model gets Keras's own train function back
             self._installed.clear()
-            # The compiled step still contains the hooks; drop it so the next fit retraces.
-            self.model.train_function = None
         self._att = None
         self._watcher = None
 

@@ -1,8 +1,11 @@
 """The recording engine shared by the GradScope callback and Scope.
 
-In-graph side: reductions of gradients, weights and activations are written, only on steps where
-``step % freq == 0`` (a ``tf.cond`` inside the train step), into a small ring buffer of
-non-trainable variables: ``slots`` rows of a few floats per layer. Host side: :meth:`Recorder.read`
+In-graph side: reductions of gradients, weights and activations of a recorded step
+(``step % freq == 0``) are written into a small ring buffer of non-trainable variables: ``slots``
+rows of a few floats per layer, one scatter per buffer per step. GradScope runs the instrumented
+step only on recorded steps (:mod:`gradscope.collect.dispatch`), so the writes need no
+``tf.cond``; where a traced step can be off the beat (Scope's loop, several steps per
+execution) they sit in one. Host side: :meth:`Recorder.read`
 copies that buffer (a few KB) and turns new rows into :class:`StepRecord` objects. The host never
 sees a gradient or activation tensor, and memory does not grow with the number of steps.
 """
@@ -10,7 +13,7 @@ sees a gradient or activation tensor, and memory does not grow with the number o
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import tensorflow as tf
@@ -18,6 +21,7 @@ import tensorflow as tf
 from gradscope.collect import stats
 from gradscope.collect.layers import WatchPlan
 from gradscope.collect.options import Frequencies, validate_frequencies
+from gradscope.collect.readout import read_buffers
 from gradscope.config import HISTOGRAM_BINS
 from gradscope.data.schema import StepRecord
 
@@ -30,17 +34,24 @@ _ON_READ = {
 }
 
 
-def _due(step: tf.Tensor, every: int) -> tf.Tensor:
-    if every <= 0:
-        return tf.constant(False)
-    return tf.equal(step % every, 0)
+def _scatter(buffer: tf.Variable, rows: tf.Tensor, values: tf.Tensor) -> None:
+    # One write per buffer per recorded step: every row of the step in one scatter. Assigning
+    # the whole (small) buffer keeps this valid for every variable type, including the ON_READ
+    # variables used under tf.distribute, and inside XLA.
+    buffer.assign(tf.tensor_scatter_nd_update(buffer, rows, values))
 
 
-def _put(buffer: tf.Variable, index: Sequence[tf.Tensor | int], value: tf.Tensor) -> None:
-    # Assigning the whole (small) buffer keeps this valid for every variable type, including the
-    # ON_READ variables used under tf.distribute, and inside XLA.
-    idx = tf.reshape(tf.stack([tf.cast(i, tf.int64) for i in index]), [1, -1])
-    buffer.assign(tf.tensor_scatter_nd_update(buffer, idx, tf.expand_dims(value, 0)))
+def _rows(slot: tf.Tensor, indices: Sequence[int]) -> tf.Tensor:
+    # [[slot, i0], [slot, i1], ...] for a scatter into a [slots, n, ...] buffer.
+    n = len(indices)
+    return tf.stack([tf.fill([n], slot), tf.constant(list(indices), tf.int64)], axis=1)
+
+
+def _last_per_index(items: Sequence[tuple[int, tf.Tensor]]) -> list[tuple[int, tf.Tensor]]:
+    # A layer called twice in one step (shared layer) keeps its last call, as a scatter with
+    # duplicate rows would not promise.
+    last = {index: value for index, value in items}
+    return sorted(last.items())
 
 
 class Recorder:
@@ -116,12 +127,34 @@ class Recorder:
         # False when the train step computes its own loss: the buffer's NaN then means "not
         # captured", not a diverged loss.
         self.loss_known = True
+        # True: a step of the traced function may be off the recording beat, so writes sit in
+        # a tf.cond (Scope, steps_per_execution > 1). GradScope's dispatch clears it.
+        self.guarded = True
 
     # ------------------------------------------------------------------ in-graph half
 
     def slot(self, step: tf.Tensor) -> tf.Tensor:
         """Ring-buffer row of a recorded step."""
         return (tf.cast(step, tf.int64) // self.freqs.freq) % self.slots
+
+    def _when(self, step: tf.Tensor, every: int, write: Callable[[], None]) -> None:
+        """Traces ``write`` to run on steps that are multiples of ``every`` (0: never).
+
+        Without a ``tf.cond`` when no step can be off that beat: ``every`` is 1, or it is
+        ``freq`` and the caller runs this step only when it is recorded (``guarded`` False:
+        GradScope's instrumented step, which ``StepDispatch`` calls on recorded steps only).
+        """
+        if every <= 0:
+            return
+        if every == 1 or (every == self.freqs.freq and not self.guarded):
+            write()
+            return
+
+        def branch() -> tf.Tensor:
+            write()
+            return tf.constant(0)
+
+        tf.cond(tf.equal(step % every, 0), branch, lambda: tf.constant(0))
 
     def record_gradients(
         self,
@@ -150,38 +183,35 @@ class Recorder:
             per_layer[where[0]].append(g)
             per_var.append((where[1], g, v))
         step = tf.cast(step, tf.int64)
+        written = [i for i, grads in enumerate(per_layer) if grads]
 
-        def write() -> tf.Tensor:
+        def write() -> None:
             slot = self.slot(step)
-            written = [i for i, grads in enumerate(per_layer) if grads]
-            for i in written:
-                _put(self.grad_buf, [slot, i], stats.grad_stats(per_layer[i]))
             if written:
-                rows = tf.stack([tf.stack([slot, tf.constant(i, tf.int64)]) for i in written])
-                stamped = tf.tensor_scatter_nd_update(
-                    self.grad_step_buf, rows, tf.fill([len(written)], step)
-                )
-                self.grad_step_buf.assign(stamped)
-            for j, g, v in per_var:
-                _put(self.var_buf, [slot, j], tf.stack([stats.l2_norm(g), stats.l2_norm(v)]))
-                self.shadows[j].assign(tf.cast(v, tf.float32))
+                rows = _rows(slot, written)
+                values = tf.stack([stats.grad_stats(per_layer[i]) for i in written])
+                _scatter(self.grad_buf, rows, values)
+                _scatter(self.grad_step_buf, rows, tf.fill([len(written)], step))
+            if per_var:
+                norms = [tf.stack([stats.l2_norm(g), stats.l2_norm(v)]) for _, g, v in per_var]
+                _scatter(self.var_buf, _rows(slot, [j for j, _, _ in per_var]), tf.stack(norms))
+                for j, _, v in per_var:
+                    self.shadows[j].assign(tf.cast(v, tf.float32))
             if not group:
                 lr = math.nan if learning_rate is None else learning_rate
-                _put(self.scalar_buf, [slot], tf.stack([self.loss_var, tf.cast(lr, tf.float32)]))
-            _put(self.step_buf, [slot], step)
-            return tf.constant(0)
+                scalars = tf.stack([self.loss_var, tf.cast(lr, tf.float32)])
+                _scatter(self.scalar_buf, tf.reshape(slot, [1, 1]), scalars[None])
+            _scatter(self.step_buf, tf.reshape(slot, [1, 1]), step[None])
 
-        def write_hist() -> tf.Tensor:
+        def write_hist() -> None:
             slot = self.slot(step)
-            for i, grads in enumerate(per_layer):
-                if grads:
-                    _put(self.grad_hist_buf, [slot, i], stats.grad_histogram(grads))
-            _put(self.hist_step_buf, [slot], step)
-            return tf.constant(0)
+            if written:
+                hists = tf.stack([stats.grad_histogram(per_layer[i]) for i in written])
+                _scatter(self.grad_hist_buf, _rows(slot, written), hists)
+            _scatter(self.hist_step_buf, tf.reshape(slot, [1, 1]), step[None])
 
-        tf.cond(_due(step, self.freqs.freq), write, lambda: tf.constant(0))
-        if self.freqs.histogram:
-            tf.cond(_due(step, self.freqs.histogram), write_hist, lambda: tf.constant(0))
+        self._when(step, self.freqs.freq, write)
+        self._when(step, self.freqs.histogram, write_hist)
 
     def record_update(self, step: tf.Tensor, group: int | None = None) -> None:
         """On recorded steps, after the optimizer update: weight norms and ‖Δw‖ per layer.
@@ -193,22 +223,27 @@ class Recorder:
             group: the optimizer that applied it (its layers only); None: every layer.
         """
         step = tf.cast(step, tf.int64)
+        layers = [
+            i
+            for i in range(len(self.plan.grad_variables))
+            if group is None or self._layer_group[i] == group
+        ]
 
-        def write() -> tf.Tensor:
-            slot = self.slot(step)
-            for i, variables in enumerate(self.plan.grad_variables):
-                if group is not None and self._layer_group[i] != group:
-                    continue
+        def write() -> None:
+            if not layers:
+                return
+            norms = []
+            for i in layers:
                 w_sq = tf.constant(0.0)
                 d_sq = tf.constant(0.0)
-                for v, j in zip(variables, self._layer_vars[i], strict=True):
+                for v, j in zip(self.plan.grad_variables[i], self._layer_vars[i], strict=True):
                     value = tf.cast(v.value, tf.float32)
                     w_sq += tf.reduce_sum(tf.square(value))
                     d_sq += tf.reduce_sum(tf.square(value - self.shadows[j]))
-                _put(self.upd_buf, [slot, i], tf.stack([tf.sqrt(w_sq), tf.sqrt(d_sq)]))
-            return tf.constant(0)
+                norms.append(tf.stack([tf.sqrt(w_sq), tf.sqrt(d_sq)]))
+            _scatter(self.upd_buf, _rows(self.slot(step), layers), tf.stack(norms))
 
-        tf.cond(_due(step, self.freqs.freq), write, lambda: tf.constant(0))
+        self._when(step, self.freqs.freq, write)
 
     def record_activation(self, index: int, outputs: tf.Tensor, step: tf.Tensor) -> None:
         """In-graph: on activation-recording steps, reduce one layer's output.
@@ -218,22 +253,35 @@ class Recorder:
             outputs: the layer's output tensor.
             step: the current step.
         """
-        kind = self.plan.act_layers[index][2]
+        self.record_activations([(index, outputs)], step)
+
+    def record_activations(self, outputs: Sequence[tuple[int, tf.Tensor]], step: tf.Tensor) -> None:
+        """In-graph: on activation-recording steps, reduce the outputs of one step's layers.
+
+        One write per buffer for all of them (the train step hands them over at its end).
+
+        Args:
+            outputs: ``(index in plan.act_layers, output tensor)`` of each layer call.
+            step: the current step.
+        """
+        items = _last_per_index(outputs)
+        if not items:
+            return
         step = tf.cast(step, tf.int64)
+        indices = [i for i, _ in items]
 
-        def write() -> tf.Tensor:
-            slot = self.slot(step)
-            _put(self.act_buf, [slot, index], stats.act_stats(outputs, kind))
-            _put(self.act_step_buf, [slot, index], step)
-            return tf.constant(0)
+        def write() -> None:
+            rows = _rows(self.slot(step), indices)
+            values = [stats.act_stats(x, self.plan.act_layers[i][2]) for i, x in items]
+            _scatter(self.act_buf, rows, tf.stack(values))
+            _scatter(self.act_step_buf, rows, tf.fill([len(items)], step))
 
-        def write_hist() -> tf.Tensor:
-            _put(self.act_hist_buf, [self.slot(step), index], stats.act_histogram(outputs, kind))
-            return tf.constant(0)
+        def write_hist() -> None:
+            values = [stats.act_histogram(x, self.plan.act_layers[i][2]) for i, x in items]
+            _scatter(self.act_hist_buf, _rows(self.slot(step), indices), tf.stack(values))
 
-        tf.cond(_due(step, self.freqs.activation), write, lambda: tf.constant(0))
-        if self.freqs.histogram:
-            tf.cond(_due(step, self.freqs.histogram), write_hist, lambda: tf.constant(0))
+        self._when(step, self.freqs.activation, write)
+        self._when(step, self.freqs.histogram, write_hist)
 
     def record_loss(self, loss: tf.Tensor) -> None:
         """In-graph: remember this step's loss (a scalar assign, every step).
@@ -250,8 +298,9 @@ class Recorder:
             step: a recorded step.
             loss: its loss.
         """
-        step_t = tf.constant(step, tf.int64)
-        _put(self.scalar_buf, [self.slot(step_t), 0], tf.constant(loss, tf.float32))
+        slot = self.slot(tf.constant(step, tf.int64))
+        rows = tf.reshape(tf.stack([slot, tf.constant(0, tf.int64)]), [1, 2])
+        _scatter(self.scalar_buf, rows, tf.constant([loss], tf.float32))
 
     # ------------------------------------------------------------------ host half
 
@@ -276,76 +325,6 @@ class Recorder:
             ``(records, histograms)``: new step records in step order, and for steps with
             histograms, ``(step, {"grad/<layer>" | "act/<layer>": counts})``.
         """
-        steps = self.step_buf.numpy()
-        fresh = sorted((int(s), k) for k, s in enumerate(steps) if s > self._last_step)
-        if not fresh:
-            return [], []
-        act_steps = self.act_step_buf.numpy()
-        hist_steps = self.hist_step_buf.numpy()
-        scalars = self.scalar_buf.numpy()
-        grads = self.grad_buf.numpy()
-        var_vals = self.var_buf.numpy()
-        upd = self.upd_buf.numpy()
-        acts = self.act_buf.numpy()
-        grad_steps = self.grad_step_buf.numpy()
-        records: list[StepRecord] = []
-        hists: list[tuple[int, dict[str, np.ndarray]]] = []
-        for step, k in fresh:
-            layers: dict[str, dict[str, float]] = {}
-            absent = {i for i in range(len(self.plan.grad_layers)) if grad_steps[k, i] != step}
-            for i, name in enumerate(self.plan.grad_layers):
-                if i in absent:
-                    continue
-                row = {s: float(grads[k, i, n]) for n, s in enumerate(stats.GRAD_STAT_ORDER)}
-                w_norm, d_norm = float(upd[k, i, 0]), float(upd[k, i, 1])
-                row["weight_norm"] = w_norm
-                row["update_norm"] = d_norm
-                row["update_ratio"] = d_norm / w_norm if w_norm > 0 else math.nan
-                layers[name] = row
-            acted = act_steps[k] == step
-            for i, (name, _, _) in enumerate(self.plan.act_layers):
-                if acted[i]:
-                    row = layers.setdefault(name, {})
-                    for n, s in enumerate(stats.ACT_STAT_ORDER):
-                        value = float(acts[k, i, n])
-                        # NaN here means "does not apply to this activation kind".
-                        if not (s in ("dead_frac", "sat_frac") and math.isnan(value)):
-                            row[s] = value
-            variables = {
-                f"{self.plan.grad_layers[i]}/{short}": {
-                    "grad_norm": float(var_vals[k, j, 0]),
-                    "weight_norm": float(var_vals[k, j, 1]),
-                }
-                for j, (i, short) in enumerate(self._flat_vars)
-                if i not in absent
-            }
-            loss: float | None = float(scalars[k, 0]) if self.loss_known else None
-            if loss is None or (math.isnan(loss) and loss_fallback is not None):
-                loss = loss_fallback
-            lr = float(scalars[k, 1])
-            records.append(
-                StepRecord(
-                    step=step,
-                    epoch=epoch,
-                    loss=loss,
-                    lr=None if math.isnan(lr) else lr,
-                    layers=layers,
-                    variables=variables,
-                )
-            )
-            if self.freqs.histogram and hist_steps[k] == step:
-                hists.append((step, self._read_hist(k, acted, absent)))
-        self._last_step = fresh[-1][0]
+        records, hists, last = read_buffers(self, self._last_step, epoch, loss_fallback)
+        self._last_step = last
         return records, hists
-
-    def _read_hist(self, k: int, acted: np.ndarray, absent: set[int]) -> dict[str, np.ndarray]:
-        out: dict[str, np.ndarray] = {}
-        grad_hist = self.grad_hist_buf.numpy()[k]
-        for i, name in enumerate(self.plan.grad_layers):
-            if i not in absent:
-                out[f"grad/{name}"] = grad_hist[i].copy()
-        act_hist = self.act_hist_buf.numpy()[k] if acted.any() else None
-        for i, (name, _, _) in enumerate(self.plan.act_layers):
-            if act_hist is not None and acted[i]:
-                out[f"act/{name}"] = act_hist[i].copy()
-        return out

@@ -7,6 +7,7 @@ it was once training ends.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -103,8 +104,6 @@ class Hooks(Patches):
         # True while Keras traces its train step (or while a probe batch runs), so that
         # evaluate/predict traces are not instrumented.
         self.activations_on = False
-        # Set while a probe batch is traced: activations are written for this step instead.
-        self.step_override: tf.Tensor | None = None
         self.in_train_step = False
         self.step_traced = False
         # None: Keras's loss computation could not be hooked, so nothing is known about it.
@@ -113,6 +112,10 @@ class Hooks(Patches):
         self.called: set[int] = set()
         self.activations_in_step = False
         self.layers_hooked = False
+        # Per thread (MirroredStrategy traces each replica's step in its own thread): the
+        # activations of the step being traced, written together at its end, and that step's
+        # graph. Unset outside a train step or probe pass (Scope's loop: each call writes).
+        self._local = threading.local()
 
     def install_optimizer(
         self, optimizer: keras.optimizers.Optimizer, group: int | None = None
@@ -144,16 +147,17 @@ class Hooks(Patches):
 
         def all_reduce(grads_and_vars: Any) -> Any:
             reduced = original_reduce(grads_and_vars)
-            if not self.active:
+            # Only in the instrumented step: Keras's own step, traced while these patches are
+            # installed (its first call may come mid-fit), stays plain.
+            if not (self.active and self.in_train_step):
                 return reduced
             recorder.record_gradients(reduced, state["step"], state.get("lr"), group=group)
             return reduced
 
         def update_step(grads: Any, trainable_variables: Any, learning_rate: Any) -> Any:
-            if not self.active:
+            if not (self.active and self.in_train_step):
                 return original_update(grads, trainable_variables, learning_rate)
-            if self.in_train_step:
-                self.applied.add(group)
+            self.applied.add(group)
             state["step"] = self.step_fn()
             state["lr"] = learning_rate
             result = original_update(grads, trainable_variables, learning_rate)
@@ -189,8 +193,13 @@ class Hooks(Patches):
             self.in_train_step = True
             self.step_traced = True
             self.activations_on = activations_in_step
+            # Read now, before the step's update (a variable would be read at its use, after
+            # it): the step its activations belong to.
+            step = tf.convert_to_tensor(self.step_fn())
+            pending = self.collect_activations()
             try:
                 outputs = original_step(data)
+                recorder.record_activations(pending, step)
                 if counter is not None:
                     # After the step: every read of the counter in it sees the same value.
                     counter.assign_add(1)
@@ -198,6 +207,7 @@ class Hooks(Patches):
             finally:
                 self.in_train_step = False
                 self.activations_on = False
+                self.collect_activations(stop=True)
 
         self._patch(model, "train_step", train_step)
         original_loss = getattr(model, "_compute_loss", None)
@@ -215,6 +225,28 @@ class Hooks(Patches):
 
         self._patch(model, "_compute_loss", compute_loss)
 
+    def collect_activations(self, stop: bool = False) -> list[tuple[int, tf.Tensor]]:
+        """Starts (or stops) collecting this thread's activation outputs for one traced step.
+
+        Args:
+            stop: stop collecting (layer calls write their own rows again).
+
+        Returns:
+            The list the layer wrappers append ``(index, output)`` to (empty when stopping).
+        """
+        pending: list[tuple[int, tf.Tensor]] = []
+        self._local.pending = None if stop else pending
+        self._local.graph = None if stop else tf.compat.v1.get_default_graph()
+        return pending
+
+    def install_train_function(self, function: Callable[[Any], Any]) -> None:
+        """Sets ``model.train_function`` for this fit; :meth:`remove` puts Keras's back.
+
+        Args:
+            function: what ``fit`` calls with the data iterator.
+        """
+        self._patch(self.model, "train_function", function)
+
     def install_layers(self) -> None:
         """Wraps ``call`` of every layer whose activations are recorded."""
         self.layers_hooked = True
@@ -230,8 +262,12 @@ class Hooks(Patches):
                 if self.in_train_step:
                     self.called.add(index)
                 first = outputs[0] if isinstance(outputs, list | tuple) else outputs
-                step = self.step_override if self.step_override is not None else self.step_fn()
-                recorder.record_activation(index, first, step)
+                pending = getattr(self._local, "pending", None)
+                # Outputs made inside a cond or loop of the step cannot leave it: written there.
+                if pending is not None and first.graph is self._local.graph:
+                    pending.append((index, first))
+                else:
+                    recorder.record_activation(index, first, self.step_fn())
             return outputs
 
         return call

@@ -60,12 +60,13 @@ def make_probe(model: keras.Model, hooks: Hooks) -> Any:
     @tf.function
     def probe(x: Any, step: tf.Tensor) -> tf.Tensor:
         hooks.activations_on = True
-        hooks.step_override = step
+        pending = hooks.collect_activations()
         try:
             model(x, training=False)
+            hooks.recorder.record_activations(pending, step)
         finally:
             hooks.activations_on = False
-            hooks.step_override = None
+            hooks.collect_activations(stop=True)
         return step
 
     return probe

@@ -1,0 +1,170 @@
+"""Plain steps stay plain: ``model.train_function`` picks Keras's own step or the recorded one.
+
+Keras's ``fit`` looks up ``model.train_function`` and calls it with the data iterator once per
+execution (``steps_per_execution`` steps). :class:`StepDispatch` takes that attribute for one
+fit: an execution that contains no recorded step runs the function Keras built (the user's step,
+untouched: no ``tf.cond``, no reads, no writes), and one that does runs an instrumented copy built
+from the hooked ``train_step``, traced lazily on the first recorded step and once per fit.
+
+Which executions hold a recorded step is counted on the host: the clock (the optimizer's
+``iterations``, or GradScope's own train-step counter) is read at the first execution and the
+callback advances the count by the steps Keras reports. Where the clock may not move once per
+step (a ``LossScaleOptimizer`` skips the update of a non-finite step), it is read before every
+execution instead; a count found off at a recorded step switches to that exact mode too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import keras
+import tensorflow as tf
+
+from gradscope.collect.engine import Recorder
+
+
+def build_step_function(model: keras.Model, jit_compile: bool | None = None) -> Any:
+    """Builds Keras's train function around the model's current ``train_step``.
+
+    Keras's own ``_make_function`` (the TensorFlow trainer's), so the function runs
+    ``steps_per_execution`` steps per call, under the model's distribution strategy, exactly as
+    the one ``fit`` made; without touching ``model.train_function``.
+
+    Args:
+        model: a compiled model on the TensorFlow backend (its hooks installed).
+        jit_compile: compile with XLA; None: as the model says.
+
+    Returns:
+        ``function(iterator)``, traced on its first call.
+
+    Example:
+        >>> fn = build_step_function(model, jit_compile=False)  # doctest: +SKIP
+    """
+    saved = model.jit_compile
+    if jit_compile is None or bool(jit_compile) == bool(saved):
+        return model._make_function(model.train_step)
+    model._jit_compile = jit_compile
+    try:
+        return model._make_function(model.train_step)
+    finally:
+        model._jit_compile = saved
+
+
+class StepDispatch:
+    """``model.train_function`` for one fit: the plain step, or the recorded one when due.
+
+    Args:
+        plain: the function Keras built for the fit (never instrumented).
+        make_instrumented: builds the instrumented function (called at most once).
+        clock: the variable counting steps, read on the host.
+        freq: record every ``freq`` steps.
+        steps_per_execution: steps one call runs (at most).
+        exact: read the clock before every execution (its count may skip steps).
+        recorder: the recorder the instrumented function writes to (see :meth:`guard`).
+
+    Attributes:
+        next_step: the clock before the next execution, counted on the host; None: read it.
+        recorded: whether the last execution ran the instrumented function.
+        calls: executions run, ``{"plain": n, "recorded": n}``.
+
+    Example:
+        >>> dispatch = StepDispatch(model.train_function, build, clock, freq=10)  # doctest: +SKIP
+        >>> model.train_function = dispatch  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        plain: Callable[[Any], Any],
+        make_instrumented: Callable[[], Callable[[Any], Any]],
+        clock: tf.Variable,
+        freq: int,
+        steps_per_execution: int = 1,
+        exact: bool = False,
+        recorder: Recorder | None = None,
+    ) -> None:
+        self.plain = plain
+        self._make = make_instrumented
+        self._instrumented: Callable[[Any], Any] | None = None
+        self.clock = clock
+        self.freq = freq
+        self.steps_per_execution = max(1, int(steps_per_execution))
+        self.exact = exact
+        self.recorder = recorder
+        self.next_step: int | None = None
+        # Steps left in the epoch when known: the last execution of an epoch may run fewer.
+        self.remaining: int | None = None
+        self.recorded = False
+        self.calls = {"plain": 0, "recorded": 0}
+        # Another GradScope's dispatch on the same model in the same fit: its hooks are traced
+        # into this instrumented function too, so it runs when either one records.
+        self.inner: StepDispatch | None = None
+
+    @property
+    def instrumented(self) -> Callable[[Any], Any]:
+        """The instrumented function, built on first use."""
+        if self._instrumented is None:
+            self._instrumented = self._make()
+        return self._instrumented
+
+    def due(self, step: int) -> bool:
+        """Whether an execution starting at clock ``step`` holds a recorded step.
+
+        Args:
+            step: the clock before the execution.
+
+        Returns:
+            True when a multiple of ``freq`` lies in ``[step, step + steps_per_execution)``
+            (or up to the epoch's end, if sooner).
+
+        Example:
+            >>> StepDispatch(None, None, None, freq=10, steps_per_execution=4).due(37)
+            True
+        """
+        span = self.steps_per_execution
+        if self.remaining:
+            span = min(span, self.remaining)
+        return -(-step // self.freq) * self.freq < step + span
+
+    def guard(self) -> None:
+        """Makes this dispatch's recorder (and chained ones) check the beat in-graph."""
+        if self.recorder is not None:
+            self.recorder.guarded = True
+        if self.inner is not None:
+            self.inner.guard()
+
+    def decide(self) -> bool:
+        """Decides whether the next execution records, for this dispatch and those it chains.
+
+        Returns:
+            True when this one or a chained one records in the next execution.
+        """
+        if self.freq > 1 and (self.next_step is None or self.exact):
+            self.next_step = int(self.clock.numpy())
+        self.recorded = self.freq == 1 or self.due(self.next_step)  # type: ignore[arg-type]
+        inner = self.inner.decide() if self.inner is not None else False
+        return self.recorded or inner
+
+    def __call__(self, iterator: Any) -> Any:
+        """Runs one execution: the instrumented function if it holds a recorded step."""
+        record = self.decide()
+        self.calls["recorded" if record else "plain"] += 1
+        return (self.instrumented if record else self.plain)(iterator)
+
+    def advance(self, steps: int) -> None:
+        """Counts the steps the last execution ran (Keras reports them to callbacks).
+
+        Args:
+            steps: steps run.
+        """
+        if self.next_step is not None:
+            self.next_step += steps
+
+    def check(self) -> None:
+        """After a recorded execution: reads the clock; a count found off reads it from now on."""
+        if self.freq == 1 or self.next_step is None or self.exact:
+            return
+        actual = int(self.clock.numpy())
+        if actual != self.next_step:
+            self.exact = True
+            self.next_step = actual

@@ -1,0 +1,110 @@
+"""Host half of recording: the ring buffer's new rows as :class:`StepRecord` objects.
+
+The buffer is a few KB (``slots`` rows of a few floats per layer), copied once per read.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from gradscope.collect import stats
+from gradscope.data.schema import StepRecord
+
+if TYPE_CHECKING:
+    from gradscope.collect.engine import Recorder
+
+
+def read_buffers(
+    rec: Recorder, last_step: int, epoch: int | None, loss_fallback: float | None
+) -> tuple[list[StepRecord], list[tuple[int, dict[str, np.ndarray]]], int]:
+    """Turns the ring-buffer rows written after ``last_step`` into records (host).
+
+    Args:
+        rec: the recorder.
+        last_step: the last step already read.
+        epoch: epoch to stamp on new records.
+        loss_fallback: loss to use when the train step's loss was not captured.
+
+    Returns:
+        ``(records, histograms, last)``: new step records in step order; for steps with
+        histograms, ``(step, {"grad/<layer>" | "act/<layer>": counts})``; the last step read.
+
+    Example:
+        >>> records, hists, last = read_buffers(rec, -1, 0, None)  # doctest: +SKIP
+    """
+    steps = rec.step_buf.numpy()
+    fresh = sorted((int(s), k) for k, s in enumerate(steps) if s > last_step)
+    if not fresh:
+        return [], [], last_step
+    act_steps = rec.act_step_buf.numpy()
+    hist_steps = rec.hist_step_buf.numpy()
+    scalars = rec.scalar_buf.numpy()
+    grads = rec.grad_buf.numpy()
+    var_vals = rec.var_buf.numpy()
+    upd = rec.upd_buf.numpy()
+    acts = rec.act_buf.numpy()
+    grad_steps = rec.grad_step_buf.numpy()
+    records: list[StepRecord] = []
+    hists: list[tuple[int, dict[str, np.ndarray]]] = []
+    for step, k in fresh:
+        layers: dict[str, dict[str, float]] = {}
+        absent = {i for i in range(len(rec.plan.grad_layers)) if grad_steps[k, i] != step}
+        for i, name in enumerate(rec.plan.grad_layers):
+            if i in absent:
+                continue
+            row = {s: float(grads[k, i, n]) for n, s in enumerate(stats.GRAD_STAT_ORDER)}
+            w_norm, d_norm = float(upd[k, i, 0]), float(upd[k, i, 1])
+            row["weight_norm"] = w_norm
+            row["update_norm"] = d_norm
+            row["update_ratio"] = d_norm / w_norm if w_norm > 0 else math.nan
+            layers[name] = row
+        acted = act_steps[k] == step
+        for i, (name, _, _) in enumerate(rec.plan.act_layers):
+            if acted[i]:
+                row = layers.setdefault(name, {})
+                for n, s in enumerate(stats.ACT_STAT_ORDER):
+                    value = float(acts[k, i, n])
+                    # NaN here means "does not apply to this activation kind".
+                    if not (s in ("dead_frac", "sat_frac") and math.isnan(value)):
+                        row[s] = value
+        variables = {
+            f"{rec.plan.grad_layers[i]}/{short}": {
+                "grad_norm": float(var_vals[k, j, 0]),
+                "weight_norm": float(var_vals[k, j, 1]),
+            }
+            for j, (i, short) in enumerate(rec._flat_vars)
+            if i not in absent
+        }
+        loss: float | None = float(scalars[k, 0]) if rec.loss_known else None
+        if loss is None or (math.isnan(loss) and loss_fallback is not None):
+            loss = loss_fallback
+        lr = float(scalars[k, 1])
+        records.append(
+            StepRecord(
+                step=step,
+                epoch=epoch,
+                loss=loss,
+                lr=None if math.isnan(lr) else lr,
+                layers=layers,
+                variables=variables,
+            )
+        )
+        if rec.freqs.histogram and hist_steps[k] == step:
+            hists.append((step, _read_hist(rec, k, acted, absent)))
+    return records, hists, fresh[-1][0]
+
+
+def _read_hist(rec: Recorder, k: int, acted: np.ndarray, absent: set[int]) -> dict[str, np.ndarray]:
+    out: dict[str, np.ndarray] = {}
+    grad_hist = rec.grad_hist_buf.numpy()[k]
+    for i, name in enumerate(rec.plan.grad_layers):
+        if i not in absent:
+            out[f"grad/{name}"] = grad_hist[i].copy()
+    act_hist = rec.act_hist_buf.numpy()[k] if acted.any() else None
+    for i, (name, _, _) in enumerate(rec.plan.act_layers):
+        if act_hist is not None and acted[i]:
+            out[f"act/{name}"] = act_hist[i].copy()
+    return out

@@ -1,0 +1,123 @@
+"""Plain steps run Keras's own function; recorded steps record exactly what a tape computes."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+from helpers import toy_data
+
+from gradscope import GradScope, load_run
+from gradscope.collect.dispatch import StepDispatch
+from gradscope.collect.layers import iter_units
+
+LR = 0.05
+BATCH = 8
+
+
+def _mlp(seed: int = 3) -> keras.Model:
+    keras.utils.set_random_seed(seed)
+    return keras.Sequential(
+        [
+            keras.Input((8,)),
+            keras.layers.Dense(16, activation="relu"),
+            keras.layers.Dense(12, activation="tanh"),
+            keras.layers.Dense(3, activation="softmax"),
+        ]
+    )
+
+
+def _reference(model: keras.Model, x: np.ndarray, y: np.ndarray, steps: int) -> list[dict]:
+    """Per-step layer gradient norms of plain SGD on unshuffled batches, by tf.GradientTape."""
+    clone = keras.models.clone_model(model)
+    clone.set_weights(model.get_weights())
+    loss_fn = keras.losses.SparseCategoricalCrossentropy()
+    units = list(iter_units(clone))
+    out = []
+    for step in range(steps):
+        xb = x[step * BATCH : (step + 1) * BATCH]
+        yb = y[step * BATCH : (step + 1) * BATCH]
+        with tf.GradientTape() as tape:
+            loss = loss_fn(yb, clone(xb, training=True))
+        variables = clone.trainable_variables
+        grads = tape.gradient(loss, variables)
+        by_id = {id(v): g for v, g in zip(variables, grads, strict=True)}
+        out.append(
+            {
+                path: float(
+                    np.sqrt(sum(float(tf.reduce_sum(by_id[id(v)] ** 2)) for v in layer.weights))
+                )
+                for path, layer in units
+            }
+        )
+        for v, g in zip(variables, grads, strict=True):
+            v.assign_sub(LR * g)
+    return out
+
+
+@pytest.fixture
+def decisions(monkeypatch) -> list[bool]:
+    """Whether each execution of every StepDispatch ran the instrumented function."""
+    seen: list[bool] = []
+    original = StepDispatch.decide
+
+    def decide(self: StepDispatch) -> bool:
+        record = original(self)
+        seen.append(record)
+        return record
+
+    monkeypatch.setattr(StepDispatch, "decide", decide)
+    return seen
+
+
+@pytest.mark.parametrize("jit", [False, True])
+def test_recorded_steps_match_the_tape_and_others_run_plain(jit, decisions, tmp_path) -> None:
+    x, y = toy_data(7 * BATCH)
+    model = _mlp()
+    model.compile(keras.optimizers.SGD(LR), "sparse_categorical_crossentropy", jit_compile=jit)
+    reference = _reference(model, x, y, steps=7)
+    callback = GradScope(tmp_path / "run", freq=3, verbose=0, tensorboard=False)
+    model.fit(x, y, batch_size=BATCH, epochs=1, shuffle=False, verbose=0, callbacks=[callback])
+    # Steps 0, 3 and 6 run the instrumented function; the four others Keras's own.
+    assert decisions == [True, False, False, True, False, False, True]
+    run = load_run(callback.run_dir)
+    assert [r.step for r in run.records] == [0, 3, 6]
+    for record in run.records:
+        for layer, ref in reference[record.step].items():
+            assert record.layers[layer]["grad_norm"] == pytest.approx(ref, rel=1e-4), layer
+        # Activations on the same steps (ReLU outputs: a mean >= 0).
+        assert record.layers[model.layers[0].name]["act_mean"] >= 0.0
+
+
+def test_refit_keeps_keras_function_and_steps_per_execution(decisions, tmp_path) -> None:
+    x, y = toy_data(8 * BATCH)
+    model = _mlp()
+    model.compile("sgd", "sparse_categorical_crossentropy", steps_per_execution=3)
+    model.fit(x, y, batch_size=BATCH, epochs=1, verbose=0)
+    plain = model.train_function
+    callback = GradScope(tmp_path / "run", freq=4, verbose=0, tensorboard=False)
+    model.fit(x, y, batch_size=BATCH, epochs=2, verbose=0, callbacks=[callback])
+    # After the fit the model has Keras's own function back, already traced: no retrace.
+    assert model.train_function is plain
+    assert not hasattr(model.train_function, "_gradscope_patch")
+    # Clock 8..23 in executions of 3, 3 and 2 steps an epoch: those holding 8, 12, 16 and 20
+    # record; the last of each epoch (14-15, 22-23) holds none.
+    assert decisions == [True, True, False, True, True, False]
+    steps = [r.step for r in load_run(callback.run_dir).records]
+    assert steps == [8, 12, 16, 20]
+
+
+def test_loss_scale_optimizer_reads_the_clock_every_execution(tmp_path) -> None:
+    x, y = toy_data(6 * BATCH)
+    x[BATCH : 2 * BATCH] = np.nan  # step 1's gradients are NaN: the update is skipped
+    model = _mlp()
+    optimizer = keras.optimizers.LossScaleOptimizer(keras.optimizers.SGD(LR))
+    model.compile(optimizer, "sparse_categorical_crossentropy")
+    callback = GradScope(tmp_path / "run", freq=2, verbose=0, tensorboard=False)
+    model.fit(x, y, batch_size=BATCH, epochs=1, shuffle=False, verbose=0, callbacks=[callback])
+    # Six batches, five updates: the optimizer's clock did not count the skipped one.
+    assert int(model.optimizer.iterations.numpy()) == 5
+    # Every even optimizer step is recorded; counting batches instead would have run the
+    # instrumented step at clock 1 (batch 2) and missed clock 4 (batch 5).
+    assert [r.step for r in load_run(callback.run_dir).records] == [0, 2, 4]
