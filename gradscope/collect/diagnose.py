@@ -13,6 +13,11 @@ from gradscope.data.store import load_run
 from gradscope.detect import detect
 from gradscope.findings import Finding, Severity, write_findings
 
+#: Step records the callback's diagnoses read, evenly spaced (plus the last and the first
+#: non-finite one; see :func:`gradscope.data.load_run`): host memory stays flat however long the
+#: fit. About the spacing ``max_records`` decimation on disk leaves, which the detectors judge.
+DIAGNOSIS_RECORDS = 2000
+
 #: Finding kinds that stop training when ``on_finding="stop"``.
 STOPPING_KINDS = frozenset({"nonfinite", "exploding_gradients"})
 
@@ -20,8 +25,8 @@ STOPPING_KINDS = frozenset({"nonfinite", "exploding_gradients"})
 def diagnose(session: RecordingSession) -> list[Finding]:
     """Runs every detector on the session's run and stores the findings with it.
 
-    Writes ``findings.json`` into the run directory and, when TensorBoard output is on, the
-    findings as a text summary.
+    Reads at most :data:`DIAGNOSIS_RECORDS` step records. Writes ``findings.json`` into the run
+    directory and, when TensorBoard output is on, the findings as a text summary.
 
     Args:
         session: an open recording session (its files flushed).
@@ -32,7 +37,7 @@ def diagnose(session: RecordingSession) -> list[Finding]:
     Example:
         >>> findings = diagnose(callback.session)  # doctest: +SKIP
     """
-    findings = detect(load_run(session.run_dir))
+    findings = detect(load_run(session.run_dir, max_records=DIAGNOSIS_RECORDS))
     write_findings(session.run_dir, findings)
     if session.tb is not None:
         step = session.last_record.step if session.last_record is not None else 0
@@ -58,7 +63,7 @@ def warn_new_findings(
         >>> new = warn_new_findings(callback.run_dir, set())  # doctest: +SKIP
     """
     new = []
-    for finding in detect(load_run(run_dir), kinds=kinds):
+    for finding in detect(load_run(run_dir, max_records=DIAGNOSIS_RECORDS), kinds=kinds):
         key = (finding.kind, finding.layers)
         if finding.severity < Severity.WARNING or key in warned:
             continue

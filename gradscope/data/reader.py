@@ -8,6 +8,7 @@ name a run directory or the ``log_dir`` above it (its newest run is read).
 from __future__ import annotations
 
 import json
+import math
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -24,6 +25,7 @@ from gradscope.data.schema import (
     RunMeta,
     StepRecord,
     check_schema_version,
+    has_nonfinite,
 )
 
 
@@ -34,8 +36,15 @@ class RunFormatError(ValueError):
 _T = TypeVar("_T", StepRecord, EpochRecord)
 
 
-def _parse_jsonl(path: Path, factory: Callable[[dict[str, Any]], _T]) -> tuple[list[_T], int]:
-    """Parses a ``.jsonl`` log into records; returns them and how many lines were skipped."""
+def _parse_jsonl(
+    path: Path,
+    factory: Callable[[dict[str, Any]], _T],
+    keep: Callable[[int, str], bool] | None = None,
+) -> tuple[list[_T], int]:
+    """Parses a ``.jsonl`` log into records; returns them and how many lines were skipped.
+
+    ``keep(index, line)`` picks the lines to parse (None: all), so a thinned read costs a scan.
+    """
     # Streams line by line: only the records stay in memory, not the file's text and every
     # parsed dict at once (a 20k-record log peaked at ~4x more that way).
     out: list[_T] = []
@@ -43,8 +52,8 @@ def _parse_jsonl(path: Path, factory: Callable[[dict[str, Any]], _T]) -> tuple[l
     if not path.exists():
         return out, skipped
     with open(path, encoding="utf-8", errors="replace") as fh:
-        for line in fh:
-            if not line.strip():
+        for index, line in enumerate(fh):
+            if not line.strip() or (keep is not None and not keep(index, line)):
                 continue
             try:
                 obj = json.loads(line)
@@ -54,6 +63,43 @@ def _parse_jsonl(path: Path, factory: Callable[[dict[str, Any]], _T]) -> tuple[l
             except (KeyError, TypeError, ValueError, AttributeError):
                 skipped += 1
     return out, skipped
+
+
+def _count_lines(path: Path) -> int:
+    if not path.exists():
+        return 0
+    count = 0
+    with open(path, "rb") as fh:
+        while chunk := fh.read(1 << 20):
+            count += chunk.count(b"\n")
+    return count
+
+
+def _thinned_steps(path: Path, max_records: int) -> tuple[list[StepRecord], int]:
+    """At most about ``max_records`` evenly spaced step records, the last and first non-finite.
+
+    Like ``max_records`` decimation on disk (every ``stride``-th record), decided per line
+    index before parsing, so memory holds only the kept records. The last record is kept (the
+    end of training) and so is the first non-finite one, where the detectors cut the run:
+    lines holding ``NaN``/``Infinity`` (how JSON writes them) are parsed until it is found.
+    """
+    total = _count_lines(path)
+    stride = max(1, math.ceil(total / max_records))
+    found = False
+
+    def keep(index: int, line: str) -> bool:
+        nonlocal found
+        if index % stride == 0 or index >= total - 1:
+            return True
+        if not found and ("NaN" in line or "Infinity" in line):
+            try:
+                found = has_nonfinite(StepRecord.from_json(json.loads(line)))
+            except (KeyError, TypeError, ValueError, AttributeError):
+                return False
+            return found
+        return False
+
+    return _parse_jsonl(path, StepRecord.from_json, keep)
 
 
 @dataclass
@@ -150,7 +196,7 @@ class Run:
         return self._hist
 
 
-def load_run(path: str | os.PathLike[str]) -> Run:
+def load_run(path: str | os.PathLike[str], max_records: int | None = None) -> Run:
     """Loads a run directory written by :class:`RunWriter` (or the GradScope callback).
 
     ``path`` may be the run directory itself (``callback.run_dir``) or the ``log_dir`` given to
@@ -160,6 +206,9 @@ def load_run(path: str | os.PathLike[str]) -> Run:
 
     Args:
         path: a run directory, or a parent holding runs.
+        max_records: read at most about this many step records, evenly spaced (plus the last
+            one and the first non-finite one), scanning the rest without parsing it: memory
+            stays flat however long the run. None reads every record.
 
     Returns:
         The loaded :class:`Run`; ``run.path`` is the run directory read. Torn or corrupt lines
@@ -173,6 +222,8 @@ def load_run(path: str | os.PathLike[str]) -> Run:
         >>> run = load_run("runs/x")  # doctest: +SKIP
         >>> steps, norms = run.series("grad_norm", run.layer_names[0])  # doctest: +SKIP
     """
+    if max_records is not None and max_records < 1:
+        raise ValueError(f"`max_records` must be None or >= 1. Received: max_records={max_records}")
     root, _ = resolve_run(path)
     meta_path = root / META_FILE
     if not root.is_dir():
@@ -195,7 +246,10 @@ def load_run(path: str | os.PathLike[str]) -> Run:
         ) from err
     check_schema_version(version, SCHEMA_VERSION, f"The run '{root}'", RunFormatError)
     meta = RunMeta.from_json(meta_json)
-    records, bad_stats = _parse_jsonl(root / STATS_FILE, StepRecord.from_json)
+    if max_records is None:
+        records, bad_stats = _parse_jsonl(root / STATS_FILE, StepRecord.from_json)
+    else:
+        records, bad_stats = _thinned_steps(root / STATS_FILE, max_records)
     epochs, bad_epochs = _parse_jsonl(root / EPOCHS_FILE, EpochRecord.from_json)
     return Run(
         path=root, meta=meta, records=records, epochs=epochs, skipped_lines=bad_stats + bad_epochs

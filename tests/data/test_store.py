@@ -143,6 +143,28 @@ def test_max_records_bounds_the_log_and_keeps_even_spacing(tmp_path) -> None:
     assert steps[-1] >= 1000 - gaps[0]  # covers the whole run
 
 
+def test_thinned_read_keeps_spacing_the_end_and_the_first_nonfinite_step(tmp_path) -> None:
+    writer = RunWriter(tmp_path, META)
+    # Step 5 has a NaN that is not a non-finite step (update_ratio of a zero weight): parsed,
+    # not kept. Step 537 is the first non-finite one, 543 the second.
+    for step in range(1000):
+        record = _record(step, loss=math.nan if step in (537, 543) else 1.0)
+        if step == 5:
+            record.layers["dense"]["update_ratio"] = math.nan
+        writer.append(record)
+    writer.close()
+    full = load_run(tmp_path)
+    thin = load_run(tmp_path, max_records=100)
+    steps = [r.step for r in thin.records]
+    assert steps == sorted({*range(0, 1000, 10), 537, 999})
+    kept = {r.step: r for r in full.records}
+    assert all(r == kept[r.step] for r in thin.records)  # the same records, parsed the same
+    assert [r.step for r in thin.records if has_nonfinite(r)] == [537]
+    assert load_run(tmp_path, max_records=5000).records == full.records
+    with pytest.raises(ValueError, match="max_records"):
+        load_run(tmp_path, max_records=0)
+
+
 def test_atomic_write_respects_umask(tmp_path) -> None:
     old = os.umask(0o027)
     try:
