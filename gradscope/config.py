@@ -371,10 +371,10 @@ class RepairThresholds:
             ``--epochs`` is given (8 x 256 / 32 = 64 steps at batch size 32); AutoTrainer's
             progress rules compare epochs, and eight leave a trend after the first.
         min_loss_gain: the fixed copy's loss on the trial examples after the trial must be at
-            least this fraction below the original's (5 %; gradscope choice: the evaluation has
-            no batch noise, and 5 % is above the 1 % seed-to-seed spread of the trials' final
-            loss measured on the scenario suite). An original whose loss is not finite is beaten
-            by any finite loss.
+            least this fraction below the original's (5 %; gradscope choice: the whole trial set
+            is scored, so there is no batch noise, and five times the 1 % "not worse"
+            tolerance). An original whose loss ends non-finite is judged by its loss at the
+            start of the trial: a copy must learn, not merely stay finite.
         min_accuracy_gain: with labels, the alternative to the loss gain: accuracy on the trial
             examples up by at least this much (0.05; the binomial standard error of an accuracy
             near 0.5 on 256 examples is 0.031, and both trials are scored on the same examples).

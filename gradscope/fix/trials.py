@@ -297,7 +297,8 @@ def judge_learning(
     Returns:
         ``(better, not_worse, text)``: better = (loss lower by ``min_loss_gain`` or accuracy
         higher by ``min_accuracy_gain``) and not worse; the text says ``loss b → a, accuracy
-        b → a``.
+        b → a``. When the original's loss after the trial is not finite, its scores at the
+        start of the trial are the reference.
 
     Example:
         >>> judge_learning(before, after)  # doctest: +SKIP
@@ -305,6 +306,11 @@ def judge_learning(
     """
     lb, la = before.learned_loss, after.learned_loss
     ab, aa = before.learned_accuracy, after.learned_accuracy
+    start = before.curve.start if before.curve is not None else None
+    if (lb is None or not math.isfinite(lb)) and start is not None:
+        # The original diverged: a finite loss alone is no repair (a copy whose units all died
+        # is finite too). It must beat the original's start, before training broke it.
+        lb, ab = start.loss, start.accuracy
     finite_b = lb is not None and math.isfinite(lb)
     finite_a = la is not None and math.isfinite(la)
     if not finite_a:

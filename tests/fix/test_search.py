@@ -1,0 +1,153 @@
+"""fix --auto's search on tiny networks: each round, the budget, never a copy that learns worse.
+
+Each network is built so that one path is needed: a regression net at learning rate 30 diverges,
+and neither clipping nor a tenth of the rate alone makes it learn (only both, at a hundredth);
+a ReLU net with biases of -5 has every unit off. Results are checked independently: the saved
+file is reloaded with plain Keras and trained, its weights and layer configs read back.
+"""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pytest
+
+from gradscope.fix import apply_fix, auto_fix
+from gradscope.fix.search import (
+    COMBINATIONS,
+    apply_candidate,
+    combination_candidates,
+    single_candidates,
+)
+
+FEATURES = 8
+
+
+def net(lr: float, bias: float = 0.0, out: int = 1) -> keras.Model:
+    keras.utils.set_random_seed(0)
+    dense = {
+        "kernel_initializer": "he_normal",
+        "bias_initializer": keras.initializers.Constant(bias),
+    }
+    model = keras.Sequential(
+        [
+            keras.Input((FEATURES,)),
+            keras.layers.Dense(16, "relu", name="h1", **dense),
+            keras.layers.Dense(16, "relu", name="h2", **dense),
+            keras.layers.Dense(out, "softmax" if out > 1 else None, name="out"),
+        ]
+    )
+    loss = "sparse_categorical_crossentropy" if out > 1 else "mse"
+    model.compile(keras.optimizers.SGD(lr), loss)
+    return model
+
+
+@pytest.fixture(scope="module")
+def regression() -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((256, FEATURES)).astype("float32")
+    return x, (x @ rng.standard_normal((FEATURES, 1)) * 10).astype("float32")
+
+
+@pytest.fixture(scope="module")
+def diverging(regression):
+    x, y = regression
+    return auto_fix(net(30.0), x, y, epochs=2, budget=300)
+
+
+def test_candidates_follow_the_chapters_order() -> None:
+    singles = [c.label for c in single_candidates(["dying_relu"])]
+    assert singles[:2] == ["leaky_relu_activation", "elu_activation"]
+    assert "zero_bias_init" in singles
+    assert [c.label for c in COMBINATIONS["nonfinite"]] == [
+        "clip_norm + lower_learning_rate(÷10)",
+        "clip_norm + lower_learning_rate(÷100)",
+        "clip_norm + lower_learning_rate(÷1000)",
+    ]
+    saturating = [c.fixes for c in combination_candidates(["saturation"])]
+    assert all("batch_norm" in fixes and len(fixes) == 2 for fixes in saturating)
+
+
+def test_a_combination_drops_parts_with_nothing_left_to_change() -> None:
+    model = net(0.1, bias=-5.0)
+    candidate = COMBINATIONS["dying_relu"][0]  # LeakyReLU + He init + zero biases
+    fixed, applied = apply_candidate(model, candidate)
+    # The LeakyReLU swap already re-initializes with He: he_init has nothing left to do.
+    assert applied == ("leaky_relu_activation", "zero_bias_init")
+    for name in ("h1", "h2"):
+        layer = fixed.get_layer(name)
+        assert np.all(keras.ops.convert_to_numpy(layer.bias) == 0.0)
+    assert np.all(keras.ops.convert_to_numpy(model.get_layer("h1").bias) == -5.0)  # untouched
+    activations = [type(layer).__name__ for layer in fixed.layers]
+    assert activations.count("LeakyReLU") == 2
+
+
+def test_zero_bias_init_revives_units_an_independent_forward_pass_sees(regression) -> None:
+    x, _ = regression
+    model = net(0.1, bias=-5.0)
+    fixed = apply_fix(model, "zero_bias_init")
+    probe = keras.Model(model.inputs[0], model.get_layer("h1").output)
+    probe_fixed = keras.Model(fixed.inputs[0], fixed.get_layer("h1").output)
+    kernel = keras.ops.convert_to_numpy(model.get_layer("h1").kernel)
+    np.testing.assert_allclose(probe_fixed(x), np.maximum(x @ kernel, 0.0), rtol=1e-5, atol=1e-5)
+    assert float(np.mean(probe(x) > 0)) < float(np.mean(probe_fixed(x) > 0))
+
+
+def test_nan_needs_clipping_and_a_hundredth_of_the_rate(diverging, tmp_path) -> None:
+    result = diverging
+    assert result.verified and result.applied == ["clip_norm", "lower_learning_rate"]
+    tried = {o.fix_id: o for o in result.outcomes if o.verification is not None}
+    assert not tried["clip_norm"].kept and not tried["lower_learning_rate"].kept
+    assert not tried["clip_norm + lower_learning_rate(÷10)"].kept
+    kept = tried["clip_norm + lower_learning_rate(÷100)"]
+    assert kept.kept and kept.round == "combination"
+    # The optimizer change is in the fixed file's compile config: plain Keras reads it back.
+    path = tmp_path / "fixed.keras"
+    result.model.save(path)
+    loaded = keras.models.load_model(path)
+    assert float(loaded.optimizer.learning_rate) == pytest.approx(0.3)
+    assert loaded.optimizer.clipnorm == pytest.approx(1.0)
+
+
+def test_the_fixed_file_trains_where_the_original_diverges(diverging, regression) -> None:
+    x, y = regression
+
+    def trained_loss(model: keras.Model) -> float:
+        keras.utils.set_random_seed(1)
+        copy_ = keras.models.clone_model(model)
+        copy_.set_weights(model.get_weights())
+        copy_.compile_from_config(model.get_compile_config())
+        copy_.fit(x, y, epochs=5, batch_size=32, verbose=0)
+        return float(copy_.evaluate(x, y, verbose=0))
+
+    variance = float(np.var(y))
+    assert not np.isfinite(trained_loss(net(30.0)))
+    assert trained_loss(diverging.model) < 0.2 * variance  # learns most of a linear target
+
+
+def test_a_spent_budget_stops_after_one_candidate_and_returns_the_original(regression) -> None:
+    x, y = regression
+    model = net(30.0)
+    result = auto_fix(model, x, y, epochs=2, budget=0)
+    assert result.search.tried == 1 and result.search.stopped_by_budget
+    assert "clip_norm + lower_learning_rate(÷100)" in result.search.not_tried
+    assert result.model is model and not result.verified and result.applied == []
+    assert "nonfinite" in result.search.open_kinds
+
+
+def test_dead_relus_stay_dead_after_a_swap_and_revive_with_zero_biases(regression) -> None:
+    x, _ = regression
+    labels = np.argmax(x[:, :3], axis=1)  # a learnable three-class target
+    result = auto_fix(net(0.1, bias=-5.0, out=3), x, labels, epochs=2, budget=300)
+    assert result.verified
+    kept = [o for o in result.outcomes if o.kept]
+    # An activation swap keeps the -5 biases, so the units stay off; zeroing them is the repair.
+    assert [o.fix_id for o in kept] == ["zero_bias_init"]
+    swaps = [o for o in result.outcomes if o.fix_id.endswith("_activation")]
+    assert swaps and not any(o.kept for o in swaps)
+    assert "dying_relu" in kept[0].verification.resolved
+    before, after = result.overall.before, result.overall.after
+    assert before.learned_accuracy < 0.5 < after.learned_accuracy
+    # Independent check: the fixed model's first hidden layer is alive on the data.
+    hidden = keras.Model(result.model.inputs[0], result.model.get_layer("h1").output)
+    assert float(np.mean(np.asarray(hidden(x)) > 0)) > 0.2
