@@ -55,6 +55,13 @@ SLOW: tuple[str, ...] = (
 SPREAD: tuple[str, ...] = ("tests/test_examples.py::test_example_runs_quick",)
 
 
+#: Modules that share cached fits (tests/lr_runs.py) run on one worker, so each fit runs once.
+SHARED_FITS: tuple[str, ...] = (
+    "tests/detect/test_unstable_loss.py",
+    "tests/detect/test_slow_convergence.py",
+)
+
+
 def _xdist_group(item: pytest.Item) -> str:
     """The worker group of a test under ``--dist loadgroup``.
 
@@ -65,6 +72,8 @@ def _xdist_group(item: pytest.Item) -> str:
         return "readme_tour"
     if item.nodeid.startswith(SPREAD):
         return item.nodeid
+    if item.nodeid.startswith(SHARED_FITS):
+        return "lr_runs"
     return item.nodeid.split("::", 1)[0]
 
 

@@ -17,7 +17,7 @@ import numpy as np
 
 from gradscope.data.schema import StepRecord
 from gradscope.detect.base import RunWindow
-from gradscope.detect.window import gradient_flow_layers
+from gradscope.detect.window import gradient_flow_layers, median_stat
 
 #: Evidence key of the median over layers of the window-median update ratio.
 UPDATE_RATIO_KEY = "update_ratio_median"
@@ -39,12 +39,17 @@ class StepSizes:
             gradient and weight norms), or None when not recorded. Small steps with a gradient
             this small are what a minimum looks like; small steps despite a large gradient are a
             small learning rate.
+        weight_growth: the median over the same layers of ‖W‖ in the last window over ‖W‖ in
+            the first (window medians), or None when not recorded. Large steps that are
+            minibatch noise point every way and leave the norm where it was; steps too large for
+            the loss overshoot and add up, and the weights grow.
     """
 
     by_layer: dict[str, float]
     median: float
     largest: float
     relative_gradient: float | None = None
+    weight_growth: float | None = None
 
     @classmethod
     def of(cls, window: RunWindow) -> StepSizes | None:
@@ -62,6 +67,7 @@ class StepSizes:
         """
         by_layer: dict[str, float] = {}
         gradients: list[float] = []
+        growths: list[float] = []
         for info in gradient_flow_layers(window.run):
             value = window.median(info.name, "update_ratio")
             if value is None:
@@ -69,13 +75,17 @@ class StepSizes:
             by_layer[info.name] = value
             grad = window.median(info.name, "grad_norm")
             weight = window.median(info.name, "weight_norm")
+            start = median_stat(window.first, info.name, "weight_norm")
             if grad is not None and weight:
                 gradients.append(grad / weight)
+            if weight is not None and start:
+                growths.append(weight / start)
         if not by_layer:
             return None
         values = list(by_layer.values())
-        relative = float(np.median(gradients)) if gradients else None
-        return cls(by_layer, float(np.median(values)), max(values), relative)
+        return cls(
+            by_layer, float(np.median(values)), max(values), _median(gradients), _median(growths)
+        )
 
     def to_evidence(self) -> dict[str, Any]:
         """JSON-safe evidence: the per-layer ratios, their median, the relative gradient."""
@@ -83,7 +93,12 @@ class StepSizes:
             "update_ratio": dict(self.by_layer),
             UPDATE_RATIO_KEY: self.median,
             "relative_gradient_median": self.relative_gradient,
+            "weight_growth_median": self.weight_growth,
         }
+
+
+def _median(values: list[float]) -> float | None:
+    return float(np.median(values)) if values else None
 
 
 def went_nonfinite(window: RunWindow) -> bool:

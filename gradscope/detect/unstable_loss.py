@@ -7,8 +7,13 @@ windows, never on one batch. It needs all of:
   ‖ΔW‖/‖W‖ is at least ``unstable_loss.high_update_ratio`` (10× CS231n's healthy ≈ 1e-3);
 * a loss that does not decrease: the last window's median loss is less than
   ``unstable_loss.max_loss_drop`` below the first window's (it oscillates around where it
-  started, or rises). Minibatch noise makes single losses jump; medians of many batches do not,
-  so a noisy small-batch run whose loss falls is not judged unstable;
+  started, or rises). Minibatch noise makes single losses jump; medians of many batches do not;
+* steps that add up: the weights' norm grew by ``unstable_loss.min_weight_growth`` between the
+  first and last windows (median over the layers). Small batches, and noisy labels more so, make
+  large steps too, but in every direction: they cancel and the norm stays where it was (measured:
+  within 0.5 %, while the loss of a hard noisy task does not fall in a short run). Steps too
+  large for the loss overshoot and accumulate: logits and pre-activations grow until units
+  saturate or die;
 * no model that performs: a logged training accuracy below ``progress.good_accuracy``, and
   the progress gate (a run that learns gets at most "info").
 
@@ -63,6 +68,9 @@ class UnstableLoss(WindowDetector):
         steps = StepSizes.of(window)
         if steps is None or steps.median < th.high_update_ratio:
             return None
+        growth = steps.weight_growth
+        if growth is None or growth < th.min_weight_growth:
+            return None
         if Exploding().judge(window) is not None:
             return None
         progress = window.progress
@@ -74,7 +82,8 @@ class UnstableLoss(WindowDetector):
             f"Unstable loss: the loss does not decrease (median {progress.loss_start:.3g} at the "
             f"start, {progress.loss_end:.3g} at the end{swing}) while each step changes the "
             f"weights by {steps.median:.1e} of their norm (median over layers; CS231n: about "
-            f"1e-3 is healthy), so the learning rate{rate_text(rate)} is likely too high."
+            f"1e-3 is healthy) and the steps add up (the weights' norm grew {growth:.1f}x), so "
+            f"the learning rate{rate_text(rate)} is likely too high."
         )
         evidence = {
             **steps.to_evidence(),
