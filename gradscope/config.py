@@ -229,26 +229,17 @@ class NonfiniteThresholds:
 
 @dataclass(frozen=True)
 class UnstableLossThresholds:
-    """Unstable loss: the loss does not decrease while every step moves the weights too far.
-
-    AutoTrainer (ICSE 2021) names an oscillating loss as one of its five training problems, and
-    CS231n puts a healthy update ratio ‖ΔW‖/‖W‖ at ≈ 1e-3 ("much higher → learning rate too
-    high"). The detector needs both, on medians over windows (never one batch), and stays silent
-    on a run that learns (the progress gate) or already reached ``progress.good_accuracy``.
+    """Unstable loss (AutoTrainer's oscillating loss): a rate too high, CS231n's ‖ΔW‖/‖W‖ ≫ 1e-3.
 
     Attributes:
-        high_update_ratio: the median over the weight layers of each layer's median update ratio
-            at or above this is "far above 1e-3": ten times CS231n's healthy value (gradscope
-            choice; a noisy small-batch SGD run that learns measured up to 1e-2 on digits).
-        error_update_ratio: at or above this the finding is an error: DeepDiagnosis's upper bound
-            of the healthy update range [1e-5, 1e-1], each step changes a tenth of the weights.
-        max_loss_drop: the loss "does not decrease" when the last window's median loss is less
-            than this fraction below the first window's (gradscope choice: 0.1 is a margin above
-            the difference minibatch noise makes between two medians of many batches).
-        min_weight_growth: the steps add up when the weights' norm of the last window is at
-            least this many times that of the first (median over the layers). Large steps that
-            are minibatch noise cancel: SGD with batches of 4 on labels 30-60 % random measured
-            0.994-1.003, while rates 100x too high measured 1.3-19 (gradscope choice).
+        high_update_ratio: median over the weight layers of their update ratio at or above this
+            (10x CS231n's ≈ 1e-3; noisy small-batch SGD that learns measured up to 1e-2).
+        error_update_ratio: error from here: DeepDiagnosis's healthy range [1e-5, 1e-1], top.
+        max_loss_drop: the loss "does not decrease" when the last window's median is less than
+            this fraction below the first window's (gradscope choice, above minibatch noise).
+        min_weight_growth: the steps add up: the weight norm of the last window over the first's
+            (median over layers). Noise steps cancel: 0.994-1.003 with batches of 4 on 30-60 %
+            random labels; rates 100x too high measured 1.3-19 (gradscope choice).
     """
 
     high_update_ratio: float = 1e-2
@@ -259,28 +250,17 @@ class UnstableLossThresholds:
 
 @dataclass(frozen=True)
 class SlowConvergenceThresholds:
-    """Slow convergence: every layer's updates are far below 1e-3 while the loss stays flat.
-
-    AutoTrainer (ICSE 2021) names slow convergence as one of its five training problems; CS231n:
-    an update ratio much lower than ≈ 1e-3 means the learning rate is too low. A layer counts as
-    training at ``vanishing.training_update_ratio`` (1e-4), the decade the vanishing detector uses,
-    so the two never claim the same run: vanishing needs a training output layer, slow
-    convergence needs none.
+    """Slow convergence (AutoTrainer): a rate far too low, CS231n's ‖ΔW‖/‖W‖ ≪ 1e-3.
 
     Attributes:
-        low_update_ratio: the median over the weight layers of each layer's median update ratio
-            below this is "far below 1e-3": the lower bound of DeepDiagnosis's healthy update
-            range [1e-5, 1e-1] (plain SGD at Keras's default 0.01, slow but healthy, measured
-            4e-4 on digits).
-        error_update_ratio: below this the finding is an error: two decades under that floor, ten
-            thousand steps move the weights by less than 0.1 % (gradscope choice).
-        max_loss_drop: the loss is "flat" when the last window's median loss is less than this
-            fraction below the first window's (as ``unstable_loss.max_loss_drop``).
-        min_relative_gradient: the median over the weight layers of ‖∇W‖/‖W‖ must reach this:
-            small steps despite a gradient this large are the rate's fault, small steps with a
-            smaller gradient are what a minimum looks like (gradscope choice, measured: 2e-3 to
-            9e-3 on converged MLPs continued under SGD and Adam, 1e-1 and more on the same
-            networks far from a minimum).
+        low_update_ratio: median over the weight layers of their update ratio below this (and
+            none at ``vanishing.training_update_ratio``): DeepDiagnosis's healthy range
+            [1e-5, 1e-1], bottom (SGD at Keras's default 0.01, slow but healthy: 4e-4).
+        error_update_ratio: error below this: 1e4 steps move the weights < 0.1 % (gradscope).
+        max_loss_drop: the loss is "flat" below this relative drop (as ``unstable_loss``).
+        min_relative_gradient: median over layers of ‖∇W‖/‖W‖ at least this: small steps despite
+            a large gradient are the rate's fault, with a small one a minimum (gradscope choice:
+            converged MLPs measured 1e-4 to 9e-3, the same far from a minimum 5e-2 and more).
     """
 
     low_update_ratio: float = 1e-5
