@@ -188,13 +188,17 @@ class Recorder:
         def write() -> None:
             slot = self.slot(step)
             if written:
+                position = {i: k for k, i in enumerate(written)}
+                layer_of = [position[self._flat_vars[j][0]] for j, _, _ in per_var]
                 rows = _rows(slot, written)
-                values = tf.stack([stats.grad_stats(per_layer[i]) for i in written])
+                values, grad_norms = stats.grouped_grad_stats(
+                    [g for _, g, _ in per_var], layer_of, len(written)
+                )
                 _scatter(self.grad_buf, rows, values)
                 _scatter(self.grad_step_buf, rows, tf.fill([len(written)], step))
-            if per_var:
-                norms = [tf.stack([stats.l2_norm(g), stats.l2_norm(v)]) for _, g, v in per_var]
-                _scatter(self.var_buf, _rows(slot, [j for j, _, _ in per_var]), tf.stack(norms))
+                weight_norms = tf.sqrt(stats.squared_norms([v for _, _, v in per_var]))
+                var_rows = _rows(slot, [j for j, _, _ in per_var])
+                _scatter(self.var_buf, var_rows, tf.stack([grad_norms, weight_norms], axis=1))
                 for j, _, v in per_var:
                     self.shadows[j].assign(tf.cast(v, tf.float32))
             if not group:
@@ -232,16 +236,16 @@ class Recorder:
         def write() -> None:
             if not layers:
                 return
-            norms = []
-            for i in layers:
-                w_sq = tf.constant(0.0)
-                d_sq = tf.constant(0.0)
+            owner, values, shadows = [], [], []
+            for k, i in enumerate(layers):
                 for v, j in zip(self.plan.grad_variables[i], self._layer_vars[i], strict=True):
-                    value = tf.cast(v.value, tf.float32)
-                    w_sq += tf.reduce_sum(tf.square(value))
-                    d_sq += tf.reduce_sum(tf.square(value - self.shadows[j]))
-                norms.append(tf.stack([tf.sqrt(w_sq), tf.sqrt(d_sq)]))
-            _scatter(self.upd_buf, _rows(self.slot(step), layers), tf.stack(norms))
+                    owner.append(k)
+                    values.append(tf.cast(v.value, tf.float32))
+                    shadows.append(self.shadows[j])
+            moved = [value - shadow for value, shadow in zip(values, shadows, strict=True)]
+            squares = tf.stack([stats.squared_norms(values), stats.squared_norms(moved)], axis=1)
+            per_layer = tf.math.unsorted_segment_sum(squares, owner, len(layers))
+            _scatter(self.upd_buf, _rows(self.slot(step), layers), tf.sqrt(per_layer))
 
         self._when(step, self.freqs.freq, write)
 
