@@ -33,6 +33,7 @@ SLOW: tuple[str, ...] = (
     "tests/fix/test_search.py::test_the_fixed_file",
     "tests/fix/test_search.py::test_dead",
     "tests/detect/test_scenarios.py",
+    "tests/detect/test_zoo.py",
     "tests/render/test_html_outputs.py",
     "tests/render/test_browser",
     "tests/test_bad_inputs.py::test_real_process_stderr_is_one_line",

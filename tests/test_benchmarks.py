@@ -61,6 +61,10 @@ EXPECTED: dict[str, tuple[set[str], tuple[str, ...]]] = {
         {"scenario:negative_bias_relu", "scenario:regression_high_lr"},
         ("made worse 0", "repaired "),
     ),
+    "zoo.py": (
+        {"healthy", "sick", "cnn_dropout", "negative_bias_mlp"},
+        ("fit overhead of `GradScope()`", "load during the run", "expected kinds"),
+    ),
 }
 #: Scripts whose tables hold no ratio column.
 NO_RATIO = frozenset({"repair.py"})

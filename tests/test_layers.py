@@ -12,7 +12,8 @@ import gradscope
 ROOT = Path(gradscope.__file__).parent
 
 #: Lowest first; modules of one layer may import each other. `scenarios` builds the chapter's
-#: models and fits them with the callback, so it sits above `collect` like the demo.
+#: models and fits them with the callback, so it sits above `collect` like the demo; so does
+#: `zoo` (everyday models and their sick twins).
 LAYERS: tuple[tuple[str, ...], ...] = (
     ("_version", "_lazy", "errors", "config", "data"),
     ("findings",),
@@ -23,7 +24,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("collect",),
     ("trial",),
     ("audit", "fix"),
-    ("scenarios", "demo"),
+    ("scenarios", "zoo", "demo"),
     ("cli",),
 )
 RANK = {name: i for i, names in enumerate(LAYERS) for name in names}
