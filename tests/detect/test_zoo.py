@@ -26,16 +26,12 @@ from gradscope.cli import app
 from gradscope.findings import Severity
 from gradscope.zoo import HEALTHY, SICK, ZOO, fit_zoo
 
-CLIPPING = (
-    "false alarm: missing_clipping (GS204) WARNING on a healthy Adam {}: a prior the probe does "
-    "not confirm (no gradient-norm growth); issue 14 item 5 (helper A fixing)"
-)
 SUBCLASS = (
     "audit() of a live subclassed model with a custom train_step raises AttributeError "
     "('{}' object has no attribute 'outputs') in trial.policy._output_kind via feed(): a "
     "traceback, not a finding or a one-line error"
 )
-NEW_KIND = "needs the {} detector (issue 14 item 4, helper B)"
+NEW_KIND = "missed: no {} at warning+ on this twin (issue 14 item 4, helper B)"
 
 #: Audited in-process here, with data and synthetic inputs: one model per kind of input and
 #: target (images, token ids, float sequences, reconstruction, float16 compute, a custom train
@@ -54,7 +50,6 @@ AUDITED_SICK = ("deep_sigmoid_mlp", "cnn_high_lr", "lstm_low_lr")
 
 #: Known gaps, by test: each one's reason names the finding (or error) seen.
 AUDIT_XFAIL: dict[str, str] = {
-    "embedding_lstm": CLIPPING.format("LSTM"),
     "vae": SUBCLASS.format("VAE"),
 }
 RUN_XFAIL: dict[str, str] = {
