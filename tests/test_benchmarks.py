@@ -52,6 +52,10 @@ EXPECTED: dict[str, tuple[set[str], tuple[str, ...]]] = {
         },
         ("audit / bare =", "load during the in-process runs"),
     ),
+    "large_models.py": (
+        {"plain", "gs_default"},
+        ("per-step ratio", "load during resnet50", "load during encoder12"),
+    ),
     "report_latency.py": (
         {"load_run", "render_report"},
         ("target < 2 s: ", "load during the run"),

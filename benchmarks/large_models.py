@@ -1,0 +1,230 @@
+"""GradScope() defaults on large models: per-step cost, trace (fixed) time and memory.
+
+Issue 16: a ResNet-50-sized CNN (``keras.applications.ResNet50(weights=None)`` on 32x32x3
+inputs) and a 12-block transformer encoder, both on synthetic data. Target: defaults <= 1.05x
+per step; trace time and memory reported.
+
+Every (model, variant) fit runs **in its own fresh Python process**, so that the first fit's
+tracing is measured as a user meets it and peak RSS is not shared between variants. The child
+fits 2 epochs of ``--steps`` steps: epoch 1 holds the tracing (GradScope's instrumented step at
+step 0, then Keras's plain one at step 1), epoch 2 is steady state, recorded steps included in
+their share (freq=10: one step in ten). Numbers per variant (median over ``--rounds`` rounds,
+variants alternating):
+
+* ``step``: wall time per step of epoch 2; ``step CPU``: CPU time per step (all threads) over
+  the same epoch, the ratio to trust when the load line says others were busy.
+* ``fixed``: epoch 1 wall time minus ``steps x step``: tracing (and for GradScope the run's
+  opening); ``fit``: the whole ``model.fit`` call with the end-of-fit diagnosis.
+* ``peak RSS``: ``ru_maxrss`` after fit; ``RSS before``: after the model was built, before fit.
+
+Run ``python benchmarks/large_models.py`` (~10 min on 2 cores) or ``--quick`` (a 1-block
+transformer and a 2-conv CNN in this process, 3 steps: a sanity check of the code path).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import numpy as np
+from benchutil import LoadMeter, fmt_ratio, header, markdown_table
+
+RESULT_PREFIX = "RESULT "
+TARGET = 1.05
+VARIANTS = {"plain": "model.fit, no callback", "gs_default": "GradScope() (freq=10)"}
+
+
+def build_resnet50(quick: bool = False) -> tuple[Any, tuple[int, ...], int]:
+    """ResNet-50 (``weights=None``) on 32x32x3, 10 classes; --quick: 2 conv layers."""
+    import keras
+
+    keras.utils.set_random_seed(0)
+    if quick:
+        model = keras.Sequential(
+            [
+                keras.Input((32, 32, 3)),
+                keras.layers.Conv2D(8, 3, activation="relu"),
+                keras.layers.Conv2D(8, 3, activation="relu"),
+                keras.layers.GlobalAveragePooling2D(),
+                keras.layers.Dense(10, activation="softmax"),
+            ]
+        )
+    else:
+        model = keras.applications.ResNet50(weights=None, input_shape=(32, 32, 3), classes=10)
+    model.compile(keras.optimizers.Adam(1e-3), "sparse_categorical_crossentropy")
+    return model, (32, 32, 3), 16
+
+
+def build_transformer(quick: bool = False) -> tuple[Any, tuple[int, ...], int]:
+    """12 pre-norm encoder blocks (d_model 128, 4 heads, FFN 512), 64 tokens; --quick: 1."""
+    import keras
+    from keras import layers
+
+    keras.utils.set_random_seed(0)
+    blocks, seq, vocab, dim = (1 if quick else 12), 64, 1000, 128
+    tokens = keras.Input((seq,), dtype="int32")
+    x = layers.Embedding(vocab, dim)(tokens)
+    for _ in range(blocks):
+        h = layers.LayerNormalization()(x)
+        x = x + layers.MultiHeadAttention(4, dim // 4)(h, h)
+        h = layers.LayerNormalization()(x)
+        h = layers.Dense(4 * dim, activation="gelu")(h)
+        x = x + layers.Dense(dim)(h)
+    x = layers.GlobalAveragePooling1D()(layers.LayerNormalization()(x))
+    model = keras.Model(tokens, layers.Dense(10, activation="softmax")(x), name="encoder")
+    model.compile(keras.optimizers.Adam(1e-4), "sparse_categorical_crossentropy")
+    return model, (seq,), 16
+
+
+MODELS: dict[str, tuple[str, Callable[[bool], tuple[Any, tuple[int, ...], int]]]] = {
+    "resnet50": ("ResNet50(weights=None), 32x32x3 inputs, batch 16", build_resnet50),
+    "encoder12": ("transformer encoder, 12 blocks, d=128, 64 tokens, batch 16", build_transformer),
+}
+
+
+def peak_rss_mb() -> float:
+    """Peak resident set size of this process so far, MiB."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def train(model_name: str, variant: str, steps: int, log_dir: str, quick: bool) -> dict[str, Any]:
+    """Builds and fits one model (2 epochs of ``steps``); returns the timings and memory."""
+    import keras
+
+    from gradscope import GradScope
+
+    model, shape, batch = MODELS[model_name][1](quick)
+    rng = np.random.default_rng(0)
+    n = steps * batch
+    if len(shape) == 1:
+        x = rng.integers(0, 1000, size=(n, *shape)).astype("int32")
+    else:
+        x = rng.normal(size=(n, *shape)).astype("float32")
+    y = rng.integers(0, 10, size=n).astype("int32")
+    marks: list[tuple[float, float]] = []
+
+    class Clock(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+            marks.append((time.perf_counter(), time.process_time()))
+
+    callbacks: list[Any] = [GradScope(log_dir, verbose=0)] if variant == "gs_default" else []
+    rss_before = peak_rss_mb()
+    start = (time.perf_counter(), time.process_time())
+    model.fit(x, y, batch_size=batch, epochs=2, shuffle=False, verbose=0,
+              callbacks=[*callbacks, Clock()])  # fmt: skip
+    end = time.perf_counter()
+    (wall_1, cpu_1), (wall_2, cpu_2) = marks
+    step = (wall_2 - wall_1) / steps
+    return {
+        "step": step,
+        "step_cpu": (cpu_2 - cpu_1) / steps,
+        "fixed": (wall_1 - start[0]) - steps * step,
+        "fit": end - start[0],
+        "rss_before": rss_before,
+        "peak_rss": peak_rss_mb(),
+        "params": int(model.count_params()),
+    }
+
+
+def run_child(model_name: str, variant: str, steps: int) -> dict[str, Any]:
+    """Runs :func:`train` in a fresh Python process and parses its result."""
+    log_dir = tempfile.mkdtemp(prefix="gs-large-")
+    try:
+        cmd = [sys.executable, str(Path(__file__).resolve()), "--child", model_name, variant,
+               "--steps", str(steps), "--log-dir", log_dir]  # fmt: skip
+        proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+        lines = [x for x in proc.stdout.splitlines() if x.startswith(RESULT_PREFIX)]
+        if proc.returncode != 0 or not lines:
+            raise RuntimeError(f"{model_name}/{variant} failed:\n{proc.stderr[-3000:]}")
+        return json.loads(lines[-1][len(RESULT_PREFIX) :])
+    finally:
+        shutil.rmtree(log_dir, ignore_errors=True)
+
+
+def table(model_name: str, results: dict[str, list[dict[str, Any]]]) -> str:
+    """One row per variant: medians over the rounds, ratios to plain."""
+
+    def med(variant: str, key: str) -> float:
+        return statistics.median(r[key] for r in results[variant])
+
+    rows = []
+    for variant, description in VARIANTS.items():
+        rows.append(
+            [
+                variant,
+                description,
+                f"{1000 * med(variant, 'step'):.1f}",
+                fmt_ratio(med(variant, "step"), med("plain", "step")),
+                fmt_ratio(med(variant, "step_cpu"), med("plain", "step_cpu")),
+                f"{med(variant, 'fixed'):.2f}",
+                f"{med(variant, 'fixed') - med('plain', 'fixed'):+.2f}",
+                f"{med(variant, 'fit'):.1f}",
+                fmt_ratio(med(variant, "fit"), med("plain", "fit")),
+                f"{med(variant, 'peak_rss'):.0f}",
+                f"{med(variant, 'peak_rss') - med('plain', 'peak_rss'):+.0f}",
+            ]
+        )
+    headers = ["id", "variant", "step [ms]", "step ratio", "step CPU ratio", "fixed [s]",
+               "fixed - plain [s]", "fit [s]", "fit ratio", "peak RSS [MiB]",
+               "RSS - plain [MiB]"]  # fmt: skip
+    return markdown_table(headers, rows)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Runs the benchmark; prints markdown tables."""
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="tiny models, 3 steps, in-process")
+    parser.add_argument("--steps", type=int, default=None, help="steps per epoch (default 30)")
+    parser.add_argument("--rounds", type=int, default=2, help="alternating rounds (default 2)")
+    parser.add_argument("--models", default=",".join(MODELS), help="comma-separated model ids")
+    parser.add_argument("--child", nargs=2, default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--log-dir", default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child:
+        result = train(args.child[0], args.child[1], args.steps, args.log_dir, quick=False)
+        print(RESULT_PREFIX + json.dumps(result), flush=True)
+        return 0
+    steps = args.steps or (3 if args.quick else 30)
+    rounds = 1 if args.quick else args.rounds
+    print(header("GradScope on large models (issue 16)", argv))
+    print(f"steps per epoch: {steps}, 2 epochs per fit, rounds: {rounds}"
+          + (" (quick: tiny models, in-process; not a result)" if args.quick else ""))  # fmt: skip
+    for model_name in args.models.split(","):
+        results: dict[str, list[dict[str, Any]]] = {v: [] for v in VARIANTS}
+        with LoadMeter() as meter:
+            for r in range(rounds):
+                order = list(VARIANTS) if r % 2 == 0 else list(reversed(VARIANTS))
+                for variant in order:
+                    if args.quick:
+                        log_dir = tempfile.mkdtemp(prefix="gs-large-")
+                        results[variant].append(train(model_name, variant, steps, log_dir, True))
+                        shutil.rmtree(log_dir, ignore_errors=True)
+                    else:
+                        results[variant].append(run_child(model_name, variant, steps))
+        assert meter.window is not None
+        params = results["plain"][0]["params"]
+        print(f"\n## {model_name}: {MODELS[model_name][0]}, {params / 1e6:.1f}M parameters\n")
+        print(table(model_name, results))
+        gs_step = statistics.median(r["step"] for r in results["gs_default"])
+        step_ratio = gs_step / statistics.median(r["step"] for r in results["plain"])
+        verdict = "OK" if step_ratio <= TARGET else "missed"
+        print(f"\n{model_name}: per-step ratio {step_ratio:.3f}x (target <= {TARGET}x: {verdict})")
+        print(f"load during {model_name}: {meter.window.describe()}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
