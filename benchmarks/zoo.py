@@ -1,6 +1,6 @@
 """The zoo through gradscope: everyday Keras models (healthy and sick twins), findings and cost.
 
-Every model of :mod:`gradscope.zoo` (13 healthy architectures on learnable synthetic data, 5 sick
+Every model of :mod:`gradscope.zoo` (13 healthy architectures on learnable synthetic data, 6 sick
 twins) goes through gradscope the ways a user would:
 
 * ``callback``: a fit with ``GradScope(freq=1)`` (every step recorded, the tests' setting) and one
@@ -208,7 +208,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     names = QUICK if args.quick else (*HEALTHY, *SICK)
-    rounds = 1 if args.quick else 3
+    rounds = 1 if args.quick else 2
     rows: list[Row] = []
     with tempfile.TemporaryDirectory(prefix="gradscope-zoo-") as tmp, LoadMeter() as meter:
         root = Path(tmp)

@@ -242,10 +242,24 @@ ZOO: dict[str, ZooModel] = _zoo(
         zdata.images,
         "cnn_dropout with Adam learning rate 0.3 (100x)",
         _CLASSIFIED,
-        expected=frozenset({"unstable_loss"}),
-        # A step far too large kills ReLUs (the chapter predicts it) and may blow up norms.
-        tolerated=frozenset({"dying_relu", "exploding_gradients", "vanishing_gradients"}),
+        # Adam's first steps move every weight by about the learning rate, 0.3, more than the
+        # kernels' own scale: pre-activations are thrown far below zero and the ReLUs die (the
+        # chapter's warning about large rates). Dead units then pass no gradient.
+        expected=frozenset({"dying_relu"}),
+        tolerated=frozenset({"vanishing_gradients", "exploding_gradients", "unstable_loss"}),
         twin_of="cnn_dropout",
+    ),
+    ZooModel(
+        "lstm_high_lr",
+        lambda: _with_learning_rate(embedding_lstm(), 1.0),
+        zdata.tokens,
+        "embedding_lstm with Adam learning rate 1.0 (100x)",
+        _CLASSIFIED,
+        # Sigmoid/tanh gates cannot die: steps far too large make the loss jump around instead
+        # (AutoTrainer's oscillating loss).
+        expected=frozenset({"unstable_loss"}),
+        tolerated=frozenset({"exploding_gradients", "saturation"}),
+        twin_of="embedding_lstm",
     ),
     ZooModel(
         "lstm_low_lr",
