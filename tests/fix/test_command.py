@@ -102,3 +102,25 @@ def test_typer_wiring(model_file):
     result = CliRunner().invoke(app, ["fix", str(model_file), "--apply", " he_init, magic ,"])
     assert result.exit_code == EXIT_BAD_INPUT
     assert "Unknown fix ids ['magic']" in result.output
+
+
+def test_overrides_train_the_trials_and_land_in_the_fixed_file(model_file, tmp_path):
+    fixed = tmp_path / "fixed.keras"
+    code, out, _ = run(
+        model_file,
+        fix_ids=["lower_learning_rate"],
+        output=fixed,
+        data=model_file.parent / "d.npz",
+        epochs=2,
+        optimizer="adam",
+        learning_rate=0.2,
+        batch_size=16,
+    )
+    assert code in (EXIT_OK, command.EXIT_UNVERIFIED)
+    assert "optimizer Adam (command line), learning rate 0.2 (command line)" in out
+    assert "loss sparse_categorical_crossentropy (model), batch size 16 (command line)" in out
+    assert "Learning on the trial set (64 examples), by epoch" in out
+    # The file carries the optimizer the copy was verified with: Adam at 0.2 / 10.
+    loaded = keras.models.load_model(fixed)
+    assert type(loaded.optimizer).__name__ == "Adam"
+    assert float(loaded.optimizer.learning_rate) == pytest.approx(0.02)
