@@ -31,14 +31,16 @@ from gradscope.findings import Finding
 from gradscope.fix.plan import FixPlan, plan_fixes
 from gradscope.fix.result import FixResult, SearchInfo, StepOutcome
 from gradscope.fix.search import (
+    NO_LEARNING,
     Candidate,
     apply_candidate,
     combination_candidates,
+    learning_rate_candidates,
     plan_candidates,
     single_candidates,
 )
 from gradscope.fix.transforms import FixNotApplicable, UnsupportedModelError, apply_fixes
-from gradscope.fix.trials import ratio_change
+from gradscope.fix.trials import learns, ratio_change
 from gradscope.fix.verify import (
     TrialStats,
     Verification,
@@ -124,7 +126,8 @@ def auto_fix(
     steps = steps or trial_steps(len(data), batch_size, epochs or REPAIR_THRESHOLDS.trial_epochs)
     before = fix_trial(model, data, root / "original", steps, seed, batch_size)
     plan = plan_fixes([*findings, *before.findings], model)
-    wanted = _all_targets(plan)
+    # A trial whose curve does not move is a finding of its own (round 4 of the search).
+    wanted = _all_targets(plan) + ([NO_LEARNING] if learns(before) is False else [])
     current, current_trial = model, before
     outcomes: list[StepOutcome] = []
     # Kinds reported from outside the trial (e.g. a full training run) stay open until a kept
@@ -136,12 +139,16 @@ def auto_fix(
 
     def open_kinds() -> list[str]:
         present = current_trial.kinds() | outside
+        if learns(current_trial) is False:
+            present.add(NO_LEARNING)
         return [k for k in wanted if k in present]
 
     def rounds() -> Any:
         yield from plan_candidates(plan)
         yield from single_candidates(open_kinds())
         yield from combination_candidates(open_kinds())
+        if NO_LEARNING in open_kinds():
+            yield from learning_rate_candidates()
 
     for candidate in rounds():
         targets = [k for k in candidate.answers if k in open_kinds()]

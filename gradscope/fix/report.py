@@ -4,7 +4,7 @@ The trials that decided which fixes to keep are real recorded runs (see
 :func:`gradscope.fix.verify.run_trial`), so the report shows them with the same sections as any
 run: before/after comparison first, then each trial in full. A "Fix verification" section comes
 first: how the trials trained, each candidate's verdict, and the learning curves (loss and
-accuracy on the trial set, epoch by epoch) of the original and the fixed model.
+accuracy on held-out examples, epoch by epoch) of the original and the fixed model.
 """
 
 from __future__ import annotations
@@ -74,12 +74,10 @@ def curves_html(before: LearningCurve, after: LearningCurve) -> str:
         cells = [f"{p.epoch:g}", _num(p.loss), _num(q.loss)]
         cells += [_num(p.accuracy), _num(q.accuracy)] if acc else []
         rows.append("<tr>" + "".join(f'<td class="num">{c}</td>' for c in cells) + "</tr>")
-    charts = _chart(
-        "loss on the trial set", [p.loss for p in before.points], [p.loss for p in after.points]
-    )
+    charts = _chart("loss", [p.loss for p in before.points], [p.loss for p in after.points])
     if acc:
         charts += _chart(
-            "accuracy on the trial set",
+            "accuracy",
             [p.accuracy for p in before.points],
             [p.accuracy for p in after.points],
         )
@@ -118,7 +116,7 @@ def verification_html(result: FixResult) -> str:
         )
     b, a = result.overall.before.curve, result.overall.after.curve
     if b is not None and a is not None:
-        parts.append(f"<h3>Learning on the trial set ({b.examples} examples), by epoch</h3>")
+        parts.append(f"<h3>Learning, scored on {html.escape(b.scored_on)}, by epoch</h3>")
         parts.append(curves_html(b, a))
     parts.append("</section>")
     return "".join(parts)

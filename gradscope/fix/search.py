@@ -11,6 +11,11 @@ Three rounds, each only for finding kinds still open on the model fixed so far:
    AutoTrainer repair a diverging network with clipping *and* a smaller learning rate, a dying
    ReLU net with a leaky activation, He init and fresh biases together, a saturating net with
    BatchNormalization and a non-saturating activation.
+4. **The learning rate** (:func:`learning_rate_candidates`) when the original's trial does not
+   learn at all (:data:`NO_LEARNING`) and nothing above made it: a decade lower, a decade higher,
+   then two decades each way (Géron ch. 11: the rate is the first hyperparameter to tune, by
+   factors of 10). The short trial may show no detector finding, but a curve that does not move
+   is evidence enough; the candidate must then make it learn.
 
 Every candidate is one :class:`Candidate`: fix ids with options, applied together to a copy
 (:func:`apply_candidate`: fixes with nothing left to change are dropped, a candidate whose
@@ -76,6 +81,8 @@ class Candidate:
 def _label(fix_id: str, options: Mapping[str, Any]) -> str:
     if fix_id == "lower_learning_rate" and "factor" in options:
         return f"{fix_id}(÷{float(options['factor']):g})"
+    if fix_id == "raise_learning_rate" and "factor" in options:
+        return f"{fix_id}(×{float(options['factor']):g})"
     if not options:
         return fix_id
     return f"{fix_id}({', '.join(f'{k}={v}' for k, v in options.items())})"
@@ -130,6 +137,37 @@ COMBINATIONS: Mapping[str, tuple[Candidate, ...]] = MappingProxyType(
         ),
     }
 )
+
+
+#: The pseudo-kind of a trial whose learning curve does not move (:func:`~.trials.learns`).
+NO_LEARNING = "no_learning"
+
+
+def learning_rate_candidates() -> Iterator[Candidate]:
+    """Round 4: learning rates a decade, then two decades, lower and higher.
+
+    Yields:
+        Single-fix candidates answering :data:`NO_LEARNING` (``raise_learning_rate`` only when
+        this gradscope has that transform).
+
+    Example:
+        >>> [c.label for c in learning_rate_candidates()][:2]
+        ['lower_learning_rate(÷10)', 'raise_learning_rate(×10)']
+    """
+    for factor in (10.0, 100.0):
+        yield Candidate(
+            ("lower_learning_rate",),
+            MappingProxyType({"lower_learning_rate": {"factor": factor}}),
+            (NO_LEARNING,),
+            "learning rate",
+        )
+        if "raise_learning_rate" in TRANSFORMS:
+            yield Candidate(
+                ("raise_learning_rate",),
+                MappingProxyType({"raise_learning_rate": {"factor": factor}}),
+                (NO_LEARNING,),
+                "learning rate",
+            )
 
 
 def plan_candidates(plan: FixPlan) -> list[Candidate]:
@@ -229,9 +267,11 @@ def apply_candidate(
 
 __all__ = [
     "COMBINATIONS",
+    "NO_LEARNING",
     "Candidate",
     "apply_candidate",
     "combination_candidates",
+    "learning_rate_candidates",
     "plan_candidates",
     "single_candidates",
 ]

@@ -52,8 +52,8 @@ def comparison_table(result: FixResult) -> Table:
         ),
         ("gradient RMS max/min over layers", _num(b.max_min_ratio), _num(a.max_min_ratio)),
         ("final trial loss (last window)", _num(b.final_loss), _num(a.final_loss)),
-        ("loss on the trial set after it", _num(b.learned_loss), _num(a.learned_loss)),
-        ("accuracy on the trial set after it", _num(b.learned_accuracy), _num(a.learned_accuracy)),
+        ("scored loss after the trial", _num(b.learned_loss), _num(a.learned_loss)),
+        ("scored accuracy after the trial", _num(b.learned_accuracy), _num(a.learned_accuracy)),
         ("max dead fraction", _num(_max(b.dead_frac)), _num(_max(a.dead_frac))),
         ("max saturated fraction", _num(_max(b.sat_frac)), _num(_max(a.sat_frac))),
         ("findings (warning+)", _kinds(b), _kinds(a)),
@@ -64,7 +64,7 @@ def comparison_table(result: FixResult) -> Table:
 
 
 def curve_table(before: LearningCurve, after: LearningCurve) -> Table:
-    """Builds the learning-curve table: the trial set scored after each pass, before/after.
+    """Builds the learning-curve table: the scored examples after each pass, before/after.
 
     Args:
         before: the original's curve.
@@ -77,7 +77,7 @@ def curve_table(before: LearningCurve, after: LearningCurve) -> Table:
         >>> Console().print(curve_table(v.before.curve, v.after.curve))  # doctest: +SKIP
     """
     accuracy = before.has_accuracy and after.has_accuracy
-    table = Table(title=f"Learning on the trial set ({before.examples} examples), by epoch")
+    table = Table(title=f"Learning, scored on {before.scored_on}, by epoch")
     table.add_column("epoch", justify="right")
     table.add_column("loss original", justify="right")
     table.add_column("loss fixed", justify="right")

@@ -272,6 +272,36 @@ def compare(
     )
 
 
+def learns(trial: TrialStats, thresholds: RepairThresholds = REPAIR_THRESHOLDS) -> bool | None:
+    """Did a trial learn at all: its loss or accuracy after it measurably better than at its start?
+
+    Args:
+        trial: a trial with a learning curve.
+        thresholds: the same margins as :func:`judge_learning`.
+
+    Returns:
+        True if the trial set's loss fell by ``min_loss_gain`` or its accuracy rose by
+        ``min_accuracy_gain`` from the untrained start; None without a curve.
+
+    Example:
+        >>> learns(before)  # doctest: +SKIP
+        False
+    """
+    curve = trial.curve
+    if curve is None or curve.start is None or curve.final is None:
+        return None
+    start, end = curve.start, curve.final
+    if end.loss is None or not math.isfinite(end.loss):
+        return False
+    gain = thresholds.min_loss_gain
+    start_loss = start.loss if start.loss is not None and math.isfinite(start.loss) else None
+    if start_loss is not None and end.loss <= start_loss - gain * abs(start_loss):
+        return True
+    if start.accuracy is None or end.accuracy is None:
+        return False
+    return end.accuracy >= start.accuracy + thresholds.min_accuracy_gain
+
+
 def _loss_not_worse(b: float | None, a: float | None, tolerance: float) -> bool:
     if a is None or not math.isfinite(a):
         return False

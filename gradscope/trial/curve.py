@@ -51,10 +51,13 @@ class LearningCurve:
     Attributes:
         points: the scorings, in step order (the first at step 0).
         examples: how many examples were scored each time.
+        held_out: True if they were kept out of training (scores of generalization), False if
+            they are the examples trained on.
     """
 
     points: tuple[CurvePoint, ...]
     examples: int
+    held_out: bool = False
 
     @property
     def start(self) -> CurvePoint | None:
@@ -71,9 +74,20 @@ class LearningCurve:
         """True if the loss compares labels, so each point has an accuracy."""
         return bool(self.points) and all(p.accuracy is not None for p in self.points)
 
+    @property
+    def scored_on(self) -> str:
+        """What was scored, e.g. ``"256 held-out examples"`` or ``"the 64 examples trained on"``."""
+        if self.held_out:
+            return f"{self.examples} held-out examples"
+        return f"the {self.examples} examples trained on"
+
     def to_json(self) -> dict[str, Any]:
-        """Returns ``{"examples", "points": [...]}``."""
-        return {"examples": self.examples, "points": [p.to_json() for p in self.points]}
+        """Returns ``{"examples", "held_out", "points": [...]}``."""
+        return {
+            "examples": self.examples,
+            "held_out": self.held_out,
+            "points": [p.to_json() for p in self.points],
+        }
 
 
 def _finite(value: float | None) -> float | None:

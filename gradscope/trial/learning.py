@@ -62,25 +62,37 @@ class CurveRecorder(keras.callbacks.Callback):
     """Scores the trial set at the start of training and every ``every`` steps after.
 
     Args:
-        data: the trial set (every example is scored each time).
-        every: steps between scorings (one pass over the data, usually).
+        data: the examples scored (all of them, each time): the trial set, or examples held
+            out of it.
+        every: steps between scorings (one pass over the training data, usually).
         batch_size: examples per step, for the epoch count of each point.
+        trained: examples the trial trains on, for the epoch count (default ``len(data)``).
+        held_out: ``data`` was kept out of training.
 
     Example:
         >>> recorder = CurveRecorder(data, every=8, batch_size=32)  # doctest: +SKIP
     """
 
-    def __init__(self, data: TrialData, every: int, batch_size: int) -> None:
+    def __init__(
+        self,
+        data: TrialData,
+        every: int,
+        batch_size: int,
+        trained: int | None = None,
+        held_out: bool = False,
+    ) -> None:
         super().__init__()
         self.data = data
         self.every = max(1, int(every))
         self.batch_size = batch_size
+        self.trained = trained or len(data)
+        self.held_out = held_out
         self.points: list[CurvePoint] = []
         self._step = 0
 
     def _record(self) -> None:
         loss, acc = score(self.model, self.data)
-        epoch = self._step * self.batch_size / max(len(self.data), 1)
+        epoch = self._step * self.batch_size / max(self.trained, 1)
         self.points.append(CurvePoint(self._step, epoch, loss, acc))
 
     def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
@@ -101,7 +113,7 @@ class CurveRecorder(keras.callbacks.Callback):
 
     def curve(self) -> LearningCurve:
         """The scorings so far as a :class:`LearningCurve`."""
-        return LearningCurve(tuple(self.points), len(self.data))
+        return LearningCurve(tuple(self.points), len(self.data), self.held_out)
 
 
 __all__ = ["EVAL_CHUNK", "CurveRecorder", "score"]

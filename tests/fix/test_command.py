@@ -119,7 +119,8 @@ def test_overrides_train_the_trials_and_land_in_the_fixed_file(model_file, tmp_p
     assert code in (EXIT_OK, command.EXIT_UNVERIFIED)
     assert "optimizer Adam (command line), learning rate 0.2 (command line)" in out
     assert "loss sparse_categorical_crossentropy (model), batch size 16 (command line)" in out
-    assert "Learning on the trial set (64 examples), by epoch" in out
+    # 64 examples are all trained on: none is left to hold out, so those are scored.
+    assert "Learning, scored on the 64 examples trained on, by epoch" in out
     # The file carries the optimizer the copy was verified with: Adam at 0.2 / 10.
     loaded = keras.models.load_model(fixed)
     assert type(loaded.optimizer).__name__ == "Adam"
