@@ -32,6 +32,7 @@ SLOW: tuple[str, ...] = (
     "tests/fix/test_search.py::test_nan",
     "tests/fix/test_search.py::test_the_fixed_file",
     "tests/fix/test_search.py::test_dead",
+    "tests/fix/test_search.py::test_a_curve_that",
     "tests/detect/test_scenarios.py",
     "tests/detect/test_zoo.py",
     "tests/render/test_html_outputs.py",

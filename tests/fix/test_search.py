@@ -151,3 +151,18 @@ def test_dead_relus_stay_dead_after_a_swap_and_revive_with_zero_biases(regressio
     # Independent check: the fixed model's first hidden layer is alive on the data.
     hidden = keras.Model(result.model.inputs[0], result.model.get_layer("h1").output)
     assert float(np.mean(np.asarray(hidden(x)) > 0)) > 0.2
+
+
+def test_a_curve_that_does_not_move_gets_the_learning_rate_round(regression) -> None:
+    x, _ = regression
+    labels = np.argmax(x[:, :3], axis=1)
+    model = net(1e-3, out=3)  # healthy, but SGD at 1e-3 barely moves in a short trial
+    result = auto_fix(model, x, labels, epochs=2, budget=300)
+    rates = [o for o in result.outcomes if o.round == "learning rate"]
+    assert rates and rates[0].fix_id == "lower_learning_rate(÷10)" and not rates[0].kept
+    kept = [o for o in result.outcomes if o.kept]
+    assert kept and kept[-1].fixes == ("raise_learning_rate",)
+    assert result.verified and result.overall.learns_better
+    # The file carries the raised rate: plain Keras reads a multiple of 1e-3 back.
+    rate = float(result.model.optimizer.learning_rate)
+    assert rate in (pytest.approx(1e-2), pytest.approx(1e-1))
