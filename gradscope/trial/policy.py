@@ -135,7 +135,12 @@ def _output_kind(model: keras.Model) -> tuple[str, int]:
     name = getattr(activation, "__name__", "") if activation is not None else ""
     if type(last).__name__ == "Softmax":
         name = "softmax"
-    width = int(model.outputs[0].shape[-1] or 1)
+    # A subclassed model has no symbolic outputs (and its last layer need not be its output):
+    # nothing is known of its output, which infer_loss then treats as a regression.
+    outputs = getattr(model, "outputs", None)
+    if not outputs:
+        return "", 1
+    width = int(outputs[0].shape[-1] or 1)
     return name, width
 
 
