@@ -58,12 +58,16 @@ def _root(run_dir: str | os.PathLike[str] | None) -> Path:
     return Path(run_dir) if run_dir is not None else Path(tempfile.mkdtemp(prefix="gradscope-fix-"))
 
 
-def _prepare(model: keras.Model, setup: TrainingSetup | None) -> tuple[keras.Model, TrainingSetup]:
+def _prepare(
+    model: keras.Model, setup: TrainingSetup | None, batch_size: int
+) -> tuple[keras.Model, TrainingSetup]:
     # The trials and optimizer fixes need a compiled model: an uncompiled one is copied and
     # compiled with the policy's defaults (the user's object is never compiled here).
     if not model.compiled:
-        return training_setup(model)
-    return model, setup or _described(model)
+        return training_setup(
+            model, batch_size=None if batch_size == DEFAULT_BATCH_SIZE else batch_size
+        )
+    return model, setup or _described(model, batch_size)
 
 
 def auto_fix(
@@ -120,7 +124,7 @@ def auto_fix(
     budget = REPAIR_THRESHOLDS.budget_seconds if budget is None else float(budget)
     root = _root(run_dir)
     original = model
-    model, setup = _prepare(model, setup)
+    model, setup = _prepare(model, setup, batch_size)
     # One data set for every trial of the chain: same examples, same batches, same seed.
     data = fix_data(model, x, y, seed=seed)
     steps = steps or trial_steps(len(data), batch_size, epochs or REPAIR_THRESHOLDS.trial_epochs)
@@ -225,7 +229,7 @@ def _described(model: keras.Model, batch_size: int = DEFAULT_BATCH_SIZE) -> Trai
         "optimizer": "model",
         "learning_rate": "model",
         "loss": "model",
-        "batch_size": "default",
+        "batch_size": "default" if batch_size == DEFAULT_BATCH_SIZE else "argument",
     }
     return TrainingSetup(name, lr, clip, loss, metrics, batch_size, sources)
 
@@ -297,7 +301,7 @@ def fix_model(
     Example:
         >>> fix_model(model, ["he_init"], x=x, y=y).verified  # doctest: +SKIP
     """
-    model, setup = _prepare(model, setup)
+    model, setup = _prepare(model, setup, batch_size)
     fixed = apply_fixes(model, fix_ids, options)
     data = fix_data(model, x, y, seed=seed)
     steps = steps or trial_steps(len(data), batch_size, epochs or REPAIR_THRESHOLDS.trial_epochs)

@@ -32,7 +32,7 @@ from gradscope.trial.policy import OptimizerPolicy, infer_loss
 from gradscope.trial.runner import DEFAULT_BATCH_SIZE
 
 #: Where a setting came from.
-Source = Literal["model", "command line", "default"]
+Source = Literal["model", "command line", "argument", "default"]
 
 
 @dataclass(frozen=True)
@@ -47,7 +47,8 @@ class TrainingSetup:
         metrics: the compiled metrics, as text.
         batch_size: examples per step.
         sources: per setting (``optimizer``, ``learning_rate``, ``loss``, ``batch_size``):
-            ``"model"`` (the model's compile settings, e.g. the file's), ``"command line"`` or
+            ``"model"`` (the model's compile settings, e.g. the file's), ``"command line"``,
+            ``"argument"`` (a Python argument of :func:`gradscope.fix.auto_fix`) or
             ``"default"``.
     """
 
