@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 import tensorflow as tf
@@ -124,6 +125,7 @@ class Recorder:
             ]
         self._last_step = -1
         self._last_act_step = -1
+        self._snapshot_fn: Any = None  # the compiled read of every buffer (readout.snapshot)
         # False when the train step computes its own loss: the buffer's NaN then means "not
         # captured", not a diverged loss.
         self.loss_known = True

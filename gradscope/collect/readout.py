@@ -9,12 +9,67 @@ import math
 from typing import TYPE_CHECKING
 
 import numpy as np
+import tensorflow as tf
 
 from gradscope.collect import stats
 from gradscope.data.schema import StepRecord
 
 if TYPE_CHECKING:
     from gradscope.collect.engine import Recorder
+
+
+#: The ring buffers, as :class:`~gradscope.collect.engine.Recorder` attributes.
+BUFFERS = (
+    "step_buf",
+    "grad_step_buf",
+    "act_step_buf",
+    "hist_step_buf",
+    "scalar_buf",
+    "grad_buf",
+    "var_buf",
+    "upd_buf",
+    "act_buf",
+)
+HIST_BUFFERS = ("grad_hist_buf", "act_hist_buf")
+
+
+def snapshot(rec: Recorder) -> dict[str, np.ndarray]:
+    """Copies every ring buffer to the host in one call (one compiled read, one transfer).
+
+    Nine separate ``.numpy()`` reads cost ~0.45 ms, a tenth of a small model's step at
+    freq=1; one function returning them packed into one float64 vector costs about a third
+    (step numbers stay exact: float64 holds integers up to 2**53).
+
+    Args:
+        rec: the recorder.
+
+    Returns:
+        Buffer name -> array, shaped and typed as the variable.
+
+    Example:
+        >>> snapshot(recorder)["step_buf"]  # doctest: +SKIP
+        array([ 0, 10, -1])
+    """
+    names = BUFFERS + (HIST_BUFFERS if rec.freqs.histogram else ())
+    variables = [getattr(rec, name) for name in names]
+    if rec._snapshot_fn is None:
+
+        @tf.function(autograph=False)
+        def pack() -> tf.Tensor:
+            parts = [tf.reshape(tf.cast(v.read_value(), tf.float64), [-1]) for v in variables]
+            return tf.concat(parts, axis=0)
+
+        rec._snapshot_fn = pack
+    flat = rec._snapshot_fn().numpy()
+    out: dict[str, np.ndarray] = {}
+    offset = 0
+    for name, v in zip(names, variables, strict=True):
+        shape = tuple(v.shape)
+        size = int(np.prod(shape))
+        values = flat[offset : offset + size].reshape(shape)
+        out[name] = values.astype(np.int64) if v.dtype == tf.int64 else values.astype(np.float32)
+        offset += size
+    return out
 
 
 def read_buffers(
@@ -35,18 +90,14 @@ def read_buffers(
     Example:
         >>> records, hists, last = read_buffers(rec, -1, 0, None)  # doctest: +SKIP
     """
-    steps = rec.step_buf.numpy()
+    buf = snapshot(rec)
+    steps = buf["step_buf"]
     fresh = sorted((int(s), k) for k, s in enumerate(steps) if s > last_step)
     if not fresh:
         return [], [], last_step
-    act_steps = rec.act_step_buf.numpy()
-    hist_steps = rec.hist_step_buf.numpy()
-    scalars = rec.scalar_buf.numpy()
-    grads = rec.grad_buf.numpy()
-    var_vals = rec.var_buf.numpy()
-    upd = rec.upd_buf.numpy()
-    acts = rec.act_buf.numpy()
-    grad_steps = rec.grad_step_buf.numpy()
+    act_steps, hist_steps = buf["act_step_buf"], buf["hist_step_buf"]
+    scalars, grads, var_vals = buf["scalar_buf"], buf["grad_buf"], buf["var_buf"]
+    upd, acts, grad_steps = buf["upd_buf"], buf["act_buf"], buf["grad_step_buf"]
     records: list[StepRecord] = []
     hists: list[tuple[int, dict[str, np.ndarray]]] = []
     for step, k in fresh:
@@ -93,17 +144,19 @@ def read_buffers(
             )
         )
         if rec.freqs.histogram and hist_steps[k] == step:
-            hists.append((step, _read_hist(rec, k, acted, absent)))
+            hists.append((step, _read_hist(rec, buf, k, acted, absent)))
     return records, hists, fresh[-1][0]
 
 
-def _read_hist(rec: Recorder, k: int, acted: np.ndarray, absent: set[int]) -> dict[str, np.ndarray]:
+def _read_hist(
+    rec: Recorder, buf: dict[str, np.ndarray], k: int, acted: np.ndarray, absent: set[int]
+) -> dict[str, np.ndarray]:
     out: dict[str, np.ndarray] = {}
-    grad_hist = rec.grad_hist_buf.numpy()[k]
+    grad_hist = buf["grad_hist_buf"][k]
     for i, name in enumerate(rec.plan.grad_layers):
         if i not in absent:
             out[f"grad/{name}"] = grad_hist[i].copy()
-    act_hist = rec.act_hist_buf.numpy()[k] if acted.any() else None
+    act_hist = buf["act_hist_buf"][k] if acted.any() else None
     for i, (name, _, _) in enumerate(rec.plan.act_layers):
         if act_hist is not None and acted[i]:
             out[f"act/{name}"] = act_hist[i].copy()
