@@ -238,7 +238,7 @@ class UnstableLossThresholds:
         max_loss_drop: the loss "does not decrease" when the last window's median is less than
             this fraction below the first window's (gradscope choice, above minibatch noise).
         min_weight_growth: the steps add up: the weight norm of the last window over the first's
-            (median over layers). Noise steps cancel: 0.994-1.003 with batches of 4 on 30-60 %
+            (median over layers). Noise steps cancel: 0.99-1.003 with batches of 4 on 30-60 %
             random labels; rates 100x too high measured 1.3-19 (gradscope choice).
     """
 

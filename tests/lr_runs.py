@@ -121,9 +121,10 @@ FITS: dict[str, tuple[Callable[[], keras.Model], Callable[[], object], int, int,
     "sgd_too_low": (mlp, lambda: SGD(1e-6), 16, 2, ("accuracy",)),
     "adam": (mlp, lambda: ADAM(1e-3), 16, 2, ()),
     "sgd_momentum": (lambda: mlp("tanh"), lambda: SGD(0.01, momentum=0.9), 16, 2, ()),
-    # Batches of 4 and 60 % random labels: large steps (update ratio 1e-2), a loss that jumps
-    # from batch to batch and hardly falls in one epoch, and nothing wrong with the rate.
-    "noisy_small_batch": (mlp, lambda: SGD(0.05), 4, 1, ()),
+    # Batches of 4 and 60 % random labels: large steps (update ratio 2e-2 for seeds 0-2), a
+    # loss that jumps from batch to batch and falls < 10 % in one epoch, and steps that cancel
+    # (weight norm 0.99x): minibatch noise, not a rate too high.
+    "noisy_small_batch": (mlp, lambda: SGD(0.1), 4, 1, ()),
     "nan": (mlp, lambda: SGD(1e3), 16, 1, ()),
     "converged_sgd": (trained, lambda: SGD(0.01), 16, 2, ()),
     # Keras's transfer-learning guide: fine-tune the whole trained model at Adam(1e-5).

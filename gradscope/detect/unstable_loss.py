@@ -11,7 +11,7 @@ windows, never on one batch. It needs all of:
 * steps that add up: the weights' norm grew by ``unstable_loss.min_weight_growth`` between the
   first and last windows (median over the layers). Small batches, and noisy labels more so, make
   large steps too, but in every direction: they cancel and the norm stays where it was (measured:
-  within 0.5 %, while the loss of a hard noisy task does not fall in a short run). Steps too
+  within 1 %, while the loss of a hard noisy task does not fall in a short run). Steps too
   large for the loss overshoot and accumulate: logits and pre-activations grow until units
   saturate or die;
 * no model that performs: a logged training accuracy below ``progress.good_accuracy``, and
