@@ -2,11 +2,10 @@
 
 AutoTrainer's (ICSE 2021) slow convergence, judged on medians over windows. It needs all of:
 
-* tiny steps: the median over the weight layers of each layer's median update ratio
-  ‖ΔW‖/‖W‖ is below ``slow_convergence.low_update_ratio`` (DeepDiagnosis's floor 1e-5, two
-  decades under CS231n's healthy ≈ 1e-3), and no layer trains (none reaches
-  ``vanishing.training_update_ratio``; when the output layer trains and the others do not, the
-  gradient does not reach them, which is the vanishing detector's stalled-updates signal);
+* small steps: the median over the weight layers of each layer's median update ratio
+  ‖ΔW‖/‖W‖ is below ``slow_convergence.low_update_ratio`` (half a decade under CS231n's
+  healthy ≈ 1e-3; an error under DeepDiagnosis's floor 1e-5), and no layer reaches
+  ``slow_convergence.max_layer_update_ratio`` (CS231n's 1e-3): one rate moves all layers;
 * a flat loss: the last window's median loss is less than ``slow_convergence.max_loss_drop``
   below the first window's;
 * a model that has not converged. Small steps and a flat loss are also what a minimum looks like
@@ -16,6 +15,9 @@ AutoTrainer's (ICSE 2021) slow convergence, judged on medians over windows. It n
   (median over the layers): at a minimum only minibatch noise is left of the gradient, far from
   one the steps are small *despite* a large gradient, which is the rate's fault;
 * the progress gate: a run that learns gets at most "info".
+
+Overlap: when the vanishing detector fires (the gradient does not reach the early layers, or
+they stall under a training output layer), the small steps are its finding, not this one's.
 
 Frozen layers (``trainable=False``) are not judged, so fine-tuning a head on a frozen backbone is
 judged on the head alone.
@@ -32,6 +34,7 @@ from gradscope.detect.step_size import (
     rate_text,
     went_nonfinite,
 )
+from gradscope.detect.vanishing import Vanishing
 from gradscope.findings import Severity
 
 KIND = "slow_convergence"
@@ -64,10 +67,13 @@ class SlowConvergence(WindowDetector):
         steps = StepSizes.of(window)
         if steps is None or steps.median >= th.low_update_ratio:
             return None
-        if steps.largest >= window.thresholds.vanishing.training_update_ratio:
+        if steps.largest >= th.max_layer_update_ratio:
             return None
         gradient = steps.relative_gradient
         if gradient is None or gradient < th.min_relative_gradient:
+            return None
+        # Steps that stall below a training layer are the gradient's fault, not the rate's.
+        if Vanishing().judge(window) is not None:
             return None
         progress = window.progress
         rate = learning_rate(window.last)
