@@ -220,6 +220,10 @@ def _attach_compiled(
         optimizer.build(model.trainable_variables)
     plain = _plain_function(model)
     plan = plan_watch(model, layers)
+    # A LossScaleOptimizer does not count a step whose update it skipped (non-finite).
+    exact = optimizer is not model.optimizer
+    if probe_inputs is None and (reused := _reuse(plain, model, plan, freqs, exact)):
+        return reused
     recorder = _recorder(plan, freqs, model, previous)
     iterations = optimizer.iterations
     hooks = Hooks(model, recorder, step_fn=lambda: iterations.value)
@@ -228,11 +232,35 @@ def _attach_compiled(
     if freqs.activation:
         hooks.install_layers()
     probe_fn = make_probe(model, hooks) if probe_inputs is not None else None
-    # A LossScaleOptimizer does not count a step whose update it skipped (non-finite).
-    exact = optimizer is not model.optimizer
     dispatch = _install_dispatch(model, hooks, plain, iterations, freqs, exact)
     meta = optimizer_description(model.optimizer)
-    return Attachment(plan, recorder, hooks, iterations, probe_fn, meta, dispatch=dispatch)
+    att = Attachment(plan, recorder, hooks, iterations, probe_fn, meta, dispatch=dispatch)
+    if probe_fn is None and dispatch.inner is None:
+        # Kept on Keras's function (dropped with it when the model is recompiled): a later fit
+        # of this model, by any GradScope with the same options, reuses the traced step.
+        with contextlib.suppress(AttributeError, TypeError):
+            plain._gradscope_attachment = (_reuse_key(model, freqs), att)
+    return att
+
+
+def _reuse_key(model: keras.Model, freqs: Frequencies) -> tuple[Any, ...]:
+    spe = max(1, int(getattr(model, "steps_per_execution", 1) or 1))
+    return (id(model.optimizer), freqs, spe, bool(model.jit_compile), model.distribute_strategy)
+
+
+def _reuse(
+    plain: Any, model: keras.Model, plan: WatchPlan, freqs: Frequencies, exact: bool
+) -> Attachment | None:
+    """An earlier fit's attachment whose instrumented step this fit can run as it is."""
+    key, att = getattr(plain, "_gradscope_attachment", (None, None))
+    if att is None or att.hooks.active or key != _reuse_key(model, freqs):
+        return None
+    if not _same_watch(att.plan, plan):
+        return None
+    att.recorder.reset()
+    att.dispatch.reset(exact)
+    att.hooks.reinstall()  # the train function's dispatch included
+    return att
 
 
 def first_step_notes(att: Attachment, model: keras.Model, optimizers: Sequence[str]) -> list[str]:

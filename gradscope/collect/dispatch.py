@@ -126,6 +126,19 @@ class StepDispatch:
             span = min(span, self.remaining)
         return -(-step // self.freq) * self.freq < step + span
 
+    def reset(self, exact: bool) -> None:
+        """Forgets the previous fit's count, keeping the built functions (a refit reuses them).
+
+        Args:
+            exact: read the clock before every execution.
+        """
+        self.exact = exact
+        self.next_step = None
+        self.remaining = None
+        self.recorded = False
+        self.calls = {"plain": 0, "recorded": 0}
+        self.inner = None
+
     def guard(self) -> None:
         """Makes this dispatch's recorder (and chained ones) check the beat in-graph."""
         if self.recorder is not None:

@@ -57,12 +57,25 @@ class Patches:
 
     def __init__(self) -> None:
         self._patched: list[tuple[Any, str, Any]] = []
+        self._history: list[tuple[Any, str, Any]] = []  # every patch made, for reinstall()
         self.active = True
 
     def _patch(self, obj: Any, name: str, value: Callable[..., Any]) -> None:
         value._gradscope_patch = (self, obj.__dict__.get(name, _SENTINEL))  # type: ignore[attr-defined]
         self._patched.append((obj, name, value))
+        self._history.append((obj, name, value))
         object.__setattr__(obj, name, value)
+
+    def reinstall(self) -> None:
+        """Sets every patch made so far again, after :meth:`remove`, in the same order.
+
+        A later fit can then run functions traced through these very wrappers (a retrace, for
+        a new input shape, goes through them again and stays instrumented).
+        """
+        history, self._history = self._history, []
+        self.active = True
+        for obj, name, value in history:
+            self._patch(obj, name, value)
 
     def remove(self) -> None:
         """Restores every patched attribute still set to this object's wrapper (idempotent)."""

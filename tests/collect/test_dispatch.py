@@ -90,6 +90,36 @@ def test_recorded_steps_match_the_tape_and_others_run_plain(jit, decisions, tmp_
         assert record.layers[model.layers[0].name]["act_mean"] >= 0.0
 
 
+def test_a_new_callback_on_the_same_model_reuses_the_traced_step(monkeypatch, tmp_path) -> None:
+    import gradscope.collect.attach as attach_module
+
+    built: list[object] = []
+    original = attach_module.build_step_function
+
+    def build(model, jit_compile=None):
+        built.append(model)
+        return original(model, jit_compile=jit_compile)
+
+    monkeypatch.setattr(attach_module, "build_step_function", build)
+    x, y = toy_data(7 * BATCH)
+    model = _mlp()
+    model.compile(keras.optimizers.SGD(LR), "sparse_categorical_crossentropy")
+    reference = _reference(model, np.concatenate([x, x]), np.concatenate([y, y]), steps=14)
+    runs = []
+    for fit in range(2):
+        callback = GradScope(tmp_path / f"run{fit}", freq=3, verbose=0, tensorboard=False)
+        model.fit(x, y, batch_size=BATCH, epochs=1, shuffle=False, verbose=0, callbacks=[callback])
+        runs.append(load_run(callback.run_dir))
+    assert len(built) == 1  # the instrumented step was built (and traced) by the first fit only
+    assert [r.step for r in runs[1].records] == [9, 12]
+    for record in runs[0].records + runs[1].records:
+        for layer, ref in reference[record.step].items():
+            assert record.layers[layer]["grad_norm"] == pytest.approx(ref, rel=1e-4), layer
+    # Other options, or a recompiled model, build their own.
+    model.fit(x, y, batch_size=BATCH, verbose=0, callbacks=[GradScope(tmp_path / "f2", freq=2)])
+    assert len(built) == 2
+
+
 def test_refit_keeps_keras_function_and_steps_per_execution(decisions, tmp_path) -> None:
     x, y = toy_data(8 * BATCH)
     model = _mlp()
