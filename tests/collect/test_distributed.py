@@ -8,6 +8,8 @@ import pytest
 import tensorflow as tf
 from helpers import fit_one_batch_recorded, reference_layer_grad_norms, toy_data
 
+from gradscope import GradScope, load_run
+
 
 def _model(dtype: str | None = None) -> keras.Model:
     return keras.Sequential(
@@ -56,3 +58,23 @@ def test_mirrored_strategy_two_replicas(tmp_path) -> None:
         assert record.layers[layer]["grad_norm"] == pytest.approx(ref, rel=1e-4)
     assert 0.0 <= record.layers[model.layers[0].name]["dead_frac"] <= 1.0
     assert np.isfinite(record.layers[model.layers[0].name]["update_ratio"])
+
+
+def test_mirrored_strategy_plain_steps_between_recorded_ones(tmp_path) -> None:
+    devices = tf.config.list_logical_devices("CPU")
+    if len(devices) < 2:
+        pytest.skip("needs two logical CPU devices (configured in conftest before TF starts)")
+    strategy = tf.distribute.MirroredStrategy([d.name for d in devices[:2]])
+    x, y = toy_data(64)
+    with strategy.scope():
+        model = _model()
+        model.compile(keras.optimizers.SGD(0.05), "sparse_categorical_crossentropy")
+    reference = reference_layer_grad_norms(model, x[:16], y[:16])
+    callback = GradScope(tmp_path / "run", freq=2, verbose=0, tensorboard=False)
+    model.fit(x, y, batch_size=16, epochs=1, shuffle=False, verbose=0, callbacks=[callback])
+    run = load_run(callback.run_dir)
+    # Steps 1 and 3 ran Keras's own function under the strategy; 0 and 2 the recorded one.
+    assert [r.step for r in run.records] == [0, 2]
+    assert int(model.optimizer.iterations.numpy()) == 4
+    for layer, ref in reference.items():
+        assert run.records[0].layers[layer]["grad_norm"] == pytest.approx(ref, rel=1e-4)
