@@ -237,6 +237,9 @@ class UnstableLossThresholds:
         error_update_ratio: error from here: DeepDiagnosis's healthy range [1e-5, 1e-1], top.
         max_loss_drop: the loss "does not decrease" when the last window's median is less than
             this fraction below the first window's (gradscope choice, above minibatch noise).
+        oscillation_rise: ... or the loss oscillates: an epoch's loss this fraction above the
+            previous epoch's is a rise (AutoTrainer's gap of 0.03, here relative to the loss).
+        oscillation_share: rises in at least this share of the epochs (AutoTrainer: 0.2).
         min_weight_growth: the steps add up: the weight norm of the last window over the first's
             (median over layers). Noise steps cancel: 0.99-1.003 with batches of 4 on 30-60 %
             random labels; rates 100x too high measured 1.3-19 (gradscope choice).
@@ -245,6 +248,8 @@ class UnstableLossThresholds:
     high_update_ratio: float = 1e-2
     error_update_ratio: float = 1e-1
     max_loss_drop: float = 0.1
+    oscillation_rise: float = 0.03
+    oscillation_share: float = 0.2
     min_weight_growth: float = 1.1
 
 

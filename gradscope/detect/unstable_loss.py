@@ -7,7 +7,10 @@ windows, never on one batch. It needs all of:
   ‖ΔW‖/‖W‖ is at least ``unstable_loss.high_update_ratio`` (10× CS231n's healthy ≈ 1e-3);
 * a loss that does not decrease: the last window's median loss is less than
   ``unstable_loss.max_loss_drop`` below the first window's (it oscillates around where it
-  started, or rises). Minibatch noise makes single losses jump; medians of many batches do not;
+  started, or rises). Minibatch noise makes single losses jump; medians of many batches do not.
+  Or a loss that oscillates from epoch to epoch, AutoTrainer's own test: an epoch's loss at
+  least ``oscillation_rise`` above the previous one's in ``oscillation_share`` of the epochs
+  (an LSTM at Adam(1.0): 1.05, 0.88, 0.92, 0.75, above the chance level ln 2 throughout);
 * steps that add up: the weights' norm grew by ``unstable_loss.min_weight_growth`` between the
   first and last windows (median over the layers). Small batches, and noisy labels more so, make
   large steps too, but in every direction: they cancel and the norm stays where it was (measured:
@@ -24,6 +27,9 @@ input); this detector then stays silent.
 """
 
 from __future__ import annotations
+
+import itertools
+import math
 
 from gradscope.detect.base import Judgement, RunWindow, WindowDetector, window_detector
 from gradscope.detect.exploding import Exploding
@@ -63,7 +69,10 @@ class UnstableLoss(WindowDetector):
         th = window.thresholds.unstable_loss
         if went_nonfinite(window) or fitted(window):
             return None
-        if loss_decreased(window, th.max_loss_drop) is not False:
+        rises, epochs = _epoch_rises(window, th.oscillation_rise)
+        oscillates = epochs >= 3 and rises >= max(1.0, th.oscillation_share * epochs)
+        decreased = loss_decreased(window, th.max_loss_drop)
+        if decreased is None or (decreased and not oscillates):
             return None
         steps = StepSizes.of(window)
         if steps is None or steps.median < th.high_update_ratio:
@@ -78,8 +87,9 @@ class UnstableLoss(WindowDetector):
         rate = learning_rate(window.last)
         large = [n for n, v in steps.by_layer.items() if v >= th.high_update_ratio]
         swing = "" if spread is None else f", batches differing by {spread:.0%} (IQR/median)"
+        how = "does not decrease" if not decreased else f"rose in {rises} of {epochs} epochs"
         message = (
-            f"Unstable loss: the loss does not decrease (median {progress.loss_start:.3g} at the "
+            f"Unstable loss: the loss {how} (median {progress.loss_start:.3g} at the "
             f"start, {progress.loss_end:.3g} at the end{swing}) while each step changes the "
             f"weights by {steps.median:.1e} of their norm (median over layers; CS231n: about "
             f"1e-3 is healthy) and the steps add up (the weights' norm grew {growth:.1f}x), so "
@@ -88,7 +98,16 @@ class UnstableLoss(WindowDetector):
         evidence = {
             **steps.to_evidence(),
             "loss_spread": spread,
+            "epoch_loss_rises": rises,
             "learning_rate": rate,
         }
         severity = Severity.ERROR if steps.median >= th.error_update_ratio else Severity.WARNING
         return Judgement(severity, tuple(large), message, evidence)
+
+
+def _epoch_rises(window: RunWindow, rise: float) -> tuple[int, int]:
+    # (epochs whose loss rose by ``rise`` over the previous epoch's, epochs with a finite loss)
+    losses = [e.logs.get("loss") for e in window.run.epochs]
+    finite = [v for v in losses if v is not None and math.isfinite(v)]
+    rises = sum(1 for a, b in itertools.pairwise(finite) if a > 0 and b >= a * (1.0 + rise))
+    return rises, len(finite)

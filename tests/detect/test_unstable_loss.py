@@ -143,6 +143,20 @@ def test_quiet_when_the_run_went_nonfinite_or_the_model_performs(tmp_path):
     assert detect(performs, kinds=[KIND]) == []
 
 
+def test_an_epoch_loss_that_oscillates_counts_even_when_it_fell(tmp_path):
+    # The zoo's LSTM at Adam(1.0): the epoch losses fall 29 % overall but rise once in four
+    # epochs (0.88 -> 0.92, +4 %: AutoTrainer's 0.2 x epochs); the step medians fall too.
+    epochs = [{"loss": v} for v in (1.05, 0.88, 0.92, 0.75)]
+    falling = [1.05] * 10 + [0.88] * 10 + [0.92] * 10 + [0.75] * 10
+    run = make_run(tmp_path, LAYERS, _stats(), loss=lambda s: falling[s], epochs=epochs)
+    (finding,) = detect(run, kinds=[KIND])
+    assert finding.evidence["epoch_loss_rises"] == 1
+    assert "rose in 1 of 4 epochs" in finding.message
+    smooth = [{"loss": v} for v in (1.05, 0.95, 0.85, 0.75)]
+    run = make_run(tmp_path / "s", LAYERS, _stats(), loss=lambda s: falling[s], epochs=smooth)
+    assert detect(run, kinds=[KIND]) == []
+
+
 def test_thresholds_override(tmp_path):
     run = make_run(tmp_path, LAYERS, _stats(update=5e-3), loss=lambda s: 2.0)
     assert detect(run, kinds=[KIND]) == []
