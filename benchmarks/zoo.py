@@ -129,7 +129,10 @@ def run_audits(entry: ZooModel, row: Row, root: Path) -> None:
 MODES = ("callback (freq=1)", "callback (defaults)", *AUDITS)
 
 
-def _verdict(entry: ZooModel, kinds: frozenset[str]) -> str:
+def _verdict(entry: ZooModel, kinds: frozenset[str], note: str = "") -> str:
+    if note:
+        # Crashed, or the probe did not run: nothing was shown clean or caught.
+        return "not examined"
     if not entry.sick:
         return "clean" if not kinds else "FALSE ALARM"
     if not entry.expected & kinds:
@@ -147,9 +150,9 @@ def tables(rows: list[Row]) -> list[str]:
         cells = []
         for mode in MODES:
             good = sum(
-                _verdict(ZOO[r.name], r.kinds.get(mode, frozenset())).startswith(
-                    ("clean", "caught")
-                )
+                _verdict(
+                    ZOO[r.name], r.kinds.get(mode, frozenset()), r.notes.get(mode, "")
+                ).startswith(("clean", "caught"))
                 for r in mine
             )
             cells.append(f"{good}/{len(mine)}")
@@ -182,7 +185,8 @@ def tables(rows: list[Row]) -> list[str]:
         ]
         for mode in MODES:
             cells.append(
-                f"{r.found.get(mode, '—')}: {_verdict(entry, r.kinds.get(mode, frozenset()))}"
+                f"{r.found.get(mode, '—')}: "
+                f"{_verdict(entry, r.kinds.get(mode, frozenset()), r.notes.get(mode, ''))}"
             )
         plain = statistics.median(r.plain)
         cells += [f"{plain:.2f}", fmt_ratio(statistics.median(r.scoped), plain)]
@@ -196,7 +200,11 @@ def tables(rows: list[Row]) -> list[str]:
     ]
     if expected:
         out += ["", "## Sick twins: expected kinds (by construction)", ""]
-        out.append(markdown_table(["twin", "run kinds", "static kinds"], expected))
+        out.append(
+            "Static kinds are priors: when the probe or the run confirms them they are the "
+            "cause attached to the run finding, so only the run kinds are required."
+        )
+        out += ["", markdown_table(["twin", "run kinds", "static kinds (priors)"], expected)]
     return out
 
 

@@ -71,6 +71,10 @@ class PositionEmbedding(keras.layers.Layer):
         self.dim = dim
         self.positions = keras.layers.Embedding(length, dim, name="positions")
 
+    def build(self, input_shape: Any) -> None:
+        """Creates the position table (so a loaded model restores its weights into it)."""
+        self.positions.build((self.length,))
+
     def call(self, x: Any) -> Any:
         """``x`` plus the embedding of each position."""
         steps = keras.ops.arange(keras.ops.shape(x)[1])
