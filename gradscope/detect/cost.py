@@ -26,12 +26,12 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from gradscope.data.schema import LayerInfo
-from gradscope.detect.base import RunWindow
+from gradscope.detect.base import Judgement, RunWindow, WindowDetector
 from gradscope.detect.summary import GradientRatio, gradient_ratio
 from gradscope.detect.window import gradient_flow_layers, gradient_rms
 from gradscope.findings import Severity
@@ -156,3 +156,35 @@ def layer_cost(window: RunWindow, flagged: Sequence[str]) -> LayerCost:
     )
     progress = window.progress
     return LayerCost(starved, ratios, measured, blocked, progress.learning or progress.loss_falling)
+
+
+class CostedDetector(WindowDetector):
+    """A window detector whose symptom may cost nothing: warning or error only when it does.
+
+    Saturated or dead units in a net whose gradients flow and whose loss falls are harmless, so
+    subclasses (saturation, dying ReLU) settle their severity by :func:`layer_cost` instead of
+    the progress gate alone.
+
+    Example:
+        >>> @window_detector("saturation")  # doctest: +SKIP
+        ... class Saturation(CostedDetector): ...
+    """
+
+    def settle(
+        self, window: RunWindow, judged: Judgement
+    ) -> tuple[Severity, str, Mapping[str, Any]]:
+        """Warning or error only when the layers cost the run something, else info.
+
+        Args:
+            window: the run's window.
+            judged: what :meth:`judge` concluded.
+
+        Returns:
+            ``(severity, message, {"cost": ...})`` (:func:`gradscope.detect.cost.layer_cost`).
+        """
+        cost = layer_cost(window, judged.layers)
+        return (
+            cost.severity(judged.severity),
+            judged.message + cost.sentence,
+            {"cost": cost.to_evidence()},
+        )

@@ -6,19 +6,15 @@ one batch may be alive in the next, so the detector takes the median over the la
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
-
-from gradscope.detect.base import Judgement, RunWindow, WindowDetector, graded, window_detector
-from gradscope.detect.cost import layer_cost
+from gradscope.detect.base import Judgement, RunWindow, graded, window_detector
+from gradscope.detect.cost import CostedDetector
 from gradscope.detect.window import sample_series
-from gradscope.findings import Severity
 
 KIND = "dying_relu"
 
 
 @window_detector(KIND)
-class DyingRelu(WindowDetector):
+class DyingRelu(CostedDetector):
     """Finds ReLU layers with a large fraction of dead units (thresholds: ``dying_relu``).
 
     Only hard-zero ReLUs (activation kind ``"relu"``) are judged: leaky variants keep a gradient.
@@ -54,22 +50,3 @@ class DyingRelu(WindowDetector):
             "series": {n: sample_series(window.run.records, n, "dead_frac") for n in dead},
         }
         return Judgement(graded(worst, th.error_fraction), tuple(dead), message, evidence)
-
-    def settle(
-        self, window: RunWindow, judged: Judgement
-    ) -> tuple[Severity, str, Mapping[str, Any]]:
-        """Warning or error only when the layers cost the run something, else info.
-
-        Args:
-            window: the run's window.
-            judged: what :meth:`judge` concluded.
-
-        Returns:
-            ``(severity, message, {"cost": ...})`` (:func:`gradscope.detect.cost.layer_cost`).
-        """
-        cost = layer_cost(window, judged.layers)
-        return (
-            cost.severity(judged.severity),
-            judged.message + cost.sentence,
-            {"cost": cost.to_evidence()},
-        )

@@ -6,20 +6,16 @@ training, not a symptom.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
-
-from gradscope.detect.base import Judgement, RunWindow, WindowDetector, graded, window_detector
-from gradscope.detect.cost import layer_cost
+from gradscope.detect.base import Judgement, RunWindow, graded, window_detector
+from gradscope.detect.cost import CostedDetector
 from gradscope.detect.window import sample_series
-from gradscope.findings import Severity
 
 KIND = "saturation"
 _SATURATING = ("sigmoid", "tanh")
 
 
 @window_detector(KIND)
-class Saturation(WindowDetector):
+class Saturation(CostedDetector):
     """Finds saturated sigmoid/tanh hidden layers (thresholds: ``saturation``).
 
     Example:
@@ -57,22 +53,3 @@ class Saturation(WindowDetector):
             "series": {n: sample_series(window.run.records, n, "sat_frac") for n in saturated},
         }
         return Judgement(graded(worst, th.error_fraction), tuple(saturated), message, evidence)
-
-    def settle(
-        self, window: RunWindow, judged: Judgement
-    ) -> tuple[Severity, str, Mapping[str, Any]]:
-        """Warning or error only when the layers cost the run something, else info.
-
-        Args:
-            window: the run's window.
-            judged: what :meth:`judge` concluded.
-
-        Returns:
-            ``(severity, message, {"cost": ...})`` (:func:`gradscope.detect.cost.layer_cost`).
-        """
-        cost = layer_cost(window, judged.layers)
-        return (
-            cost.severity(judged.severity),
-            judged.message + cost.sentence,
-            {"cost": cost.to_evidence()},
-        )
