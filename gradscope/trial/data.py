@@ -372,7 +372,9 @@ def data_errors(model: keras.Model, loss: Any, synthetic: bool = False) -> Itera
     try:
         yield
     except (ValueError, TypeError, tf.errors.InvalidArgumentError) as err:
-        out = tuple(model.outputs[0].shape[1:]) if model.outputs else None
+        # A subclassed model (a GAN with its own train_step) has no symbolic outputs.
+        outputs = getattr(model, "outputs", None)
+        out = tuple(outputs[0].shape[1:]) if outputs else None
         # The cause in whole sentences: Keras's first line often only names the layer.
         what = error_summary(err, limit=300)
         if synthetic:
