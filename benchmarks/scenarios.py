@@ -10,7 +10,8 @@ goes through gradscope the ways a user would:
   with the expected run and static kinds;
 * ``audit .keras --data``: the same with ``--data digits.npz`` (the probe trains on real data).
 
-A finding counts when its severity is warning or error (what makes ``gradscope audit`` exit 1).
+A finding counts when its severity is warning or error (what makes ``gradscope audit`` exit 1),
+with the static rules the probe confirmed and attached to it as causes.
 Prints markdown: per-scenario rows (expected, found, TP/FP/FN), then precision and recall per
 detector and overall for each mode. The expected kinds are set by construction in
 gradscope/scenarios.py, not from gradscope's output. The model files are checked to be
@@ -39,7 +40,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import numpy as np
 from benchutil import header, markdown_table
 
-from gradscope.findings import Severity
+from gradscope.detect.evidence import reported_kinds
+from gradscope.findings import Finding
 from gradscope.scenarios import SCENARIOS, Scenario, fit_scenario
 
 #: The modes, in table order.
@@ -80,14 +82,10 @@ class Outcome:
         return set(self.expected - self.found)
 
 
-def _serious(kinds_and_severities: list[tuple[str, Severity]]) -> frozenset[str]:
-    return frozenset(k for k, s in kinds_and_severities if s >= Severity.WARNING)
-
-
 def run_callback(scenario: Scenario, x: np.ndarray, y: np.ndarray, root: Path) -> Outcome:
     start = time.perf_counter()
     done = fit_scenario(scenario, x, y, root / f"{scenario.name}-run")
-    found = _serious([(f.kind, f.severity) for f in done.findings])
+    found = frozenset(reported_kinds(done.findings))
     return Outcome(
         scenario.name, "callback", scenario.expected_run, found, time.perf_counter() - start
     )
@@ -107,7 +105,9 @@ def run_audit(scenario: Scenario, path: Path, mode: str, data: Path | None) -> O
     found: frozenset[str] = frozenset()
     if result.exit_code in (0, 1):
         doc = json.loads(result.stdout)
-        found = _serious([(f["kind"], Severity.parse(f["severity"])) for f in doc["findings"]])
+        # A static rule the probe confirmed is reported as the cause of the dynamic finding
+        # (gradscope.detect.evidence): it counts where it is.
+        found = frozenset(reported_kinds([Finding.from_json(f) for f in doc["findings"]]))
     else:
         note = f"exit {result.exit_code}: {result.stderr.strip()[:120]}"
     if (result.exit_code == 1) != bool(found) and not note:
