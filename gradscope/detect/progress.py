@@ -67,6 +67,10 @@ class Progress:
         }
 
 
+#: Most losses :func:`loss_trend` compares pairwise (about 130k pairs); longer runs are thinned.
+TREND_MAX_POINTS = 512
+
+
 @dataclass(frozen=True)
 class LossTrend:
     """The trend of the per-batch loss over a run's records.
@@ -91,7 +95,8 @@ def loss_trend(losses: Sequence[float | None], min_records: int = 2) -> LossTren
     """Theil-Sen slope and Mann-Kendall z of a series of batch losses, in order.
 
     Args:
-        losses: per-batch losses in step order; None and non-finite values are left out.
+        losses: per-batch losses in step order; None and non-finite values are left out; more
+            than :data:`TREND_MAX_POINTS` are thinned to that many, evenly spaced.
         min_records: fewer finite losses than this give None.
 
     Returns:
@@ -103,9 +108,14 @@ def loss_trend(losses: Sequence[float | None], min_records: int = 2) -> LossTren
         (-0.1, 0.36, True)
     """
     pairs = [(i, v) for i, v in enumerate(losses) if v is not None and math.isfinite(v)]
-    n = len(pairs)
-    if n < max(2, min_records):
+    if len(pairs) < max(2, min_records):
         return None
+    if len(pairs) > TREND_MAX_POINTS:
+        # Both statistics take every pair of points (n^2/2: 2e8 for a 20k-record run, gigabytes).
+        # Evenly spaced points keep the slope's estimate and make the test more conservative.
+        keep = np.unique(np.linspace(0, len(pairs) - 1, TREND_MAX_POINTS).round().astype(int))
+        pairs = [pairs[k] for k in keep]
+    n = len(pairs)
     x = np.array([p[0] for p in pairs], np.float64)
     y = np.array([p[1] for p in pairs], np.float64)
     i, j = np.triu_indices(n, 1)

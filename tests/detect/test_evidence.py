@@ -26,7 +26,7 @@ from gradscope.detect.evidence import (
     reconcile,
     reported_kinds,
 )
-from gradscope.detect.progress import assess_progress, loss_trend
+from gradscope.detect.progress import TREND_MAX_POINTS, assess_progress, loss_trend
 from gradscope.findings import Severity, make_finding
 
 # --- short runs: the loss trend -----------------------------------------------------------------
@@ -44,6 +44,18 @@ def test_loss_trend_is_theil_sen_and_mann_kendall() -> None:
     assert t.z == pytest.approx((s + 1) / math.sqrt(20 * 19 * 45 / 18))
     assert t.drop == pytest.approx(-t.slope * 19 / t.start)
     assert loss_trend([1.0, math.nan, None, 0.5], min_records=3) is None
+
+
+def test_a_long_run_trend_is_taken_on_evenly_spaced_losses() -> None:
+    # 100k records would be 5e9 pairs; the trend thins them to TREND_MAX_POINTS evenly spaced
+    # losses, and the slope stays the series' own (least squares on the whole series agrees).
+    rng = np.random.default_rng(1)
+    steps = np.arange(100_000)
+    losses = 2.0 - 1e-5 * steps + rng.normal(0, 0.05, steps.size)
+    t = loss_trend(list(losses))
+    assert t.n == TREND_MAX_POINTS
+    assert t.slope == pytest.approx(np.polyfit(steps, losses, 1)[0], rel=0.05)
+    assert t.z < -5  # a clear fall stays significant on the thinned series
 
 
 def test_a_short_run_learns_from_its_own_batches(tmp_path) -> None:
