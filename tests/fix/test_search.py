@@ -12,6 +12,7 @@ import keras
 import numpy as np
 import pytest
 
+import gradscope.detect.base
 from gradscope.fix import apply_fix, auto_fix
 from gradscope.fix.search import (
     COMBINATIONS,
@@ -155,10 +156,26 @@ def test_dead_relus_stay_dead_after_a_swap_and_revive_with_zero_biases(regressio
     assert float(np.mean(np.asarray(hidden(x)) > 0)) > 0.2
 
 
-def test_a_curve_that_does_not_move_gets_the_learning_rate_round(regression) -> None:
+def test_a_rate_far_too_low_is_found_and_raised_by_the_plan(regression) -> None:
     x, _ = regression
     labels = np.argmax(x[:, :3], axis=1)
     model = net(1e-3, out=3)  # healthy, but SGD at 1e-3 barely moves in a short trial
+    result = auto_fix(model, x, labels, epochs=2, budget=300)
+    # slow_convergence names it in the original's trial; its first fix is the repair.
+    first = result.outcomes[0]
+    assert first.round == "plan" and first.fixes == ("raise_learning_rate",) and first.kept
+    assert "slow_convergence" in first.verification.resolved
+    assert result.verified and result.overall.learns_better
+    assert float(result.model.optimizer.learning_rate) == pytest.approx(1e-2)
+
+
+def test_a_curve_that_does_not_move_gets_the_learning_rate_round(regression, monkeypatch) -> None:
+    # The last round is for a flat curve no detector names: without the slow_convergence
+    # detector, the same net has no finding at all.
+    monkeypatch.delitem(gradscope.detect.base._REGISTRY, "slow_convergence")
+    x, _ = regression
+    labels = np.argmax(x[:, :3], axis=1)
+    model = net(1e-3, out=3)
     result = auto_fix(model, x, labels, epochs=2, budget=300)
     rates = [o for o in result.outcomes if o.round == "learning rate"]
     assert rates and rates[0].fix_id == "lower_learning_rate(÷10)" and not rates[0].kept
