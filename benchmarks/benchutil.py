@@ -14,6 +14,7 @@ import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 
 def cpu_model() -> str:
@@ -203,3 +204,16 @@ def header(title: str, argv: Sequence[str] | None = None, with_frameworks: bool 
             f"load before: loadavg {load_average()}",
         ]
     )
+
+
+def publish(text: str, out: Path | None) -> None:
+    """Prints a benchmark's markdown and, when asked, writes it to a file too.
+
+    Args:
+        text: the markdown.
+        out: the file (its folder is created), or None to print only.
+    """
+    print(text)
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(text, encoding="utf-8")

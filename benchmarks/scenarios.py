@@ -38,7 +38,7 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import numpy as np
-from benchutil import header, markdown_table
+from benchutil import header, markdown_table, publish
 
 from gradscope.detect.evidence import reported_kinds
 from gradscope.findings import Finding
@@ -253,10 +253,7 @@ def main(argv: list[str] | None = None) -> int:
             "",
         ]
     )
-    print(text)
-    if args.out is not None:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(text, encoding="utf-8")
+    publish(text, args.out)
     return 0
 
 

@@ -34,7 +34,7 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-from benchutil import LoadMeter, fmt_ratio, header, markdown_table
+from benchutil import LoadMeter, fmt_ratio, header, markdown_table, publish
 
 from gradscope.findings import Severity
 from gradscope.zoo import HEALTHY, SICK, ZOO, ZooModel, fit_zoo
@@ -238,10 +238,7 @@ def main(argv: list[str] | None = None) -> int:
             "",
         ]
     )
-    print(text)
-    if args.out is not None:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(text, encoding="utf-8")
+    publish(text, args.out)
     return 0
 
 
