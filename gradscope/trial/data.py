@@ -29,7 +29,7 @@ import numpy as np
 import tensorflow as tf
 
 from gradscope.errors import GradscopeInputError, TrialNotRunError, error_summary, first_line
-from gradscope.trial.policy import infer_loss
+from gradscope.trial.policy import declared_output_shape, infer_loss
 from gradscope.trial.synthetic import MAX_EXAMPLE_VALUES as MAX_EXAMPLE_VALUES
 from gradscope.trial.synthetic import UNKNOWN_DIM as UNKNOWN_DIM
 from gradscope.trial.synthetic import synthetic_arrays
@@ -372,9 +372,7 @@ def data_errors(model: keras.Model, loss: Any, synthetic: bool = False) -> Itera
     try:
         yield
     except (ValueError, TypeError, tf.errors.InvalidArgumentError) as err:
-        # A subclassed model (a GAN with its own train_step) has no symbolic outputs.
-        outputs = getattr(model, "outputs", None)
-        out = tuple(outputs[0].shape[1:]) if outputs else None
+        out = declared_output_shape(model)
         # The cause in whole sentences: Keras's first line often only names the layer.
         what = error_summary(err, limit=300)
         if synthetic:

@@ -137,11 +137,29 @@ def _output_kind(model: keras.Model) -> tuple[str, int]:
         name = "softmax"
     # A subclassed model has no symbolic outputs (and its last layer need not be its output):
     # nothing is known of its output, which infer_loss then treats as a regression.
-    outputs = getattr(model, "outputs", None)
-    if not outputs:
+    shape = declared_output_shape(model)
+    if shape is None:
         return "", 1
-    width = int(outputs[0].shape[-1] or 1)
+    width = int((shape[-1] if shape else None) or 1)
     return name, width
+
+
+def declared_output_shape(model: keras.Model) -> tuple[int | None, ...] | None:
+    """The shape of the model's first output, without the batch axis, as the model declares it.
+
+    Args:
+        model: the model.
+
+    Returns:
+        The shape, or None for a model without symbolic outputs (a subclassed model, e.g. a GAN
+        with its own ``train_step``).
+
+    Example:
+        >>> declared_output_shape(keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)]))
+        (2,)
+    """
+    outputs = getattr(model, "outputs", None)
+    return tuple(outputs[0].shape[1:]) if outputs else None
 
 
 def infer_loss(model: keras.Model) -> Any:

@@ -31,6 +31,7 @@ import keras
 import numpy as np
 
 from gradscope.errors import GradscopeInputError, TrialNotRunError, error_summary
+from gradscope.trial.policy import declared_output_shape
 
 #: Refuse synthetic examples larger than this many values (a hostile file can declare any shape).
 MAX_EXAMPLE_VALUES = 4_000_000
@@ -208,8 +209,7 @@ def fitting_size(model: keras.Model, specs: Sequence[InputSpec]) -> tuple[int, t
     if not unknown:
         # A model that cannot be traced symbolically may still train: let training decide,
         # with the output shape the model declares.
-        outputs = getattr(model, "outputs", None) or []
-        declared = tuple(outputs[0].shape[1:]) if outputs else ()
+        declared = declared_output_shape(model) or ()
         return candidates[0], tuple(UNKNOWN_DIM if d is None else int(d) for d in declared)
     tried = ", ".join(str(c) for c in candidates)
     raise TrialNotRunError(

@@ -197,3 +197,16 @@ def test_user_data_for_several_inputs(tmp_path) -> None:
         feed(model, [tokens, numbers[:, :4]], y, n=0)
     with pytest.raises(GradscopeInputError, match="differ in length"):
         feed(model, [tokens, numbers[:5]], y, n=0)
+
+
+def test_declared_output_shape_of_functional_and_subclassed_models() -> None:
+    from gradscope.trial.policy import declared_output_shape
+
+    seq = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+    assert declared_output_shape(seq) == (2,) == tuple(seq(np.zeros((1, 3))).shape[1:])
+
+    class Bare(keras.Model):
+        def call(self, x):
+            return x
+
+    assert declared_output_shape(Bare()) is None  # no symbolic outputs to read
