@@ -90,8 +90,10 @@ def audit(
         model_or_path: a Keras model, or the path of a ``.keras``/``.h5`` file (loaded safely).
         data: ``(x, y)`` for the probe (x a list of arrays for a multi-input model); None for
             synthetic inputs the model accepts (see :mod:`gradscope.trial.synthetic`).
-        steps: probe training steps (default :data:`gradscope.audit.probe.DEFAULT_STEPS`); 0 skips
-            the probe.
+        steps: probe training steps; 0 skips the probe. None (the default) runs
+            :data:`gradscope.audit.probe.DEFAULT_STEPS` steps of the light probe
+            (:mod:`gradscope.audit.light`: eager, nothing traced); an explicit number runs the
+            recorded probe (a fit under ``GradScope(freq=1)``).
         unsafe: allow files with Lambda layers / unknown custom objects (runs their code).
         log_dir: where the probe's run goes (a new run directory under it, ``run_dir``); a
             temporary folder if None.
@@ -116,13 +118,15 @@ def audit(
     """
     from gradscope.audit.probe import DEFAULT_STEPS
 
+    light = steps is None
     steps = DEFAULT_STEPS if steps is None else steps
     if steps < 0:
         raise GradscopeInputError(f"--steps must be >= 0. Received: {steps}")
     stored: StoredModel | None = None
     model: Any = None
     probe_error: str | None = None
-    if isinstance(model_or_path, (str, os.PathLike)):
+    from_file = isinstance(model_or_path, (str, os.PathLike))
+    if from_file:
         try:
             loaded: LoadedModel = load_model_safely(model_or_path, unsafe, custom_objects)
         except ModelRebuildError as err:
@@ -159,7 +163,8 @@ def audit(
     measured: Measurements | None = None
     if model is not None and steps > 0:
         try:
-            run = _probe(model, data, steps, log_dir, custom_objects)
+            # A model loaded here is the audit's own: the light probe trains it, no copy.
+            run = _probe(model, data, steps, log_dir, custom_objects, light, from_file)
         except TrialNotRunError as err:
             # Not the user's fault (their data's failures stay GradscopeInputError): what the
             # static rules found stands, and the status says the probe did not run.
@@ -223,6 +228,8 @@ def _probe(
     steps: int,
     log_dir: str | os.PathLike[str] | None,
     custom_objects: dict[str, Any] | None,
+    light: bool,
+    in_place: bool,
 ) -> Run:
     import keras
 
@@ -230,7 +237,7 @@ def _probe(
 
     # A live model's custom classes must be known by name for Keras to copy it.
     with keras.saving.custom_object_scope(custom_objects or {}):
-        return probe(model, data=data, steps=steps, log_dir=log_dir)
+        return probe(model, data=data, steps=steps, log_dir=log_dir, light=light, in_place=in_place)
 
 
 __all__ = [

@@ -1,7 +1,8 @@
-"""Probe: a few recorded training steps on a copy of the model, the audit's trial.
+"""Probe: a few training steps on a copy of the model, the audit's trial.
 
 The user's model is never trained or mutated: :func:`probe` runs the one trial
-(:func:`gradscope.trial.runner.run_trial`): a copy with the same weights, compiled by the trial
+(:func:`gradscope.trial.runner.run_trial`, or with ``light=True`` the untraced
+:func:`gradscope.audit.light.light_probe`): a copy with the same weights, compiled by the trial
 policy (the model's own compile settings, else ``SGD(0.01, momentum=0.9)``), fitted on the given
 data or on synthetic inputs the model accepts (:mod:`gradscope.trial.synthetic`: token ids for
 embeddings, a sequence length its convolutions fit, one array per input) with targets drawn to
@@ -23,6 +24,7 @@ from typing import Any
 import keras
 import numpy as np
 
+from gradscope.audit.light import light_probe, light_supported
 from gradscope.data.store import Run
 from gradscope.trial.data import (
     MAX_EXAMPLE_VALUES,
@@ -55,8 +57,15 @@ def probe(
     log_dir: str | os.PathLike[str] | None = None,
     batch_size: int = DEFAULT_BATCH_SIZE,
     seed: int = 0,
+    light: bool = False,
+    in_place: bool = False,
 ) -> Run:
-    """Trains a copy of ``model`` for a few steps with GradScope(freq=1) and returns the run.
+    """Trains a copy of ``model`` for a few steps, recording every step, and returns the run.
+
+    The recorded probe fits the copy under ``GradScope(freq=1)``; the light one
+    (:func:`gradscope.audit.light.light_probe`, the audit's default) runs the same steps eagerly
+    and records the same statistics without tracing an instrumented step. A model the light
+    probe cannot follow (:func:`gradscope.audit.light.light_supported`) gets the recorded one.
 
     A model loaded from a file should be compiled as saved first
     (:func:`gradscope.trial.policy.compile_as_saved`), so the probe trains with the file's loss
@@ -70,6 +79,9 @@ def probe(
             ``run.path``); a new temporary directory if None.
         batch_size: examples per step.
         seed: random seed of the synthetic data, the batch order and Keras.
+        light: run the light probe when the model allows it.
+        in_place: train ``model`` itself, not a copy (light probe only): for a model nobody
+            else holds, such as one the audit loaded from a file.
 
     Returns:
         The recorded :class:`Run`.
@@ -88,6 +100,10 @@ def probe(
     root = (
         Path(log_dir) if log_dir is not None else Path(tempfile.mkdtemp(prefix="gradscope-audit-"))
     )
+    if light and light_supported(model):
+        return light_probe(
+            model, trial_data, steps, root, seed=seed, batch_size=batch_size, in_place=in_place
+        )
     return run_trial(model, trial_data, steps, root, seed=seed, batch_size=batch_size).run
 
 

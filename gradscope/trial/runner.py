@@ -116,21 +116,7 @@ def run_trial(
     """
     if steps < 1:
         raise GradscopeInputError(f"--steps must be at least 1. Received: {steps}")
-    policy = policy or OptimizerPolicy()
-    keras.utils.set_random_seed(seed)
-    hint = "subclassed models and custom layers need get_config()/from_config()."
-    try:
-        trained = clone_with_weights(model, f"'{model.name}' for a trial", hint)
-    except GradscopeInputError as err:
-        # Keras's own message can hold the whole model config: the cause, in full sentences.
-        cause = error_summary(err.__cause__) if err.__cause__ is not None else str(err)
-        raise TrialNotRunError(
-            f"Cannot copy '{model.name}' for a trial ({cause.rstrip('.')}); {hint}", stage="copy"
-        ) from err
-    try:
-        source = policy.compile(trained, model)
-    except GradscopeInputError as err:
-        raise TrialNotRunError(str(err), stage="compile") from err
+    trained, source = prepare_trial_model(model, policy, seed)
     # A data set smaller than a batch gives batches of all of it, each example once per step.
     size = min(batch_size, len(data))
     order = batch_order(len(data), steps, size, seed)
@@ -148,3 +134,48 @@ def run_trial(
         )
     assert callback.run_dir is not None  # set by the fit's first step
     return TrialResult(load_run(callback.run_dir), trained, order, size, source)
+
+
+def prepare_trial_model(
+    model: keras.Model,
+    policy: OptimizerPolicy | None = None,
+    seed: int = 0,
+    *,
+    in_place: bool = False,
+) -> tuple[keras.Model, OptimizerSource]:
+    """The model a trial trains: a copy (same architecture and weights) compiled by the policy.
+
+    Args:
+        model: the model; only read, unless ``in_place``.
+        policy: how the model trained is compiled (default :class:`OptimizerPolicy`).
+        seed: ``keras.utils.set_random_seed`` before copying.
+        in_place: compile and return ``model`` itself, no copy: only for a model nobody else
+            holds (one the audit loaded from a file), where a copy would cost a second build.
+
+    Returns:
+        ``(model to train, optimizer_source)``.
+
+    Raises:
+        TrialNotRunError: if the model cannot be copied or compiled.
+
+    Example:
+        >>> trained, source = prepare_trial_model(model)  # doctest: +SKIP
+    """
+    policy = policy or OptimizerPolicy()
+    keras.utils.set_random_seed(seed)
+    hint = "subclassed models and custom layers need get_config()/from_config()."
+    try:
+        trained = (
+            model if in_place else clone_with_weights(model, f"'{model.name}' for a trial", hint)
+        )
+    except GradscopeInputError as err:
+        # Keras's own message can hold the whole model config: the cause, in full sentences.
+        cause = error_summary(err.__cause__) if err.__cause__ is not None else str(err)
+        raise TrialNotRunError(
+            f"Cannot copy '{model.name}' for a trial ({cause.rstrip('.')}); {hint}", stage="copy"
+        ) from err
+    try:
+        source = policy.compile(trained, model)
+    except GradscopeInputError as err:
+        raise TrialNotRunError(str(err), stage="compile") from err
+    return trained, source

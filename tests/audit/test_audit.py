@@ -62,7 +62,8 @@ def test_probe_never_mutates_the_model(sick, tmp_path):
 
 
 def test_audit_live_sick_model(sick, tmp_path):
-    result = audit(sick, steps=8, log_dir=tmp_path / "run")
+    result = audit(sick, log_dir=tmp_path / "run")  # the light probe, 8 steps
+    assert result.run.meta.config["probe"] == "light" and len(result.run.records) == 8
     expected = {"vanishing_gradients", "saturation", "deep_saturating_stack"}
     assert expected | {"init_activation_mismatch"} <= serious(result)
     assert result.worst is Severity.WARNING
@@ -110,6 +111,7 @@ def test_audit_with_real_data_and_steps_zero(sick, tmp_path):
     y = rng.integers(0, 10, 40)
     result = audit(sick, data=(x, y), steps=3, log_dir=tmp_path / "r")
     assert len(result.run.records) == 3
+    assert "probe" not in result.run.meta.config  # explicit --steps: the recorded probe
     static_only = audit(sick, steps=0)
     assert static_only.run is None and "deep_saturating_stack" in serious(static_only)
 

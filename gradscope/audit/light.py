@@ -1,0 +1,251 @@
+"""The audit's default probe: eager training steps on a copy, reduced on the host, no tracing.
+
+The recorded probe (:func:`gradscope.trial.runner.run_trial`) fits a copy under
+``GradScope(freq=1)``, which traces an instrumented train step: most of an audit's time on a
+small model, and tens of seconds on a large one, for eight steps. This probe runs the copy's own
+``train_step`` eagerly instead (Keras's step: its loss, loss scaling, clipping and optimizer), with
+the hooks placed where GradScope places them (the optimizer's reduced gradients and update step,
+the loss computation, each watched layer's call), and reduces what they saw with numpy
+(:mod:`gradscope.audit.reduce`). It writes the same run directory as the recorded probe (one
+record per step, the epoch's Keras logs), so the detectors read it unchanged.
+
+Models this probe cannot follow (a custom ``train_step``, several optimizers, gradient
+accumulation) get the recorded probe: :func:`light_supported` says which.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import os
+from collections.abc import Callable
+from typing import Any
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from gradscope._version import __version__
+from gradscope.audit.reduce import act_row, grad_row, norm, weight_rows
+from gradscope.collect.hooks import Patches, base_optimizer
+from gradscope.collect.layers import WatchPlan, plan_watch
+from gradscope.collect.session import optimizer_description
+from gradscope.data.rundirs import new_run_dir
+from gradscope.data.schema import EpochRecord, RunMeta, StepRecord
+from gradscope.data.store import Run, RunWriter, load_run
+from gradscope.errors import GradscopeInputError
+from gradscope.trial.data import TrialData, batch_order, data_errors
+from gradscope.trial.policy import infer_loss
+from gradscope.trial.runner import DEFAULT_BATCH_SIZE, prepare_trial_model
+
+
+def light_supported(model: keras.Model) -> bool:
+    """Whether the light probe can follow a model's training step.
+
+    Args:
+        model: the model to probe (compiled or not).
+
+    Returns:
+        False for a subclass with its own ``train_step`` (it may use several optimizers or
+        none) and for optimizers without the TensorFlow update path or with gradient
+        accumulation: those get the recorded probe.
+
+    Example:
+        >>> light_supported(keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)]))
+        True
+    """
+    if type(model).train_step is not keras.Model.train_step:
+        return False
+    optimizer = getattr(model, "optimizer", None)
+    if optimizer is None:
+        return True  # the trial policy's default optimizer
+    inner = base_optimizer(optimizer)
+    return (
+        hasattr(inner, "_all_reduce_sum_gradients")
+        and hasattr(inner, "_backend_update_step")
+        and not getattr(optimizer, "gradient_accumulation_steps", None)
+    )
+
+
+class _Tap(Patches):
+    """Notes what one training step of the probe's copy computes, where GradScope records it.
+
+    Patches on the copy's own objects (its optimizer, the model, its watched layers), removed
+    by :meth:`remove`: gradients as the optimizer applies them (unscaled, clipped) with the
+    weights right before the update, the learning rate, the loss before loss scaling and each
+    watched layer's output (a layer called twice keeps its last call, as GradScope does).
+    """
+
+    def __init__(self, model: keras.Model, plan: WatchPlan) -> None:
+        super().__init__()
+        self.seen: dict[str, Any] = {}
+        slots: dict[int, int] = {}
+        for j, v in enumerate(v for variables in plan.grad_variables for v in variables):
+            slots[id(v)] = slots[id(v.value)] = j
+        optimizer = base_optimizer(model.optimizer)
+        reduce_grads = optimizer._all_reduce_sum_gradients
+        update_step = optimizer._backend_update_step
+
+        def all_reduce(grads_and_vars: Any) -> Any:
+            reduced = reduce_grads(grads_and_vars)
+            grads = self.seen.setdefault("grads", {})
+            for g, v in reduced:
+                j = slots.get(id(v))
+                if g is not None and j is not None:
+                    grads[j] = (tf.convert_to_tensor(g), tf.identity(v))
+            return reduced
+
+        def update(grads: Any, variables: Any, learning_rate: Any) -> Any:
+            self.seen["lr"] = learning_rate
+            return update_step(grads, variables, learning_rate)
+
+        self._patch(optimizer, "_all_reduce_sum_gradients", all_reduce)
+        self._patch(optimizer, "_backend_update_step", update)
+        compute_loss = model._compute_loss
+
+        def loss_fn(*args: Any, **kwargs: Any) -> Any:
+            loss = compute_loss(*args, **kwargs)
+            self.seen["loss"] = loss
+            return loss
+
+        self._patch(model, "_compute_loss", loss_fn)
+        for index, (_, layer, _) in enumerate(plan.act_layers):
+            self._patch(layer, "call", self._wrap(layer.call, index))
+
+    def _wrap(self, call: Callable[..., Any], index: int) -> Callable[..., Any]:
+        def wrapped(*args: Any, **kwargs: Any) -> Any:
+            outputs = call(*args, **kwargs)
+            first = outputs[0] if isinstance(outputs, list | tuple) else outputs
+            self.seen.setdefault("acts", {})[index] = first
+            return outputs
+
+        return wrapped
+
+
+def _tensors(x: Any, y: np.ndarray) -> tuple[Any, Any]:
+    # As fit's array adapter feeds them: floating arrays in Keras's float type.
+    def convert(a: np.ndarray) -> tf.Tensor:
+        a = np.asarray(a)
+        return tf.convert_to_tensor(a.astype(keras.config.floatx()) if a.dtype.kind == "f" else a)
+
+    xs = [convert(a) for a in x] if isinstance(x, list) else convert(x)
+    return xs, convert(y)
+
+
+def _record(
+    step: int, seen: dict[str, Any], plan: WatchPlan, after: list[np.ndarray]
+) -> StepRecord:
+    grads = {j: (g.numpy(), v.numpy()) for j, (g, v) in seen.get("grads", {}).items()}
+    layers: dict[str, dict[str, float]] = {}
+    variables: dict[str, dict[str, float]] = {}
+    j = 0
+    for name, layer_vars in zip(plan.grad_layers, plan.grad_variables, strict=True):
+        ids = range(j, j + len(layer_vars))
+        j += len(layer_vars)
+        present = [k for k in ids if k in grads]
+        if not present:
+            continue  # no gradient this step: no row, as in the recorded probe
+        row = grad_row([grads[k][0] for k in present])
+        row.update(weight_rows([grads[k][1] for k in present], [after[k] for k in present]))
+        layers[name] = row
+        for k, v in zip(ids, layer_vars, strict=True):
+            if k in grads:
+                short = v.path.rsplit("/", 1)[-1]
+                variables[f"{name}/{short}"] = {
+                    "grad_norm": norm(grads[k][0]),
+                    "weight_norm": norm(grads[k][1]),
+                }
+    for index, output in seen.get("acts", {}).items():
+        name, _, kind = plan.act_layers[index]
+        layers.setdefault(name, {}).update(act_row(np.asarray(output), kind))
+    loss, lr = seen.get("loss"), seen.get("lr")
+    return StepRecord(
+        step=step,
+        epoch=0,
+        loss=None if loss is None else float(loss),
+        lr=None if lr is None else float(lr),
+        layers=layers,
+        variables=variables,
+    )
+
+
+def light_probe(
+    model: keras.Model,
+    data: TrialData,
+    steps: int,
+    log_dir: str | os.PathLike[str],
+    *,
+    seed: int = 0,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    in_place: bool = False,
+) -> Run:
+    """Trains a copy of ``model`` for ``steps`` eager steps and records every one of them.
+
+    The copy, its compilation and the batch order are the recorded probe's
+    (:func:`gradscope.trial.runner.prepare_trial_model`,
+    :func:`gradscope.trial.data.batch_order`), so both probes train the same copy on the same
+    batches.
+
+    Args:
+        model: the model; never trained or changed (a copy is), unless ``in_place``.
+        data: what to train on (:func:`gradscope.trial.data.feed`).
+        steps: optimizer steps (>= 1).
+        log_dir: a new run directory is created under it (``run.path``).
+        seed: Keras's random seed before copying, and the batch order's seed.
+        batch_size: examples per step (at most the number of examples).
+        in_place: train ``model`` itself instead of a copy: only for a model nobody else holds
+            (the audit's own load of a file).
+
+    Returns:
+        The recorded :class:`Run`: one record per step (GradScope's statistics at freq=1),
+        the epoch's Keras logs, status ``"completed"``.
+
+    Raises:
+        GradscopeInputError: for user data that does not fit the model or its loss.
+        TrialNotRunError: for models that cannot be copied, compiled or trained on synthetic
+            data.
+
+    Example:
+        >>> run = light_probe(model, feed(model, n=128), 8, "runs/audit")  # doctest: +SKIP
+        >>> len(run.records)  # doctest: +SKIP
+        8
+    """
+    if steps < 1:
+        raise GradscopeInputError(f"--steps must be at least 1. Received: {steps}")
+    trained, _ = prepare_trial_model(model, seed=seed, in_place=in_place)
+    plan = plan_watch(trained)
+    size = min(batch_size, len(data))
+    order = batch_order(len(data), steps, size, seed)
+    watched = [v for variables in plan.grad_variables for v in variables]
+    writer = RunWriter(new_run_dir(log_dir), _meta(trained, plan))
+    tap = _Tap(trained, plan)
+    try:
+        with data_errors(trained, infer_loss(trained), synthetic=data.synthetic):
+            trained.reset_metrics()  # as fit does at the start of an epoch
+            for step in range(steps):
+                tap.seen = {}
+                x, y = _tensors(*data.take(order[step * size : (step + 1) * size]))
+                trained.train_step((x, y))
+                after = [v.numpy() for v in watched]
+                writer.append(_record(step, tap.seen, plan, after))
+            logs = {k: float(v) for k, v in trained.get_metrics_result().items()}
+        writer.append_epoch(EpochRecord(epoch=0, step=steps, logs=logs))
+        writer.set_status("completed")
+    finally:
+        tap.remove()
+        writer.close()
+    return load_run(writer.path)
+
+
+def _meta(model: keras.Model, plan: WatchPlan) -> RunMeta:
+    config = {"freq": 1, "histogram_freq": 0, "activation_freq": 1, "layers": None}
+    return RunMeta(
+        layers=plan.infos,
+        model_name=model.name,
+        optimizer=optimizer_description(model.optimizer),
+        config={**config, "probe": "light"},
+        created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        gradscope_version=__version__,
+    )
+
+
+__all__ = ["light_probe", "light_supported"]
