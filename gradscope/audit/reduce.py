@@ -20,14 +20,14 @@ from gradscope.data.schema import ACT_STATS, GRAD_STATS
 
 
 def _flat(arrays: Sequence[np.ndarray]) -> np.ndarray:
-    parts = [np.asarray(a, np.float64).ravel() for a in arrays]
+    parts = [np.asarray(a, np.float32).ravel() for a in arrays]
     return np.concatenate(parts) if len(parts) != 1 else parts[0]
 
 
 def _sum_squares(x: np.ndarray) -> float:
-    # Not np.dot: BLAS threads spin when other processes hold the cores (2.4 ms instead of
-    # 30 us for 65k values on a loaded 2-core machine).
-    return float(np.sum(np.square(x)))
+    # einsum: no temporary array, and no BLAS threads (np.dot's spin when other processes hold
+    # the cores: 2.4 ms instead of 0.03 ms for 65k values on a loaded 2-core machine).
+    return float(np.einsum("i,i->", x, x))
 
 
 def norm(array: np.ndarray) -> float:
@@ -43,7 +43,7 @@ def norm(array: np.ndarray) -> float:
         >>> norm(np.array([3.0, 4.0]))
         5.0
     """
-    return math.sqrt(_sum_squares(np.asarray(array, np.float64)))
+    return math.sqrt(_sum_squares(_flat([array])))
 
 
 def grad_row(grads: Sequence[np.ndarray]) -> dict[str, float]:
@@ -63,13 +63,16 @@ def grad_row(grads: Sequence[np.ndarray]) -> dict[str, float]:
     """
     g = _flat(grads)
     with np.errstate(invalid="ignore", over="ignore"):
+        squares = _sum_squares(g)
         mean = float(g.mean())
+        centred = g - np.float32(mean)
         values = (
-            math.sqrt(_sum_squares(g)),
+            math.sqrt(squares),
             mean,
-            math.sqrt(float(np.mean(np.square(g - mean)))),
-            float(np.max(np.abs(g))),
-            float(np.count_nonzero(~np.isfinite(g))),
+            math.sqrt(_sum_squares(centred) / g.size),
+            float(max(g.max(), -g.min())) if not math.isnan(squares) else math.nan,
+            # A finite sum of squares has no NaN/Inf entry to count.
+            0.0 if math.isfinite(squares) else float(np.count_nonzero(~np.isfinite(g))),
         )
     return dict(zip(GRAD_STATS, values, strict=True))
 
@@ -93,7 +96,7 @@ def act_row(
         >>> act_row(np.array([[-1.0, 2.0], [-3.0, 0.5]]), "relu")["dead_frac"]
         0.5
     """
-    x = np.asarray(outputs, np.float64)
+    x = np.asarray(outputs, np.float32)
     row = {"act_mean": float(x.mean()), "act_std": float(x.std())}
     if kind in ("relu", "leaky"):
         units = x.reshape(-1, x.shape[-1]) if x.ndim else x.reshape(1, 1)
