@@ -9,6 +9,11 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+# Repair thresholds (gradscope.fix) have their own module; re-exported so that
+# ``from gradscope.config import REPAIR_THRESHOLDS, RepairThresholds`` keeps working.
+from gradscope.config_repair import REPAIR_THRESHOLDS as REPAIR_THRESHOLDS
+from gradscope.config_repair import RepairThresholds as RepairThresholds
+
 
 @dataclass(frozen=True)
 class ActivationThresholds:
@@ -336,55 +341,3 @@ class DetectThresholds:
 
 
 DETECT_THRESHOLDS = DetectThresholds()
-
-
-# ----------------------------------------------------------------------------------------------
-# Repair thresholds (gradscope.fix): how long a fix trial trains and when a fixed copy "learns
-# measurably better" than the original. Sources are cited per field.
-# ----------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class RepairThresholds:
-    """How ``gradscope fix`` verifies a fix by learning, and how long it searches.
-
-    A candidate is kept only when the findings it targets are gone from its trial **and** it
-    learns measurably better than the model before it, both trained on the same examples, in the
-    same batch order, from the same seed. Learning is measured on the trial's own examples after
-    the trial (loss, and accuracy when the loss has labels), not on single batches.
-
-    Attributes:
-        trial_examples: examples a fix trial trains on (a seeded subset of the user's data, or
-            synthetic examples whose targets a random linear teacher computes from the inputs,
-            so a network that trains can learn them). A few hundred examples seen several times
-            (issue 17; AutoTrainer judges learning over epochs, not steps): small enough to keep
-            a trial seconds on a CPU, large enough that an accuracy step of 1/256 is noise.
-        trial_epochs: passes over those examples per trial when neither ``--steps`` nor
-            ``--epochs`` is given (8 x 256 / 32 = 64 steps at batch size 32); AutoTrainer's
-            progress rules compare epochs, and eight leave a trend after the first.
-        min_loss_gain: the fixed copy's loss on the trial examples after the trial must be at
-            least this fraction below the original's (5 %; gradscope choice: the whole trial set
-            is scored, so there is no batch noise, and five times the 1 % "not worse"
-            tolerance). An original whose loss ends non-finite is judged by its loss at the
-            start of the trial: a copy must learn, not merely stay finite.
-        min_accuracy_gain: with labels, the alternative to the loss gain: accuracy on the trial
-            examples up by at least this much (0.05; the binomial standard error of an accuracy
-            near 0.5 on 256 examples is 0.031, and both trials are scored on the same examples).
-            A copy whose accuracy falls by more than this is worse, whatever its loss.
-        max_loss_increase: a copy whose trial loss rises by more than this fraction is worse,
-            whatever its accuracy (1 %, the earlier "not worse" tolerance of batch noise).
-        budget_seconds: default wall-clock budget of ``fix --auto``'s search (``--budget``).
-            Single fixes in plan order come first, then combinations; a candidate is not started
-            once the budget is spent (the running one finishes). 120 s is about 15 candidate
-            trials of a small network on a CPU (gradscope choice).
-    """
-
-    trial_examples: int = 256
-    trial_epochs: int = 8
-    min_loss_gain: float = 0.05
-    min_accuracy_gain: float = 0.05
-    max_loss_increase: float = 0.01
-    budget_seconds: float = 120.0
-
-
-REPAIR_THRESHOLDS = RepairThresholds()

@@ -15,7 +15,7 @@ ROOT = Path(gradscope.__file__).parent
 #: models and fits them with the callback, so it sits above `collect` like the demo; so does
 #: `zoo` (everyday models and their sick twins).
 LAYERS: tuple[tuple[str, ...], ...] = (
-    ("_version", "_lazy", "errors", "config", "data"),
+    ("_version", "_lazy", "errors", "config", "config_repair", "data"),
     ("findings",),
     ("remedies",),
     ("model",),

@@ -16,34 +16,39 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import tempfile
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import keras
 import numpy as np
 
-from gradscope.config import REPAIR_THRESHOLDS
+from gradscope.config import DETECT_THRESHOLDS, REPAIR_THRESHOLDS, DetectThresholds
 from gradscope.findings import Finding
 from gradscope.fix.plan import FixPlan, plan_fixes
 from gradscope.fix.result import FixResult, SearchInfo, StepOutcome
 from gradscope.fix.search import (
     NO_LEARNING,
+    UNSTEADY,
     Candidate,
     apply_candidate,
     combination_candidates,
     learning_rate_candidates,
     plan_candidates,
     single_candidates,
+    steadying_candidates,
 )
+from gradscope.fix.seeds import probe_seeds, steady_over
 from gradscope.fix.transforms import FixNotApplicable, UnsupportedModelError, apply_fixes
 from gradscope.fix.trials import learns, ratio_change
 from gradscope.fix.verify import (
     TrialStats,
     Verification,
+    check_kinds,
     compare,
     fix_data,
     fix_trial,
@@ -83,6 +88,8 @@ def auto_fix(
     epochs: int | None = None,
     budget: float | None = None,
     setup: TrainingSetup | None = None,
+    kinds: Iterable[str] | None = None,
+    thresholds: DetectThresholds = DETECT_THRESHOLDS,
 ) -> FixResult:
     """Trials the model, searches fixes for its findings, keeps those that make it learn better.
 
@@ -109,18 +116,24 @@ def auto_fix(
             :attr:`~gradscope.config.RepairThresholds.budget_seconds`).
         setup: how ``model`` was compiled for the trials (:func:`training_setup`), for the
             result; read from the model when None.
+        kinds: finding kinds the trials look for (run detectors and static rules, e.g.
+            ``["nonfinite", "dying_relu"]``); default all. Leaving a kind out means no fix is
+            searched for it.
+        thresholds: the detectors' thresholds for every trial.
 
     Returns:
         The :class:`FixResult`.
 
     Raises:
-        GradscopeInputError: for unusable data or models that cannot be copied.
+        GradscopeInputError: for unusable data, unknown ``kinds`` or models that cannot be
+            copied.
 
     Example:
         >>> auto_fix(sick_model, x, y, budget=60).applied  # doctest: +SKIP
         ['relu_activation']
     """
     started = time.monotonic()
+    judged = check_kinds(kinds)
     budget = REPAIR_THRESHOLDS.budget_seconds if budget is None else float(budget)
     root = _root(run_dir)
     original = model
@@ -128,10 +141,23 @@ def auto_fix(
     # One data set for every trial of the chain: same examples, same batches, same seed.
     data = fix_data(model, x, y, seed=seed)
     steps = steps or trial_steps(len(data), batch_size, epochs or REPAIR_THRESHOLDS.trial_epochs)
-    before = fix_trial(model, data, root / "original", steps, seed, batch_size)
+    findings = [f for f in findings if judged is None or f.kind in judged]
+
+    def targets_of(trial: TrialStats) -> list[str]:
+        plan = plan_fixes([*findings, *trial.findings], model)
+        # A trial whose curve does not move is a finding of its own (round 4 of the search).
+        return _all_targets(plan) + ([NO_LEARNING] if learns(trial) is False else [])
+
+    first = fix_trial(model, data, root / "original", steps, seed, batch_size, thresholds, judged)
+    # One trial that learns proves little: a rate far too high kills on some seeds only.
+    probe = probe_seeds(
+        model, data, root, steps, seed, batch_size, first, lambda t: bool(targets_of(t)),
+        thresholds, judged,
+    )  # fmt: skip
+    seed, before = probe.seed, probe.trial
     plan = plan_fixes([*findings, *before.findings], model)
-    # A trial whose curve does not move is a finding of its own (round 4 of the search).
-    wanted = _all_targets(plan) + ([NO_LEARNING] if learns(before) is False else [])
+    wanted = targets_of(before) + ([UNSTEADY] if probe.unsteady else [])
+    unsteady_open = probe.unsteady
     current, current_trial = model, before
     outcomes: list[StepOutcome] = []
     # Kinds reported from outside the trial (e.g. a full training run) stay open until a kept
@@ -145,6 +171,8 @@ def auto_fix(
         present = current_trial.kinds() | outside
         if learns(current_trial) is False:
             present.add(NO_LEARNING)
+        if unsteady_open:
+            present.add(UNSTEADY)
         return [k for k in wanted if k in present]
 
     def rounds() -> Any:
@@ -153,6 +181,8 @@ def auto_fix(
         yield from combination_candidates(open_kinds())
         if NO_LEARNING in open_kinds():
             yield from learning_rate_candidates()
+        if UNSTEADY in open_kinds():
+            yield from steadying_candidates()
 
     for candidate in rounds():
         targets = [k for k in candidate.answers if k in open_kinds()]
@@ -190,7 +220,19 @@ def auto_fix(
             targets=targets,
             run_dir=root / f"step_{tried}_{'+'.join(applied)}",
             before=current_trial,
+            thresholds=thresholds,
+            kinds=judged,
         )
+        if v.verified and UNSTEADY in targets:
+            # Better on the worst seed is not enough: the copy must end steady on every seed.
+            where = root / f"step_{tried}_seeds"
+            if steady_over(
+                fixed, v.after, probe, data, where, steps, batch_size, thresholds, judged
+            ):
+                v = dataclasses.replace(v, resolved=(*v.resolved, UNSTEADY))
+                unsteady_open = False
+            else:
+                v = dataclasses.replace(v, verified=False, remaining=(*v.remaining, UNSTEADY))
         if v.verified:
             outside -= set(targets)
             current, current_trial = fixed, v.after
@@ -218,6 +260,9 @@ def auto_fix(
         bool(not_tried),
         tuple(not_tried),
         tuple(open_kinds()),
+        probe.seeds,
+        seed,
+        tuple(wanted),
     )
     result_model = current if any(o.kept for o in outcomes) else original
     return FixResult(result_model, overall, tuple(outcomes), plan, setup, search)
@@ -274,6 +319,8 @@ def fix_model(
     *,
     epochs: int | None = None,
     setup: TrainingSetup | None = None,
+    kinds: Iterable[str] | None = None,
+    thresholds: DetectThresholds = DETECT_THRESHOLDS,
 ) -> FixResult:
     """Applies the named fixes (in stage order) and verifies the result against the original.
 
@@ -289,6 +336,8 @@ def fix_model(
         run_dir: where the two trial runs go; temporary if None.
         epochs: passes over the trial examples; ignored with ``steps``.
         setup: how ``model`` was compiled for the trials, for the result.
+        kinds: finding kinds the trials look for; default all.
+        thresholds: the detectors' thresholds for both trials.
 
     Returns:
         The :class:`FixResult`; ``model`` holds every requested fix whether or not it verified.
@@ -302,10 +351,21 @@ def fix_model(
         >>> fix_model(model, ["he_init"], x=x, y=y).verified  # doctest: +SKIP
     """
     model, setup = _prepare(model, setup, batch_size)
+    judged = check_kinds(kinds)
     fixed = apply_fixes(model, fix_ids, options)
     data = fix_data(model, x, y, seed=seed)
     steps = steps or trial_steps(len(data), batch_size, epochs or REPAIR_THRESHOLDS.trial_epochs)
-    v = verify(model, fixed, data, steps=steps, seed=seed, batch_size=batch_size, run_dir=run_dir)
+    v = verify(
+        model,
+        fixed,
+        data,
+        steps=steps,
+        seed=seed,
+        batch_size=batch_size,
+        run_dir=run_dir,
+        thresholds=thresholds,
+        kinds=judged,
+    )
     applied = [f for f in dict.fromkeys(fix_ids)]
     outcomes = tuple(
         StepOutcome(f, True, _why(v, kept=v.verified), v, round="apply") for f in applied

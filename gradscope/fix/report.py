@@ -114,6 +114,8 @@ def verification_html(result: FixResult) -> str:
             "<table><thead><tr><th>fix</th><th>kept</th><th>why</th></tr></thead>"
             f"<tbody>{rows}</tbody></table>"
         )
+    if result.search is not None:
+        parts.append(f"<p data-fix-search>{html.escape(result.search.describe())}</p>")
     b, a = result.overall.before.curve, result.overall.after.curve
     if b is not None and a is not None:
         parts.append(f"<h3>Learning, scored on {html.escape(b.scored_on)}, by epoch</h3>")

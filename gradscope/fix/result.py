@@ -87,6 +87,10 @@ class SearchInfo:
         stopped_by_budget: True if candidates were left untried for lack of time.
         not_tried: labels of the candidates left untried.
         open_kinds: targeted finding kinds still present on the returned model.
+        seeds: the seeds the original was trialled on (:mod:`gradscope.fix.seeds`).
+        seed: the seed of the search's trials.
+        targets: the kinds the search went after, pseudo-kinds (``no_learning``,
+            ``unsteady_learning``) included.
     """
 
     budget_seconds: float
@@ -95,6 +99,39 @@ class SearchInfo:
     stopped_by_budget: bool = False
     not_tried: tuple[str, ...] = ()
     open_kinds: tuple[str, ...] = ()
+    seeds: tuple[int, ...] = (0,)
+    seed: int = 0
+    targets: tuple[str, ...] = ()
+
+    def describe(self) -> str:
+        """One line: candidates, time, seeds, and what was left untried.
+
+        Returns:
+            e.g. ``"Search: 1 candidate(s) trialled in 14 s of a 120 s budget; the original's
+            trials on seeds 0, 1, 2 ended far apart: the search trained on the worst, seed 2."``
+
+        Example:
+            >>> SearchInfo(120.0, 14.2, 1).describe()
+            'Search: 1 candidate(s) trialled in 14 s of a 120 s budget.'
+        """
+        text = (
+            f"Search: {self.tried} candidate(s) trialled in {self.elapsed_seconds:.0f} s of a "
+            f"{self.budget_seconds:g} s budget"
+        )
+        if len(self.seeds) > 1:
+            seeds = ", ".join(str(s) for s in self.seeds)
+            if "unsteady_learning" in self.targets:
+                text += f"; the original's trials on seeds {seeds} ended far apart: the search "
+                text += f"trained on the worst, seed {self.seed}"
+            elif self.targets:
+                earlier = ", ".join(str(s) for s in self.seeds[:-1])
+                text += f"; the original's trials on seeds {earlier} showed nothing to fix, on "
+                text += f"seed {self.seed} they did: the search trained on it"
+            else:
+                text += f"; the original's trials on seeds {seeds} showed nothing to fix"
+        if self.not_tried:
+            text += f"; not tried for lack of time: {', '.join(self.not_tried)}"
+        return text + "."
 
     def to_json(self) -> dict[str, Any]:
         """Returns the JSON-ready dict of the search."""
@@ -105,6 +142,9 @@ class SearchInfo:
             "stopped_by_budget": self.stopped_by_budget,
             "not_tried": list(self.not_tried),
             "open_kinds": list(self.open_kinds),
+            "seeds": list(self.seeds),
+            "seed": self.seed,
+            "targets": list(self.targets),
         }
 
 

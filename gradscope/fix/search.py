@@ -17,6 +17,12 @@ Three rounds, each only for finding kinds still open on the model fixed so far:
    factors of 10). The short trial may show no detector finding, but a curve that does not move
    is evidence enough; the candidate must then make it learn.
 
+5. **Steadier steps** (:func:`steadying_candidates`) when the original's trials on several seeds
+   end far apart (:data:`UNSTEADY`, :mod:`gradscope.fix.seeds`) though none shows a finding: a
+   rate a decade lower, clipping with it, two decades lower (Géron ch. 11: a rate too high makes
+   training erratic; AutoTrainer lowers it for an oscillating loss). The candidate must learn
+   better on the worst seed and end steady over all of them.
+
 Every candidate is one :class:`Candidate`: fix ids with options, applied together to a copy
 (:func:`apply_candidate`: fixes with nothing left to change are dropped, a candidate whose
 changes were already tried is not tried again).
@@ -29,6 +35,7 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -170,6 +177,25 @@ def learning_rate_candidates() -> Iterator[Candidate]:
             )
 
 
+#: The pseudo-kind of trials on several seeds that end too far apart (:func:`~.seeds.unsteady`).
+UNSTEADY = "unsteady_learning"
+
+
+def steadying_candidates() -> Iterator[Candidate]:
+    """Round 5: a lower learning rate, with clipping, then lower still.
+
+    Yields:
+        Candidates answering :data:`UNSTEADY`.
+
+    Example:
+        >>> [c.label for c in steadying_candidates()]
+        ['lower_learning_rate(÷10)', 'clip_norm + lower_learning_rate(÷10)', \
+'lower_learning_rate(÷100)']
+    """
+    for steps in ((_lr(10.0),), ("clip_norm", _lr(10.0)), (_lr(100.0),)):
+        yield dataclasses.replace(_combo(UNSTEADY, *steps), round="steadier steps")
+
+
 def plan_candidates(plan: FixPlan) -> list[Candidate]:
     """Round 1: the plan's steps, one fix each.
 
@@ -268,10 +294,12 @@ def apply_candidate(
 __all__ = [
     "COMBINATIONS",
     "NO_LEARNING",
+    "UNSTEADY",
     "Candidate",
     "apply_candidate",
     "combination_candidates",
     "learning_rate_candidates",
     "plan_candidates",
     "single_candidates",
+    "steadying_candidates",
 ]

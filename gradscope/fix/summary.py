@@ -162,13 +162,8 @@ def print_result(result: FixResult, console: Console) -> None:
     b, a = result.overall.before.curve, result.overall.after.curve
     if b is not None and a is not None and result.applied:
         console.print(curve_table(b, a))
-    search = result.search
-    if search is not None:
-        spent = f"{search.elapsed_seconds:.0f} s of a {search.budget_seconds:g} s budget"
-        left = f"; not tried for lack of time: {', '.join(search.not_tried)}" * bool(
-            search.not_tried
-        )
-        console.print(f"Search: {search.tried} candidate(s) trialled in {spent}{left}.")
+    if result.search is not None:
+        console.print(result.search.describe(), soft_wrap=True)
     verdict = "verified" if result.verified else "NOT verified"
     learning = f"{result.overall.learning}; " if result.overall.learning else ""
     console.print(

@@ -23,17 +23,17 @@ import dataclasses
 import math
 import os
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Collection, Iterable, Sequence
 from pathlib import Path
 
 import keras
 import numpy as np
 
 from gradscope.config import DETECT_THRESHOLDS, REPAIR_THRESHOLDS, DetectThresholds
-from gradscope.detect import detect
+from gradscope.detect import detect, registered
 from gradscope.detect.static import static_findings
 from gradscope.errors import GradscopeInputError
-from gradscope.findings import sort_findings
+from gradscope.findings import KINDS, sort_findings
 
 # TrialStats, Verification, summarize and compare are plain data (no Keras) in fix.trials;
 # re-exported here, where callers have always found them.
@@ -53,6 +53,33 @@ from gradscope.trial.runner import DEFAULT_BATCH_SIZE
 
 #: Examples of a fix trial: a seeded subset of the user's data, or as many synthetic ones.
 SYNTHETIC_EXAMPLES = REPAIR_THRESHOLDS.trial_examples
+
+
+def check_kinds(kinds: Iterable[str] | None) -> frozenset[str] | None:
+    """Checks the finding kinds a user restricts the trials to.
+
+    Args:
+        kinds: finding kinds (:data:`gradscope.findings.KINDS`), or None for all.
+
+    Returns:
+        The kinds as a set, or None for all.
+
+    Raises:
+        GradscopeInputError: for a kind gradscope does not know.
+
+    Example:
+        >>> sorted(check_kinds(["nonfinite", "dying_relu"]))
+        ['dying_relu', 'nonfinite']
+    """
+    if kinds is None:
+        return None
+    chosen = frozenset([kinds] if isinstance(kinds, str) else kinds)
+    unknown = sorted(chosen - set(KINDS))
+    if unknown:
+        raise GradscopeInputError(
+            f"Unknown finding kinds {unknown}; known kinds: {', '.join(sorted(KINDS))}."
+        )
+    return chosen
 
 
 def trial_steps(
@@ -170,6 +197,7 @@ def fix_trial(
     seed: int = 0,
     batch_size: int = 32,
     thresholds: DetectThresholds = DETECT_THRESHOLDS,
+    kinds: Collection[str] | None = None,
 ) -> TrialStats:
     """Runs the one trial (:func:`gradscope.trial.runner.run_trial`), scores and judges it.
 
@@ -182,6 +210,8 @@ def fix_trial(
         seed: Keras seed and batch order seed.
         batch_size: examples per step.
         thresholds: detector thresholds.
+        kinds: finding kinds the trial is judged by (run detectors and static rules);
+            default all (:func:`check_kinds`).
 
     Returns:
         The :class:`TrialStats`: the run's numbers, its learning curve (the whole trial set
@@ -208,9 +238,11 @@ def fix_trial(
         model, data, steps, run_dir, seed=seed, batch_size=batch_size, callbacks=[recorder]
     )
     # Static rules too, so fixes aimed at e.g. init_activation_mismatch are checked as well.
-    findings = detect(result.run, thresholds) + static_findings(
-        spec_from_model(model), thresholds.static
-    )
+    run_kinds = None if kinds is None else [k for k in kinds if k in registered()]
+    static = static_findings(spec_from_model(model), thresholds.static)
+    if kinds is not None:
+        static = [f for f in static if f.kind in kinds]
+    findings = detect(result.run, thresholds, run_kinds) + static
     stats = summarize(result.run, sort_findings(findings), thresholds)
     return dataclasses.replace(stats, curve=recorder.curve())
 
@@ -266,6 +298,7 @@ def verify(
     before: TrialStats | None = None,
     loss_tolerance: float = LOSS_TOLERANCE,
     thresholds: DetectThresholds = DETECT_THRESHOLDS,
+    kinds: Collection[str] | None = None,
 ) -> Verification:
     """Trials the original and the fixed model on the same batches and compares them.
 
@@ -286,6 +319,7 @@ def verify(
             retraining it when several fixes are verified in turn).
         loss_tolerance: relative slack for "the loss is not worse".
         thresholds: detector thresholds.
+        kinds: finding kinds the trials are judged by; default all.
 
     Returns:
         The :class:`Verification`.
@@ -301,8 +335,8 @@ def verify(
     data = x if isinstance(x, TrialData) else fix_data(model, x, y, seed=seed)
     root = Path(run_dir) if run_dir is not None else Path(tempfile.mkdtemp(prefix="gradscope-fix-"))
     if before is None:
-        before = fix_trial(model, data, root / "before", steps, seed, batch_size, thresholds)
-    after = fix_trial(fixed_model, data, root / "after", steps, seed, batch_size, thresholds)
+        before = fix_trial(model, data, root / "before", steps, seed, batch_size, thresholds, kinds)
+    after = fix_trial(fixed_model, data, root / "after", steps, seed, batch_size, thresholds, kinds)
     return compare(before, after, targets, loss_tolerance)
 
 
@@ -313,6 +347,7 @@ __all__ = [
     "SYNTHETIC_EXAMPLES",
     "TrialStats",
     "Verification",
+    "check_kinds",
     "compare",
     "fix_data",
     "fix_trial",

@@ -145,9 +145,10 @@ def accuracy(loss: Any, y: np.ndarray, pred: np.ndarray) -> float | None:
         else:
             return None
         return float(np.mean(np.argmax(pred, axis=-1) == truth))
-    if "binary" in name and "crossentropy" in name and y.shape == pred.shape:
+    if "binary" in name and "crossentropy" in name and y.size == pred.size:
+        # Labels of shape (n,) against an output of (n, 1): Keras's loss squeezes them alike.
         threshold = 0.0 if _from_logits(loss) else 0.5
-        return float(np.mean((pred > threshold) == (y > 0.5)))
+        return float(np.mean((pred > threshold) == (y.reshape(pred.shape) > 0.5)))
     return None
 
 

@@ -8,11 +8,14 @@ file is reloaded with plain Keras and trained, its weights and layer configs rea
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import keras
 import numpy as np
 import pytest
 
-import gradscope.detect.base
+from gradscope.errors import GradscopeInputError
+from gradscope.findings import KINDS
 from gradscope.fix import apply_fix, auto_fix
 from gradscope.fix.search import (
     COMBINATIONS,
@@ -20,6 +23,9 @@ from gradscope.fix.search import (
     combination_candidates,
     single_candidates,
 )
+from gradscope.fix.seeds import spread, unsteady, worst
+from gradscope.fix.trials import TrialStats
+from gradscope.trial.curve import CurvePoint, LearningCurve
 
 FEATURES = 8
 
@@ -169,14 +175,15 @@ def test_a_rate_far_too_low_is_found_and_raised_by_the_plan(regression) -> None:
     assert float(result.model.optimizer.learning_rate) == pytest.approx(1e-2)
 
 
-def test_a_curve_that_does_not_move_gets_the_learning_rate_round(regression, monkeypatch) -> None:
+def test_a_curve_that_does_not_move_gets_the_learning_rate_round(regression) -> None:
     # The last round is for a flat curve no detector names: without the slow_convergence
     # detector, the same net has no finding at all.
-    monkeypatch.delitem(gradscope.detect.base._REGISTRY, "slow_convergence")
     x, _ = regression
     labels = np.argmax(x[:, :3], axis=1)
     model = net(1e-3, out=3)
-    result = auto_fix(model, x, labels, epochs=2, budget=300)
+    kinds = [k for k in KINDS if k != "slow_convergence"]
+    result = auto_fix(model, x, labels, epochs=2, budget=300, kinds=kinds)
+    assert result.overall.before.findings == ()
     rates = [o for o in result.outcomes if o.round == "learning rate"]
     assert rates and rates[0].fix_id == "lower_learning_rate(÷10)" and not rates[0].kept
     kept = [o for o in result.outcomes if o.kept]
@@ -185,3 +192,83 @@ def test_a_curve_that_does_not_move_gets_the_learning_rate_round(regression, mon
     # The file carries the raised rate: plain Keras reads a multiple of 1e-3 back.
     rate = float(result.model.optimizer.learning_rate)
     assert rate in (pytest.approx(1e-2), pytest.approx(1e-1))
+
+
+def test_unknown_kinds_are_a_one_line_input_error(regression) -> None:
+    x, y = regression
+    with pytest.raises(GradscopeInputError, match="Unknown finding kinds \\['no_such_kind'\\]"):
+        auto_fix(net(0.1), x, y, kinds=["nonfinite", "no_such_kind"])
+
+
+def trial_with(start: float, final: float, acc: float | None) -> TrialStats:
+    points = (
+        CurvePoint(0, 0.0, start, None if acc is None else 0.3),
+        CurvePoint(8, 1.0, final, acc),
+    )
+    return TrialStats(Path("."), (final,), final, {}, None, None, curve=LearningCurve(points, 256))
+
+
+def test_trials_that_end_far_apart_are_unsteady_and_the_worst_is_searched() -> None:
+    # Final scores of the zoo's CNN at Adam(0.3) on three seeds, and of its healthy LSTM.
+    lottery = [trial_with(1.365, 0.023, 0.992), trial_with(1.365, 0.41, 0.828),
+               trial_with(1.365, 0.717, 0.605)]  # fmt: skip
+    healthy = [trial_with(0.694, 0.159, 0.945), trial_with(0.694, 0.229, 0.895),
+               trial_with(0.694, 0.15, 0.938)]  # fmt: skip
+    loss, acc = spread(lottery)
+    assert loss == pytest.approx((0.717 - 0.023) / (1.365 - 0.023))
+    assert acc == pytest.approx(0.992 - 0.605)
+    assert unsteady(lottery) and worst(lottery) == 2
+    assert spread(healthy)[0] == pytest.approx((0.229 - 0.15) / (0.694 - 0.15))
+    assert not unsteady(healthy)
+    # Without labels the loss alone decides; a loss that is not finite is as far apart as can be.
+    assert unsteady([trial_with(1.0, 0.1, None), trial_with(1.0, 0.5, None)])
+    assert not unsteady([trial_with(1.0, 0.1, None), trial_with(1.0, 0.2, None)])
+    assert unsteady([trial_with(1.0, 0.1, None), trial_with(1.0, float("nan"), None)])
+    assert worst([trial_with(1.0, 0.1, None), trial_with(1.0, float("nan"), None)]) == 1
+
+
+def test_a_net_that_learns_on_one_seed_and_not_the_next_gets_a_steadier_rate(regression) -> None:
+    # Adam at 0.3 with no finding in any trial: the trials on three seeds end 0.55-0.87 apart.
+    x, _ = regression
+    labels = np.argmax(x[:, :3], axis=1)
+
+    def adam_net(lr: float) -> keras.Model:
+        model = net(0.1, out=3)
+        model.compile(keras.optimizers.Adam(lr), "sparse_categorical_crossentropy")
+        return model
+
+    result = auto_fix(adam_net(0.3), x, labels, epochs=2, budget=300)
+    search = result.search
+    # No trial found anything: the spread of the three seeds alone sends the search.
+    assert search.seeds == (0, 1, 2) and search.targets == ("unsteady_learning",)
+    assert f"ended far apart: the search trained on the worst, seed {search.seed}" in (
+        search.describe()
+    )
+    assert result.to_json()["search"]["seeds"] == [0, 1, 2]
+    kept = [o for o in result.outcomes if o.kept]
+    assert kept and kept[0].round == "steadier steps" and "lower_learning_rate" in kept[0].fixes
+    assert "unsteady_learning" in kept[0].verification.resolved
+    rate = float(result.model.optimizer.learning_rate)
+    assert rate == pytest.approx(0.03) or rate == pytest.approx(0.003)
+
+    # Independent check with plain Keras: three seeds of two epochs each (one traced copy,
+    # reset between runs), the fixed rate's worst run beats the original's worst, and its runs
+    # lie closer together.
+    def accuracies(model: keras.Model) -> list[float]:
+        copy_ = keras.models.clone_model(model)
+        copy_.compile_from_config(model.get_compile_config())
+        out = []
+        for seed in range(3):
+            keras.utils.set_random_seed(seed)
+            copy_.set_weights(model.get_weights())
+            for var in copy_.optimizer.variables:  # Adam's step count and moments, not its rate
+                if "learning_rate" not in var.path:
+                    var.assign(keras.ops.zeros_like(var))
+            copy_.fit(x, labels, epochs=2, batch_size=32, verbose=0)
+            pred = keras.ops.convert_to_numpy(copy_(x, training=False))
+            out.append(float(np.mean(np.argmax(pred, 1) == labels)))
+        return out
+
+    before, after = accuracies(adam_net(0.3)), accuracies(result.model)
+    assert min(after) > min(before) + 0.05
+    assert max(after) - min(after) < max(before) - min(before)

@@ -45,6 +45,8 @@ def test_accuracy_reads_targets_the_way_the_loss_does() -> None:
     loss = {"class_name": "BinaryCrossentropy", "config": {"from_logits": True}}
     assert accuracy(loss, binary, logits) == pytest.approx(2 / 3)  # threshold 0 for logits
     assert accuracy("binary_crossentropy", binary, logits) == pytest.approx(1 / 3)
+    # Labels of shape (n,) against one sigmoid output per example, as Keras's loss reads them.
+    assert accuracy("binary_crossentropy", binary[:, 0], logits) == pytest.approx(1 / 3)
     assert accuracy("mse", binary, logits) is None
     assert accuracy("sparse_categorical_crossentropy", labels, pred * np.nan) == 0.0
 
