@@ -13,6 +13,7 @@ sees a gradient or activation tensor, and memory does not grow with the number o
 from __future__ import annotations
 
 import math
+import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -64,6 +65,14 @@ class Recorder:
         slots: number of ring-buffer rows; must exceed the number of recorded steps between two
             host reads (``ceil(steps_per_execution / freq) + 1`` is enough).
         strategy: the tf.distribute strategy the variables belong to.
+        guarded: see :attr:`guarded` (True for :class:`~gradscope.collect.scope.Scope`).
+
+    Attributes:
+        guarded: True when a traced step may be off the recording beat: writes then sit in a
+            ``tf.cond`` and the weights before a recorded update are copied into shadow
+            variables, created when this is set. False (GradScope's instrumented step, run
+            only on recorded steps) reads them as tensors instead: the update's copy-on-write
+            keeps them, no copy is held between steps.
     """
 
     def __init__(
@@ -72,6 +81,7 @@ class Recorder:
         freqs: Frequencies,
         slots: int,
         strategy: tf.distribute.Strategy | None = None,
+        guarded: bool = True,
     ) -> None:
         self.plan = plan
         self.freqs = freqs
@@ -92,7 +102,14 @@ class Recorder:
                 self._var_slot[id(v)] = (i, j)
                 self._var_slot[id(v.value)] = (i, j)
         n_vars = len(self._flat_vars)
+        # Entries per variable: a layer's mean and moments are combined on the host from these.
+        self.var_sizes = np.array(
+            [max(v.shape.num_elements() or 1, 1) for vs in plan.grad_variables for v in vs],
+            np.float64,
+        )
+        self.var_layer = np.array([i for i, _ in self._flat_vars], np.int64)
         strategy = strategy or tf.distribute.get_strategy()
+        self._strategy = strategy
         k = slots
         with strategy.scope():
 
@@ -108,30 +125,44 @@ class Recorder:
             self.act_step_buf = var([k, max(n_acts, 1)], -1, tf.int64)
             self.hist_step_buf = var([k], -1, tf.int64)
             self.scalar_buf = var([k, 2], math.nan)  # loss, lr
-            self.grad_buf = var([k, max(n_layers, 1), len(stats.GRAD_STAT_ORDER)], math.nan)
-            self.var_buf = var([k, max(n_vars, 1), 2], math.nan)  # grad_norm, weight_norm
-            self.upd_buf = var([k, max(n_layers, 1), 2], math.nan)  # weight_norm, update_norm
+            # Per variable: gradient sums (before the update), weight sums (after it).
+            self.grad_buf = var([k, max(n_vars, 1), len(stats.VAR_GRAD_ORDER)], math.nan)
+            self.weight_buf = var([k, max(n_vars, 1), len(stats.VAR_WEIGHT_ORDER)], math.nan)
             self.act_buf = var([k, max(n_acts, 1), len(stats.ACT_STAT_ORDER)], math.nan)
             self.loss_var = var([], math.nan)
             if freqs.histogram:
                 self.grad_hist_buf = var([k, max(n_layers, 1), HISTOGRAM_BINS.grad_bins], 0.0)
                 self.act_hist_buf = var([k, max(n_acts, 1), HISTOGRAM_BINS.act_bins], 0.0)
-            # Copies of the weights before a recorded update, for ‖Δw‖. They cost one copy of
-            # the watched weights in memory but nothing on unrecorded steps.
-            self.shadows = [
-                tf.Variable(tf.zeros(v.shape, tf.float32), **_ON_READ)
-                for variables in plan.grad_variables
-                for v in variables
-            ]
+        self.shadows: list[tf.Variable] = []
+        # The weights before this step's update, per optimizer group, in the traced step
+        # (per thread: MirroredStrategy traces each replica in its own).
+        self._before = threading.local()
         self._last_step = -1
         self._last_act_step = -1
         self._snapshot_fn: Any = None  # the compiled read of every buffer (readout.snapshot)
         # False when the train step computes its own loss: the buffer's NaN then means "not
         # captured", not a diverged loss.
         self.loss_known = True
-        # True: a step of the traced function may be off the recording beat, so writes sit in
-        # a tf.cond (Scope, steps_per_execution > 1). GradScope's dispatch clears it.
-        self.guarded = True
+        self._guarded = False
+        self.guarded = guarded
+
+    @property
+    def guarded(self) -> bool:
+        """Whether writes check the beat in-graph (see the class attributes)."""
+        return self._guarded
+
+    @guarded.setter
+    def guarded(self, value: bool) -> None:
+        self._guarded = bool(value)
+        if value and not self.shadows:
+            # Created here, eagerly, before any step using them is traced. One copy of the
+            # watched weights, held as long as the recorder.
+            with self._strategy.scope():
+                self.shadows = [
+                    tf.Variable(tf.zeros(v.shape, tf.float32), **_ON_READ)
+                    for variables in self.plan.grad_variables
+                    for v in variables
+                ]
 
     # ------------------------------------------------------------------ in-graph half
 
@@ -190,19 +221,20 @@ class Recorder:
         def write() -> None:
             slot = self.slot(step)
             if written:
-                position = {i: k for k, i in enumerate(written)}
-                layer_of = [position[self._flat_vars[j][0]] for j, _, _ in per_var]
                 rows = _rows(slot, written)
-                values, grad_norms = stats.grouped_grad_stats(
-                    [g for _, g, _ in per_var], layer_of, len(written)
-                )
-                _scatter(self.grad_buf, rows, values)
                 _scatter(self.grad_step_buf, rows, tf.fill([len(written)], step))
-                weight_norms = tf.sqrt(stats.squared_norms([v for _, _, v in per_var]))
-                var_rows = _rows(slot, [j for j, _, _ in per_var])
-                _scatter(self.var_buf, var_rows, tf.stack([grad_norms, weight_norms], axis=1))
-                for j, _, v in per_var:
-                    self.shadows[j].assign(tf.cast(v, tf.float32))
+                values = stats.variable_grad_stats([g for _, g, _ in per_var])
+                _scatter(self.grad_buf, _rows(slot, [j for j, _, _ in per_var]), values)
+                if self.guarded:
+                    for j, _, v in per_var:
+                        self.shadows[j].assign(tf.cast(v, tf.float32))
+                else:
+                    # Read now, before the update (reads and writes of a variable run in
+                    # program order in a tf.function); the update copies rather than
+                    # overwrite a buffer still read.
+                    self._before_of()[group] = {
+                        j: tf.cast(tf.convert_to_tensor(v), tf.float32) for j, _, v in per_var
+                    }
             if not group:
                 lr = math.nan if learning_rate is None else learning_rate
                 scalars = tf.stack([self.loss_var, tf.cast(lr, tf.float32)])
@@ -235,21 +267,33 @@ class Recorder:
             if group is None or self._layer_group[i] == group
         ]
 
-        def write() -> None:
-            if not layers:
-                return
-            owner, values, shadows = [], [], []
-            for k, i in enumerate(layers):
-                for v, j in zip(self.plan.grad_variables[i], self._layer_vars[i], strict=True):
-                    owner.append(k)
-                    values.append(tf.cast(v.value, tf.float32))
-                    shadows.append(self.shadows[j])
-            moved = [value - shadow for value, shadow in zip(values, shadows, strict=True)]
-            squares = tf.stack([stats.squared_norms(values), stats.squared_norms(moved)], axis=1)
-            per_layer = tf.math.unsorted_segment_sum(squares, owner, len(layers))
-            _scatter(self.upd_buf, _rows(self.slot(step), layers), tf.sqrt(per_layer))
+        before = None if self.guarded else self._before_of().pop(group, None)
 
+        def write() -> None:
+            indices, values, olds = [], [], []
+            for i in layers:
+                for v, j in zip(self.plan.grad_variables[i], self._layer_vars[i], strict=True):
+                    old = self.shadows[j] if before is None else before.get(j)
+                    if old is None:
+                        continue  # no gradient reached it in this step: no record row either
+                    indices.append(j)
+                    values.append(tf.cast(v.value, tf.float32))
+                    olds.append(old)
+            if not indices:
+                return
+            moved = [value - old for value, old in zip(values, olds, strict=True)]
+            squares = tf.stack([stats.squared_norms(values), stats.squared_norms(moved)], axis=1)
+            _scatter(self.weight_buf, _rows(self.slot(step), indices), squares)
+
+        if before is None and not self.guarded:
+            return  # the gradient hook did not run in this trace (nothing was recorded)
         self._when(step, self.freqs.freq, write)
+
+    def _before_of(self) -> dict[int | None, dict[int, tf.Tensor]]:
+        # This thread's weights-before-update, by optimizer group.
+        if not hasattr(self._before, "groups"):
+            self._before.groups = {}
+        return self._before.groups
 
     def record_activation(self, index: int, outputs: tf.Tensor, step: tf.Tensor) -> None:
         """In-graph: on activation-recording steps, reduce one layer's output.

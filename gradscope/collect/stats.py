@@ -12,14 +12,11 @@ import tensorflow as tf
 
 from gradscope.config import ACTIVATION_THRESHOLDS, HISTOGRAM_BINS, ActivationThresholds
 
-#: Order of the values returned by :func:`grad_stats`.
-GRAD_STAT_ORDER: tuple[str, ...] = (
-    "grad_norm",
-    "grad_mean",
-    "grad_std",
-    "grad_max_abs",
-    "nonfinite",
-)
+#: Columns of :func:`variable_grad_stats`: sums a layer's statistics are derived from on the host
+#: (:func:`gradscope.collect.readout.layer_stats`), per variable.
+VAR_GRAD_ORDER: tuple[str, ...] = ("sum", "sumsq", "max", "min", "m2", "nonfinite")
+#: Columns of the weight half, written after the update: ``‖w‖²`` and ``‖Δw‖²`` per variable.
+VAR_WEIGHT_ORDER: tuple[str, ...] = ("weight_sq", "update_sq")
 #: Order of the values returned by :func:`act_stats`.
 ACT_STAT_ORDER: tuple[str, ...] = ("act_mean", "act_std", "dead_frac", "sat_frac")
 
@@ -33,95 +30,67 @@ def _flat32(tensors: Sequence[tf.Tensor]) -> tf.Tensor:
     return tf.concat(parts, axis=0) if len(parts) > 1 else parts[0]
 
 
-def grad_stats(grads: Sequence[tf.Tensor]) -> tf.Tensor:
-    """Reduces the gradients of one layer to ``GRAD_STAT_ORDER`` scalars.
-
-    The L2 norm is taken over all the layer's gradient entries together (kernel and bias), the
-    moments over all entries; NaN/Inf propagate into them (they are evidence) and are counted.
-
-    Args:
-        grads: gradient tensors of one layer's variables.
-
-    Returns:
-        float32 tensor of shape [5]: norm, mean, std, max |g|, count of non-finite entries.
-
-    Example:
-        >>> grad_stats([tf.constant([3.0, 4.0])]).numpy()[0]
-        5.0
-    """
-    g = _flat32(grads)
-    norm = tf.norm(g)
-    mean = tf.reduce_mean(g)
-    std = tf.sqrt(tf.reduce_mean(tf.square(g - mean)))
-    max_abs = tf.reduce_max(tf.abs(g))
-    nonfinite = tf.reduce_sum(tf.cast(tf.logical_not(tf.math.is_finite(g)), tf.float32))
-    return tf.stack([norm, mean, std, max_abs, nonfinite])
-
-
 def _dense32(tensor: tf.Tensor) -> tf.Tensor:
+    # Not flattened: every reduction here takes any shape, and on small models the recorded
+    # step's cost is mostly its op count.
     if isinstance(tensor, tf.IndexedSlices):
         tensor = tf.convert_to_tensor(tensor)
-    return tf.reshape(tf.cast(tensor, tf.float32), [-1])
+    return tf.cast(tensor, tf.float32)
 
 
-def grouped_grad_stats(
-    grads: Sequence[tf.Tensor], groups: Sequence[int], n_groups: int
-) -> tuple[tf.Tensor, tf.Tensor]:
-    """:func:`grad_stats` of several layers at once, and each variable's gradient norm.
+def _size(flat: tf.Tensor) -> tf.Tensor | float:
+    n = flat.shape.num_elements()
+    return float(max(n, 1)) if n is not None else tf.cast(tf.maximum(tf.size(flat), 1), tf.float32)
 
-    The same numbers as :func:`grad_stats` per layer, traced with a few ops per variable and a
-    few for all layers together (segment reductions over a ``[variables]`` axis) instead of a
-    concat and a dozen reductions per layer: tracing the recorded step is a fixed cost of every
-    fit. The standard deviation is two-pass, as in :func:`grad_stats`.
+
+def _twice(halves: list[tf.Tensor]) -> tf.Tensor:
+    # l2_loss is one fused kernel for sum(x²) / 2 (no squared temporary); one multiply per
+    # column rather than per variable.
+    return 2.0 * tf.stack(halves)
+
+
+# Not converted by AutoGraph when traced from a user's tf.function (Scope): plain Python over a
+# list of tensors, which AutoGraph's zip does not take as is.
+@tf.autograph.experimental.do_not_convert
+def variable_grad_stats(grads: Sequence[tf.Tensor]) -> tf.Tensor:
+    """Per-variable sums of a step's gradients, in ``VAR_GRAD_ORDER``.
+
+    Only sums, squared sums and extremes are reduced in the step; a layer's norm, mean,
+    standard deviation and max |g| are combined from them on the host, exactly (Chan et al.'s
+    pairwise combination of the two-pass ``m2 = Σ(g - mean)²`` of each variable). That is a
+    handful of fused reductions per variable and one stack, about half the in-graph time of
+    per-layer concatenations and segment reductions (measured on a 10×256 MLP; see
+    ``reports/benchmarks.md``). Non-finite entries are counted only when a squared sum is not
+    finite (a NaN or Inf entry makes it so), in one ``tf.cond`` for all variables.
 
     Args:
-        grads: one gradient tensor per variable.
-        groups: for each variable, the index (``< n_groups``) of the layer it belongs to.
-        n_groups: number of layers.
+        grads: one gradient tensor per variable (dense or ``tf.IndexedSlices``).
 
     Returns:
-        ``(layer_stats, var_norms)``: float32 ``[n_groups, 5]`` in ``GRAD_STAT_ORDER`` and
-        float32 ``[len(grads)]``.
+        float32 ``[len(grads), 6]``.
 
     Example:
-        >>> grads = [tf.constant([3.0, 4.0]), tf.constant([0.0])]
-        >>> rows, norms = grouped_grad_stats(grads, [0, 0], 1)
-        >>> float(rows[0, 0]), norms.numpy().tolist()
-        (5.0, [5.0, 0.0])
+        >>> variable_grad_stats([tf.constant([3.0, 4.0])]).numpy()[0, :2].tolist()
+        [7.0, 25.0]
     """
-    flat = [_dense32(g) for g in grads]
-    ids = tf.constant(list(groups), tf.int32)
-    sizes = tf.stack([tf.cast(tf.size(g), tf.float32) for g in flat])
-    per_var = tf.stack(
-        [
-            tf.stack(
-                [
-                    tf.reduce_sum(g),
-                    tf.reduce_sum(tf.square(g)),
-                    tf.reduce_sum(tf.cast(tf.logical_not(tf.math.is_finite(g)), tf.float32)),
-                ]
-            )
-            for g in flat
-        ]
-    )
-    max_abs = tf.stack([tf.reduce_max(tf.abs(g)) for g in flat])
-    sums = tf.math.unsorted_segment_sum(tf.concat([per_var, sizes[:, None]], 1), ids, n_groups)
-    count = sums[:, 3]
-    mean = sums[:, 0] / count
-    centred = tf.gather(mean, ids)
-    sq_dev = tf.stack([tf.reduce_sum(tf.square(g - centred[k])) for k, g in enumerate(flat)])
-    std = tf.sqrt(tf.math.unsorted_segment_sum(sq_dev, ids, n_groups) / count)
-    rows = tf.stack(
-        [
-            tf.sqrt(sums[:, 1]),
-            mean,
-            std,
-            tf.math.unsorted_segment_max(max_abs, ids, n_groups),
-            sums[:, 2],
-        ],
-        axis=1,
-    )
-    return rows, tf.sqrt(per_var[:, 1])
+    dense = [_dense32(g) for g in grads]
+    sums = [tf.reduce_sum(g) for g in dense]
+    sumsq = _twice([tf.nn.l2_loss(g) for g in dense])
+    columns = [
+        tf.stack(sums),
+        sumsq,
+        tf.stack([tf.reduce_max(g) for g in dense]),
+        tf.stack([tf.reduce_min(g) for g in dense]),
+        _twice([tf.nn.l2_loss(g - s / _size(g)) for g, s in zip(dense, sums, strict=True)]),
+    ]
+
+    def count() -> tf.Tensor:
+        bad = [tf.logical_not(tf.math.is_finite(g)) for g in dense]
+        return tf.stack([tf.reduce_sum(tf.cast(b, tf.float32)) for b in bad])
+
+    finite = tf.reduce_all(tf.math.is_finite(sumsq))
+    columns.append(tf.cond(finite, lambda: tf.zeros([len(dense)], tf.float32), count))
+    return tf.stack(columns, axis=1)
 
 
 def squared_norms(tensors: Sequence[tf.Tensor]) -> tf.Tensor:
@@ -137,7 +106,7 @@ def squared_norms(tensors: Sequence[tf.Tensor]) -> tf.Tensor:
         >>> squared_norms([tf.constant([3.0, 4.0])]).numpy().tolist()
         [25.0]
     """
-    return tf.stack([tf.reduce_sum(tf.square(_dense32(t))) for t in tensors])
+    return _twice([tf.nn.l2_loss(_dense32(t)) for t in tensors])
 
 
 def l2_norm(tensor: tf.Tensor) -> tf.Tensor:
@@ -183,7 +152,7 @@ def act_stats(
     """
     x = tf.cast(outputs, tf.float32)
     mean = tf.reduce_mean(x)
-    std = tf.math.reduce_std(x)
+    std = tf.sqrt(tf.reduce_mean(tf.math.squared_difference(x, mean)))  # reuses the mean
     nan = tf.constant(float("nan"), tf.float32)
     if kind in ("relu", "leaky"):
         units = tf.reshape(x, [-1, tf.shape(x)[-1]])

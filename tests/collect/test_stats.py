@@ -1,0 +1,84 @@
+"""The recorded step's per-variable sums and their combination into layer statistics on the host.
+
+Checked against numpy on the concatenated entries (an independent computation), without a fit.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from gradscope.collect.readout import LAYER_STAT_ORDER, layer_stats
+from gradscope.collect.stats import VAR_GRAD_ORDER, variable_grad_stats
+
+
+def _grads(seed: int = 0) -> list[np.ndarray]:
+    rng = np.random.default_rng(seed)
+    # Different means and scales per variable: the combination of moments has work to do.
+    return [
+        rng.normal(0.3, 2.0, size=(5, 4)).astype(np.float32),
+        rng.normal(-1.0, 0.1, size=(4,)).astype(np.float32),
+        rng.normal(5.0, 1.0, size=(3, 2, 2)).astype(np.float32),
+    ]
+
+
+def test_variable_sums_match_numpy() -> None:
+    grads = _grads()
+    got = variable_grad_stats([tf.constant(g) for g in grads]).numpy()
+    assert got.shape == (3, len(VAR_GRAD_ORDER))
+    for row, g in zip(got, grads, strict=True):
+        g64 = g.astype(np.float64).ravel()
+        column = dict(zip(VAR_GRAD_ORDER, row, strict=True))
+        assert column["sum"] == pytest.approx(g64.sum(), rel=1e-5, abs=1e-5)
+        assert column["sumsq"] == pytest.approx((g64**2).sum(), rel=1e-5)
+        assert column["max"] == g.max() and column["min"] == g.min()
+        assert column["m2"] == pytest.approx(((g64 - g64.mean()) ** 2).sum(), rel=1e-4)
+        assert column["nonfinite"] == 0
+
+
+def test_nonfinite_entries_are_counted_and_overflow_is_not() -> None:
+    bad = np.array([1.0, np.nan, np.inf, -np.inf, 2.0], np.float32)
+    huge = np.full(3, 1e30, np.float32)  # every entry finite, the squared sum overflows
+    got = variable_grad_stats([tf.constant(bad), tf.constant(huge), tf.ones([2])]).numpy()
+    nonfinite = got[:, VAR_GRAD_ORDER.index("nonfinite")]
+    assert nonfinite.tolist() == [3.0, 0.0, 0.0]
+    assert not np.isfinite(got[0, VAR_GRAD_ORDER.index("sumsq")])
+
+
+def test_layer_statistics_match_numpy_on_concatenated_entries() -> None:
+    grads = _grads(1)
+    rng = np.random.default_rng(2)
+    before = [rng.normal(size=g.shape).astype(np.float32) for g in grads]
+    after = [w - 0.01 * g for w, g in zip(before, grads, strict=True)]
+    owner = np.array([0, 0, 1])  # layer 0: the first two variables (a kernel and its bias)
+    sizes = np.array([g.size for g in grads], np.float64)
+    sums = variable_grad_stats([tf.constant(g) for g in grads]).numpy()
+    weights = np.array(
+        [[(a**2).sum(), ((a - b) ** 2).sum()] for a, b in zip(after, before, strict=True)],
+        np.float32,
+    )
+    rows, var_grad, var_weight = layer_stats(sums, weights, owner, sizes, 2)
+    for layer, members in ((0, [0, 1]), (1, [2])):
+        g = np.concatenate([grads[j].astype(np.float64).ravel() for j in members])
+        w = np.concatenate([after[j].astype(np.float64).ravel() for j in members])
+        dw = np.concatenate([(after[j] - before[j]).astype(np.float64).ravel() for j in members])
+        got = dict(zip(LAYER_STAT_ORDER, rows[layer], strict=True))
+        assert got["grad_norm"] == pytest.approx(np.linalg.norm(g), rel=1e-6)
+        assert got["grad_mean"] == pytest.approx(g.mean(), rel=1e-5)
+        assert got["grad_std"] == pytest.approx(g.std(), rel=1e-5)
+        assert got["grad_max_abs"] == pytest.approx(np.abs(g).max(), rel=1e-7)
+        assert got["nonfinite"] == 0
+        assert got["weight_norm"] == pytest.approx(np.linalg.norm(w), rel=1e-6)
+        assert got["update_norm"] == pytest.approx(np.linalg.norm(dw), rel=1e-4)
+        assert got["update_ratio"] == pytest.approx(np.linalg.norm(dw) / np.linalg.norm(w), 1e-4)
+    for j, g in enumerate(grads):
+        assert var_grad[j] == pytest.approx(np.linalg.norm(g.astype(np.float64)), rel=1e-6)
+        assert var_weight[j] == pytest.approx(np.linalg.norm(after[j].astype(np.float64)), 1e-6)
+
+
+def test_docstring_example_of_layer_stats() -> None:
+    # The gradient [3, 4]: sum 7, sum of squares 25, max 4, min 3, m2 0.5.
+    g = np.array([[7.0, 25.0, 4.0, 3.0, 0.5, 0.0]])
+    rows, _, _ = layer_stats(g, np.ones((1, 2)), np.array([0]), np.array([2.0]), 1)
+    assert rows[0, :4].tolist() == [5.0, 3.5, 0.5, 4.0]
