@@ -152,7 +152,7 @@ def _record(
                 short = v.path.rsplit("/", 1)[-1]
                 variables[f"{name}/{short}"] = {
                     "grad_norm": norm(grads[k][0]),
-                    "weight_norm": norm(grads[k][1]),
+                    "weight_norm": norm(after[k]),  # after the update, as the layer's
                 }
     for index, output in seen.get("acts", {}).items():
         name, _, kind = plan.act_layers[index]

@@ -73,81 +73,6 @@ def snapshot(rec: Recorder) -> dict[str, np.ndarray]:
     return out
 
 
-def layer_stats(
-    grads: np.ndarray, weights: np.ndarray, owner: np.ndarray, sizes: np.ndarray, n_layers: int
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Combines one record's per-variable sums into per-layer and per-variable statistics.
-
-    The one place a layer's gradient norm, mean, standard deviation and max |g|, and its weight
-    and update norms, are derived (the step reduces only per-variable sums, see
-    :func:`gradscope.collect.stats.variable_grad_stats`). The standard deviation is exact to
-    float32 rounding: the per-variable two-pass sums of squared deviations are combined with
-    ``Σ n_v (mean_v - mean)²`` (Chan, Golub and LeVeque's pairwise update), in float64.
-
-    Args:
-        grads: ``[variables, len(VAR_GRAD_ORDER)]`` rows of one record.
-        weights: ``[variables, len(VAR_WEIGHT_ORDER)]`` rows of the same record.
-        owner: for each variable, the index of its layer (``< n_layers``).
-        sizes: for each variable, its number of entries.
-        n_layers: number of layers.
-
-    Returns:
-        ``(layers, var_grad_norm, var_weight_norm)``: float64 ``[layers, 8]`` in
-        ``LAYER_STAT_ORDER``, and ``[variables]`` norms.
-
-    Example:
-        >>> g = np.array([[7.0, 25.0, 4.0, 3.0, 0.5, 0.0]])  # the gradient [3, 4]
-        >>> rows, _, _ = layer_stats(g, np.ones((1, 2)), np.array([0]), np.array([2.0]), 1)
-        >>> rows[0, :4].tolist()  # norm, mean, std, max |g|
-        [5.0, 3.5, 0.5, 4.0]
-    """
-    n_vars = len(sizes)
-    g = grads[:n_vars].astype(np.float64)
-    w = weights[:n_vars].astype(np.float64)
-    size = np.asarray(sizes, np.float64)
-
-    def per_layer(values: np.ndarray) -> np.ndarray:
-        return np.bincount(owner, weights=values, minlength=n_layers)
-
-    count = per_layer(size)
-    total = per_layer(g[:, 0])
-    mean = total / np.maximum(count, 1)
-    spread = g[:, 4] + size * (g[:, 0] / size - mean[owner]) ** 2
-    max_abs = np.full(n_layers, -np.inf)
-    with np.errstate(invalid="ignore", divide="ignore"):  # NaN and Inf are evidence: kept
-        np.maximum.at(max_abs, owner, np.maximum(g[:, 2], -g[:, 3]))
-        weight_norm = np.sqrt(per_layer(w[:, 0]))
-        update_norm = np.sqrt(per_layer(w[:, 1]))
-        ratio = np.where(weight_norm > 0, update_norm / weight_norm, np.nan)
-        rows = np.stack(
-            [
-                np.sqrt(per_layer(g[:, 1])),
-                mean,
-                np.sqrt(per_layer(spread) / np.maximum(count, 1)),
-                max_abs,
-                per_layer(g[:, 5]),
-                weight_norm,
-                update_norm,
-                ratio,
-            ],
-            axis=1,
-        )
-    return rows, np.sqrt(g[:, 1]), np.sqrt(w[:, 0])
-
-
-#: Columns of :func:`layer_stats`'s per-layer rows: the record's names.
-LAYER_STAT_ORDER: tuple[str, ...] = (
-    "grad_norm",
-    "grad_mean",
-    "grad_std",
-    "grad_max_abs",
-    "nonfinite",
-    "weight_norm",
-    "update_norm",
-    "update_ratio",
-)
-
-
 def read_buffers(
     rec: Recorder, last_step: int, epoch: int | None, loss_fallback: float | None
 ) -> tuple[list[StepRecord], list[tuple[int, dict[str, np.ndarray]]], int]:
@@ -178,14 +103,14 @@ def read_buffers(
     records: list[StepRecord] = []
     hists: list[tuple[int, dict[str, np.ndarray]]] = []
     for step, k in fresh:
-        rows, var_grad, var_weight = layer_stats(
+        rows, var_grad, var_weight = stats.layer_stats(
             buf["grad_buf"][k], buf["weight_buf"][k], rec.var_layer, rec.var_sizes, len(names)
         )
         present = (grad_steps[k, : len(names)] == step).tolist()
         absent = {i for i, here in enumerate(present) if not here}
         table = rows.tolist()
         layers: dict[str, dict[str, float]] = {
-            name: dict(zip(LAYER_STAT_ORDER, table[i], strict=True))
+            name: dict(zip(stats.LAYER_STAT_ORDER, table[i], strict=True))
             for i, name in enumerate(names)
             if present[i]
         }

@@ -8,15 +8,19 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
 import tensorflow as tf
 
 from gradscope.config import ACTIVATION_THRESHOLDS, HISTOGRAM_BINS, ActivationThresholds
+from gradscope.data.schema import GRAD_STATS, WEIGHT_STATS
 
 #: Columns of :func:`variable_grad_stats`: sums a layer's statistics are derived from on the host
 #: (:func:`gradscope.collect.readout.layer_stats`), per variable.
 VAR_GRAD_ORDER: tuple[str, ...] = ("sum", "sumsq", "max", "min", "m2", "nonfinite")
 #: Columns of the weight half, written after the update: ``‖w‖²`` and ``‖Δw‖²`` per variable.
 VAR_WEIGHT_ORDER: tuple[str, ...] = ("weight_sq", "update_sq")
+#: Columns of :func:`layer_stats`'s per-layer rows: the record's names.
+LAYER_STAT_ORDER: tuple[str, ...] = GRAD_STATS + WEIGHT_STATS
 #: Order of the values returned by :func:`act_stats`.
 ACT_STAT_ORDER: tuple[str, ...] = ("act_mean", "act_std", "dead_frac", "sat_frac")
 
@@ -91,6 +95,91 @@ def variable_grad_stats(grads: Sequence[tf.Tensor]) -> tf.Tensor:
     finite = tf.reduce_all(tf.math.is_finite(sumsq))
     columns.append(tf.cond(finite, lambda: tf.zeros([len(dense)], tf.float32), count))
     return tf.stack(columns, axis=1)
+
+
+def layer_stats(
+    grads: np.ndarray, weights: np.ndarray, owner: np.ndarray, sizes: np.ndarray, n_layers: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Combines one record's per-variable sums into per-layer and per-variable statistics.
+
+    The one place a layer's gradient norm, mean, standard deviation and max |g|, and its weight
+    and update norms, are derived (the step reduces only per-variable sums, see
+    :func:`gradscope.collect.stats.variable_grad_stats`). The standard deviation is exact to
+    float32 rounding: the per-variable two-pass sums of squared deviations are combined with
+    ``Σ n_v (mean_v - mean)²`` (Chan, Golub and LeVeque's pairwise update), in float64.
+
+    Args:
+        grads: ``[variables, len(VAR_GRAD_ORDER)]`` rows of one record.
+        weights: ``[variables, len(VAR_WEIGHT_ORDER)]`` rows of the same record.
+        owner: for each variable, the index of its layer (``< n_layers``).
+        sizes: for each variable, its number of entries.
+        n_layers: number of layers.
+
+    Returns:
+        ``(layers, var_grad_norm, var_weight_norm)``: float64 ``[layers, 8]`` in
+        ``LAYER_STAT_ORDER``, and ``[variables]`` norms.
+
+    Example:
+        >>> g = np.array([[7.0, 25.0, 4.0, 3.0, 0.5, 0.0]])  # the gradient [3, 4]
+        >>> rows, _, _ = layer_stats(g, np.ones((1, 2)), np.array([0]), np.array([2.0]), 1)
+        >>> rows[0, :4].tolist()  # norm, mean, std, max |g|
+        [5.0, 3.5, 0.5, 4.0]
+    """
+    n_vars = len(sizes)
+    g = grads[:n_vars].astype(np.float64)
+    w = weights[:n_vars].astype(np.float64)
+    size = np.asarray(sizes, np.float64)
+
+    def per_layer(values: np.ndarray) -> np.ndarray:
+        return np.bincount(owner, weights=values, minlength=n_layers)
+
+    count = per_layer(size)
+    total = per_layer(g[:, 0])
+    mean = total / np.maximum(count, 1)
+    spread = g[:, 4] + size * (g[:, 0] / size - mean[owner]) ** 2
+    max_abs = np.full(n_layers, -np.inf)
+    with np.errstate(invalid="ignore", divide="ignore"):  # NaN and Inf are evidence: kept
+        np.maximum.at(max_abs, owner, np.maximum(g[:, 2], -g[:, 3]))
+        weight_norm = np.sqrt(per_layer(w[:, 0]))
+        update_norm = np.sqrt(per_layer(w[:, 1]))
+        ratio = np.where(weight_norm > 0, update_norm / weight_norm, np.nan)
+        rows = np.stack(
+            [
+                np.sqrt(per_layer(g[:, 1])),
+                mean,
+                np.sqrt(per_layer(spread) / np.maximum(count, 1)),
+                max_abs,
+                per_layer(g[:, 5]),
+                weight_norm,
+                update_norm,
+                ratio,
+            ],
+            axis=1,
+        )
+    return rows, np.sqrt(g[:, 1]), np.sqrt(w[:, 0])
+
+
+def grad_stats(grads: Sequence[tf.Tensor]) -> tf.Tensor:
+    """One layer's ``GRAD_STATS`` as recorded: :func:`variable_grad_stats` + :func:`layer_stats`.
+
+    Eager only (the host half runs in numpy); for checks and tools that hold a layer's
+    gradients, with the recorder's definitions.
+
+    Args:
+        grads: gradient tensors of one layer's variables.
+
+    Returns:
+        float32 ``[5]``: norm, mean, std, max |g|, count of non-finite entries.
+
+    Example:
+        >>> grad_stats([tf.constant([3.0, 4.0])]).numpy()[0]
+        5.0
+    """
+    sums = variable_grad_stats(grads).numpy()
+    sizes = np.array([max(tf.size(g).numpy(), 1) for g in grads], np.float64)
+    owner = np.zeros(len(sizes), np.int64)
+    rows, _, _ = layer_stats(sums, np.zeros((len(sizes), 2)), owner, sizes, 1)
+    return tf.constant(rows[0, : len(GRAD_STATS)], tf.float32)
 
 
 def squared_norms(tensors: Sequence[tf.Tensor]) -> tf.Tensor:

@@ -9,8 +9,13 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from gradscope.collect.readout import LAYER_STAT_ORDER, layer_stats
-from gradscope.collect.stats import VAR_GRAD_ORDER, variable_grad_stats
+from gradscope.collect.stats import (
+    LAYER_STAT_ORDER,
+    VAR_GRAD_ORDER,
+    grad_stats,
+    layer_stats,
+    variable_grad_stats,
+)
 
 
 def _grads(seed: int = 0) -> list[np.ndarray]:
@@ -82,3 +87,11 @@ def test_docstring_example_of_layer_stats() -> None:
     g = np.array([[7.0, 25.0, 4.0, 3.0, 0.5, 0.0]])
     rows, _, _ = layer_stats(g, np.ones((1, 2)), np.array([0]), np.array([2.0]), 1)
     assert rows[0, :4].tolist() == [5.0, 3.5, 0.5, 4.0]
+
+
+def test_one_layer_grad_stats_match_numpy() -> None:
+    grads = _grads(3)
+    got = grad_stats([tf.constant(g) for g in grads]).numpy()
+    g = np.concatenate([x.astype(np.float64).ravel() for x in grads])
+    want = [np.linalg.norm(g), g.mean(), g.std(), np.abs(g).max(), 0.0]
+    np.testing.assert_allclose(got, want, rtol=1e-5)
