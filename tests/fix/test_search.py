@@ -8,15 +8,18 @@ file is reloaded with plain Keras and trained, its weights and layer configs rea
 
 from __future__ import annotations
 
+import html
 from pathlib import Path
 
 import keras
 import numpy as np
 import pytest
+from rich.console import Console
 
 from gradscope.errors import GradscopeInputError
 from gradscope.findings import KINDS
 from gradscope.fix import apply_fix, auto_fix
+from gradscope.fix.report import verification_html
 from gradscope.fix.search import (
     COMBINATIONS,
     apply_candidate,
@@ -24,6 +27,7 @@ from gradscope.fix.search import (
     single_candidates,
 )
 from gradscope.fix.seeds import spread, unsteady, worst
+from gradscope.fix.summary import print_result
 from gradscope.fix.trials import TrialStats
 from gradscope.trial.curve import CurvePoint, LearningCurve
 
@@ -244,7 +248,18 @@ def test_a_net_that_learns_on_one_seed_and_not_the_next_gets_a_steadier_rate(reg
     assert f"ended far apart: the search trained on the worst, seed {search.seed}" in (
         search.describe()
     )
-    assert result.to_json()["search"]["seeds"] == [0, 1, 2]
+    # The learning curves and the seeds, in --json, the terminal and the HTML alike.
+    doc = result.to_json()
+    assert doc["search"]["seeds"] == [0, 1, 2] and doc["search"]["seed"] == search.seed
+    final = result.overall.after.curve.final
+    assert doc["curves"]["after"]["points"][-1]["loss"] == pytest.approx(final.loss)
+    console = Console(record=True, width=200)
+    print_result(result, console)
+    text = console.export_text()
+    assert search.describe() in text and "Learning, scored on" in text
+    assert f"{final.loss:.3g}" in text
+    page = verification_html(result)
+    assert html.escape(search.describe()) in page and "data-fix-curves" in page
     kept = [o for o in result.outcomes if o.kept]
     assert kept and kept[0].round == "steadier steps" and "lower_learning_rate" in kept[0].fixes
     assert "unsteady_learning" in kept[0].verification.resolved
