@@ -184,7 +184,7 @@ def phase_timers(times: dict[str, float]) -> Iterator[None]:
     """Wraps the audit's own steps with timers (module attributes, restored on exit).
 
     Phases: ``load`` (safe inspection + deserialization), ``static rules``, ``detect``,
-    ``write findings``; for the light probe ``light: compile``, ``light: host reductions``,
+    ``write findings``; for the light probe ``light: copy + compile``, ``light: host reductions``,
     ``light: load run`` and ``light: steps, writes, rest``; for the recorded one ``probe: clone``,
     ``probe: compile + dataset``, ``probe: fit start`` (GradScope hooks), ``probe: first step``
     (tracing the train step), ``probe: other steps``, ``probe: end of fit`` (diagnosis, close),
@@ -238,7 +238,7 @@ def phase_timers(times: dict[str, float]) -> Iterator[None]:
     timed(detect_mod, "detect", "detect")
     timed(audit_mod, "write_findings", "write findings")
     timed(audit_mod, "_probe", "probe (total)")
-    timed(light_mod, "prepare_trial_model", "light: compile")
+    timed(light_mod, "prepare_trial_model", "light: copy + compile")
     timed(light_mod, "_record", "light: host reductions")
     timed(light_mod, "load_run", "light: load run")
     patched.append((probe_mod, "GradScope", base))
@@ -267,8 +267,8 @@ def phase_timers(times: dict[str, float]) -> Iterator[None]:
                 )
             )
             times["probe: compile, data, rest"] = times.get("probe (total)", 0.0) - accounted
-        elif "light: compile" in times:
-            light = ("light: compile", "light: host reductions", "light: load run")
+        elif "light: copy + compile" in times:
+            light = ("light: copy + compile", "light: host reductions", "light: load run")
             accounted = sum(times.get(k, 0.0) for k in light)
             times["light: steps, writes, rest"] = times.get("probe (total)", 0.0) - accounted
 
@@ -454,7 +454,7 @@ _ORDER = (
     "load",
     "static rules",
     "probe (total)",
-    "light: compile",
+    "light: copy + compile",
     "light: steps, writes, rest",
     "light: host reductions",
     "light: load run",

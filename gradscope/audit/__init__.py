@@ -125,8 +125,7 @@ def audit(
     stored: StoredModel | None = None
     model: Any = None
     probe_error: str | None = None
-    from_file = isinstance(model_or_path, (str, os.PathLike))
-    if from_file:
+    if isinstance(model_or_path, (str, os.PathLike)):
         try:
             loaded: LoadedModel = load_model_safely(model_or_path, unsafe, custom_objects)
         except ModelRebuildError as err:
@@ -163,8 +162,7 @@ def audit(
     measured: Measurements | None = None
     if model is not None and steps > 0:
         try:
-            # A model loaded here is the audit's own: the light probe trains it, no copy.
-            run = _probe(model, data, steps, log_dir, custom_objects, light, from_file)
+            run = _probe(model, data, steps, log_dir, custom_objects, light)
         except TrialNotRunError as err:
             # Not the user's fault (their data's failures stay GradscopeInputError): what the
             # static rules found stands, and the status says the probe did not run.
@@ -229,7 +227,6 @@ def _probe(
     log_dir: str | os.PathLike[str] | None,
     custom_objects: dict[str, Any] | None,
     light: bool,
-    in_place: bool,
 ) -> Run:
     import keras
 
@@ -237,7 +234,7 @@ def _probe(
 
     # A live model's custom classes must be known by name for Keras to copy it.
     with keras.saving.custom_object_scope(custom_objects or {}):
-        return probe(model, data=data, steps=steps, log_dir=log_dir, light=light, in_place=in_place)
+        return probe(model, data=data, steps=steps, log_dir=log_dir, light=light)
 
 
 __all__ = [

@@ -176,7 +176,6 @@ def light_probe(
     *,
     seed: int = 0,
     batch_size: int = DEFAULT_BATCH_SIZE,
-    in_place: bool = False,
 ) -> Run:
     """Trains a copy of ``model`` for ``steps`` eager steps and records every one of them.
 
@@ -186,14 +185,12 @@ def light_probe(
     batches.
 
     Args:
-        model: the model; never trained or changed (a copy is), unless ``in_place``.
+        model: the model; never trained or changed (a copy is).
         data: what to train on (:func:`gradscope.trial.data.feed`).
         steps: optimizer steps (>= 1).
         log_dir: a new run directory is created under it (``run.path``).
         seed: Keras's random seed before copying, and the batch order's seed.
         batch_size: examples per step (at most the number of examples).
-        in_place: train ``model`` itself instead of a copy: only for a model nobody else holds
-            (the audit's own load of a file).
 
     Returns:
         The recorded :class:`Run`: one record per step (GradScope's statistics at freq=1),
@@ -211,7 +208,7 @@ def light_probe(
     """
     if steps < 1:
         raise GradscopeInputError(f"--steps must be at least 1. Received: {steps}")
-    trained, _ = prepare_trial_model(model, seed=seed, in_place=in_place)
+    trained, _ = prepare_trial_model(model, seed=seed)
     plan = plan_watch(trained)
     size = min(batch_size, len(data))
     order = batch_order(len(data), steps, size, seed)

@@ -58,7 +58,6 @@ def probe(
     batch_size: int = DEFAULT_BATCH_SIZE,
     seed: int = 0,
     light: bool = False,
-    in_place: bool = False,
 ) -> Run:
     """Trains a copy of ``model`` for a few steps, recording every step, and returns the run.
 
@@ -80,8 +79,6 @@ def probe(
         batch_size: examples per step.
         seed: random seed of the synthetic data, the batch order and Keras.
         light: run the light probe when the model allows it.
-        in_place: train ``model`` itself, not a copy (light probe only): for a model nobody
-            else holds, such as one the audit loaded from a file.
 
     Returns:
         The recorded :class:`Run`.
@@ -101,9 +98,7 @@ def probe(
         Path(log_dir) if log_dir is not None else Path(tempfile.mkdtemp(prefix="gradscope-audit-"))
     )
     if light and light_supported(model):
-        return light_probe(
-            model, trial_data, steps, root, seed=seed, batch_size=batch_size, in_place=in_place
-        )
+        return light_probe(model, trial_data, steps, root, seed=seed, batch_size=batch_size)
     return run_trial(model, trial_data, steps, root, seed=seed, batch_size=batch_size).run
 
 

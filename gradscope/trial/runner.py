@@ -137,23 +137,20 @@ def run_trial(
 
 
 def prepare_trial_model(
-    model: keras.Model,
-    policy: OptimizerPolicy | None = None,
-    seed: int = 0,
-    *,
-    in_place: bool = False,
+    model: keras.Model, policy: OptimizerPolicy | None = None, seed: int = 0
 ) -> tuple[keras.Model, OptimizerSource]:
     """The model a trial trains: a copy (same architecture and weights) compiled by the policy.
 
+    Copied right after seeding, so its random layers (dropout) draw the same masks in every
+    trial of the same seed, whichever probe or trial trains it.
+
     Args:
-        model: the model; only read, unless ``in_place``.
-        policy: how the model trained is compiled (default :class:`OptimizerPolicy`).
+        model: the model; only read.
+        policy: how the copy is compiled (default :class:`OptimizerPolicy`).
         seed: ``keras.utils.set_random_seed`` before copying.
-        in_place: compile and return ``model`` itself, no copy: only for a model nobody else
-            holds (one the audit loaded from a file), where a copy would cost a second build.
 
     Returns:
-        ``(model to train, optimizer_source)``.
+        ``(copy, optimizer_source)``.
 
     Raises:
         TrialNotRunError: if the model cannot be copied or compiled.
@@ -165,9 +162,7 @@ def prepare_trial_model(
     keras.utils.set_random_seed(seed)
     hint = "subclassed models and custom layers need get_config()/from_config()."
     try:
-        trained = (
-            model if in_place else clone_with_weights(model, f"'{model.name}' for a trial", hint)
-        )
+        trained = clone_with_weights(model, f"'{model.name}' for a trial", hint)
     except GradscopeInputError as err:
         # Keras's own message can hold the whole model config: the cause, in full sentences.
         cause = error_summary(err.__cause__) if err.__cause__ is not None else str(err)

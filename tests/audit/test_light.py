@@ -18,12 +18,13 @@ from gradscope.trial.data import batch_order, feed
 LR = 0.1
 
 
-def small_net(optimizer=None, loss="mse"):
+def small_net(optimizer=None, loss="mse", dropout=False):
     keras.utils.set_random_seed(3)
     model = keras.Sequential(
         [
             keras.Input((6,)),
             keras.layers.Dense(8, activation="relu", name="hidden"),
+            *([keras.layers.Dropout(0.5)] if dropout else []),
             keras.layers.Dense(5, activation="tanh", name="squash"),
             keras.layers.Dense(4, activation="sigmoid", name="gate"),
             keras.layers.Dense(1, name="out"),
@@ -105,7 +106,9 @@ def test_the_user_model_is_never_touched(xy, tmp_path):
 
 
 def test_same_records_as_the_recorded_probe(xy, tmp_path):
-    model = small_net()  # the policy's default SGD with momentum, inferred loss
+    # The policy's default SGD with momentum and inferred loss; the same dropout masks too (both
+    # probes seed, then copy).
+    model = small_net(dropout=True)
     light = probe(model, data=xy, steps=4, log_dir=tmp_path / "light", light=True)
     recorded = probe(model, data=xy, steps=4, log_dir=tmp_path / "recorded")
     assert light.meta.config["probe"] == "light" and "probe" not in recorded.meta.config
