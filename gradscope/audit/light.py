@@ -25,7 +25,8 @@ import numpy as np
 import tensorflow as tf
 
 from gradscope._version import __version__
-from gradscope.audit.reduce import act_row, grad_row, norm, weight_rows
+from gradscope.audit.reduce import act_row, variable_sums, weight_sums
+from gradscope.collect import stats
 from gradscope.collect.hooks import Patches, base_optimizer
 from gradscope.collect.layers import WatchPlan, plan_watch
 from gradscope.collect.session import optimizer_description
@@ -131,29 +132,38 @@ def _tensors(x: Any, y: np.ndarray) -> tuple[Any, Any]:
     return xs, convert(y)
 
 
+_GRAD_COLUMNS = len(stats.VAR_GRAD_ORDER)
+_W_COLUMNS = len(stats.VAR_WEIGHT_ORDER)
+
+
 def _record(
     step: int, seen: dict[str, Any], plan: WatchPlan, after: list[np.ndarray]
 ) -> StepRecord:
+    # Per-variable sums of the variables that got a gradient, combined into layer rows by the
+    # recorder's own host function: one definition of every layer statistic for both probes.
     grads = {j: (g.numpy(), v.numpy()) for j, (g, v) in seen.get("grads", {}).items()}
-    layers: dict[str, dict[str, float]] = {}
-    variables: dict[str, dict[str, float]] = {}
-    j = 0
-    for name, layer_vars in zip(plan.grad_layers, plan.grad_variables, strict=True):
-        ids = range(j, j + len(layer_vars))
-        j += len(layer_vars)
-        present = [k for k in ids if k in grads]
-        if not present:
-            continue  # no gradient this step: no row, as in the recorded probe
-        row = grad_row([grads[k][0] for k in present])
-        row.update(weight_rows([grads[k][1] for k in present], [after[k] for k in present]))
-        layers[name] = row
-        for k, v in zip(ids, layer_vars, strict=True):
-            if k in grads:
-                short = v.path.rsplit("/", 1)[-1]
-                variables[f"{name}/{short}"] = {
-                    "grad_norm": norm(grads[k][0]),
-                    "weight_norm": norm(after[k]),  # after the update, as the layer's
-                }
+    flat = [(i, v) for i, variables in enumerate(plan.grad_variables) for v in variables]
+    present = sorted(grads)
+    owner = np.array([flat[j][0] for j in present], np.int64)
+    sizes = np.array([max(grads[j][0].size, 1) for j in present], np.float64)
+    rows, var_grad, var_weight = stats.layer_stats(
+        np.array([variable_sums(grads[j][0]) for j in present]).reshape(-1, _GRAD_COLUMNS),
+        np.array([weight_sums(grads[j][1], after[j]) for j in present]).reshape(-1, _W_COLUMNS),
+        owner,
+        sizes,
+        len(plan.grad_layers),
+    )
+    layers: dict[str, dict[str, float]] = {
+        plan.grad_layers[i]: dict(zip(stats.LAYER_STAT_ORDER, rows[i].tolist(), strict=True))
+        for i in sorted(set(owner.tolist()))
+    }
+    variables = {
+        f"{plan.grad_layers[flat[j][0]]}/{flat[j][1].path.rsplit('/', 1)[-1]}": {
+            "grad_norm": float(var_grad[k]),
+            "weight_norm": float(var_weight[k]),  # after the update, as the layer's
+        }
+        for k, j in enumerate(present)
+    }
     for index, output in seen.get("acts", {}).items():
         name, _, kind = plan.act_layers[index]
         layers.setdefault(name, {}).update(act_row(np.asarray(output), kind))

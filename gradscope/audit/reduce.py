@@ -1,11 +1,11 @@
-"""The light probe's reductions, on the host: GradScope's statistics of arrays already copied out.
+"""The light probe's in-step half of the reductions, on the host, for arrays already copied out.
 
-The recorded probe reduces tensors in the compiled train step (:mod:`gradscope.collect.stats`);
-the light probe has each step's gradients, weights and activations as arrays and reduces them
-with numpy, in float64. The definitions are GradScope's (tests hold the two equal, NaN and Inf
-included): a layer's gradient norm is the L2 norm of all its entries together, the standard
-deviation is the population one, ``dead_frac`` counts units that are off for the whole batch,
-``sat_frac`` entries in the flat tails of a sigmoid or tanh.
+The recorded step reduces each variable's gradient to a few sums and each watched layer's output
+to its activation statistics (:mod:`gradscope.collect.stats`); the light probe has each step's
+gradients, weights and activations as arrays and takes the same sums with numpy, in float32 as
+the graph does (tests hold the two equal, NaN and Inf included). A layer's statistics are then
+combined from the sums by the one host function both probes use,
+:func:`gradscope.collect.stats.layer_stats`.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from gradscope.config import ACTIVATION_THRESHOLDS, ActivationThresholds
-from gradscope.data.schema import ACT_STATS, GRAD_STATS
+from gradscope.data.schema import ACT_STATS
 
 
 def _flat(arrays: Sequence[np.ndarray]) -> np.ndarray:
@@ -30,51 +30,53 @@ def _sum_squares(x: np.ndarray) -> float:
     return float(np.einsum("i,i->", x, x))
 
 
-def norm(array: np.ndarray) -> float:
-    """L2 norm of all entries (NaN/Inf propagate).
+def variable_sums(grad: np.ndarray) -> list[float]:
+    """One variable's gradient sums, the columns of the recorded step's ``VAR_GRAD_ORDER``.
+
+    The host twin of :func:`gradscope.collect.stats.variable_grad_stats`; the layer statistics
+    are then combined from these sums by the recorder's own
+    :func:`gradscope.collect.stats.layer_stats`.
 
     Args:
-        array: any array.
+        grad: the variable's gradient.
 
     Returns:
-        The norm, as a float.
+        ``[sum, sum of squares, max, min, m2, non-finite count]``; ``m2`` is the two-pass
+        ``Σ(g - mean)²``; entries are counted as non-finite only when the sum of squares is not
+        finite (a NaN or Inf entry makes it so), as in the step.
 
     Example:
-        >>> norm(np.array([3.0, 4.0]))
-        5.0
+        >>> variable_sums(np.array([3.0, 4.0]))
+        [7.0, 25.0, 4.0, 3.0, 0.5, 0.0]
     """
-    return math.sqrt(_sum_squares(_flat([array])))
-
-
-def grad_row(grads: Sequence[np.ndarray]) -> dict[str, float]:
-    """The gradient statistics of one layer (``GRAD_STATS``), over all its variables' entries.
-
-    Args:
-        grads: the gradient arrays of the layer's variables that got one this step.
-
-    Returns:
-        ``grad_norm``, ``grad_mean``, ``grad_std`` (population), ``grad_max_abs`` and
-        ``nonfinite`` (count of NaN/Inf entries); NaN and Inf propagate into the moments, as in
-        the recorded probe: they are evidence.
-
-    Example:
-        >>> grad_row([np.array([3.0, -4.0])])["grad_norm"]
-        5.0
-    """
-    g = _flat(grads)
+    g = _flat([grad])
+    if not g.size:
+        return [0.0, 0.0, -math.inf, math.inf, 0.0, 0.0]
     with np.errstate(invalid="ignore", over="ignore"):
+        total = float(g.sum())
         squares = _sum_squares(g)
-        mean = float(g.mean())
-        centred = g - np.float32(mean)
-        values = (
-            math.sqrt(squares),
-            mean,
-            math.sqrt(_sum_squares(centred) / g.size),
-            float(max(g.max(), -g.min())) if not math.isnan(squares) else math.nan,
-            # A finite sum of squares has no NaN/Inf entry to count.
-            0.0 if math.isfinite(squares) else float(np.count_nonzero(~np.isfinite(g))),
-        )
-    return dict(zip(GRAD_STATS, values, strict=True))
+        m2 = _sum_squares(g - np.float32(total / g.size))
+        bad = 0.0 if math.isfinite(squares) else float(np.count_nonzero(~np.isfinite(g)))
+        return [total, squares, float(g.max()), float(g.min()), m2, bad]
+
+
+def weight_sums(before: np.ndarray, after: np.ndarray) -> list[float]:
+    """One variable's ``VAR_WEIGHT_ORDER`` columns: ``‖w‖²`` after the update and ``‖Δw‖²``.
+
+    Args:
+        before: the variable right before the optimizer applied the step's update.
+        after: the variable after it.
+
+    Returns:
+        ``[weight_sq, update_sq]``.
+
+    Example:
+        >>> weight_sums(np.ones(4), np.full(4, 2.0))
+        [16.0, 4.0]
+    """
+    after32 = _flat([after])
+    with np.errstate(invalid="ignore", over="ignore"):
+        return [_sum_squares(after32), _sum_squares(after32 - _flat([before]))]
 
 
 def act_row(
@@ -108,25 +110,3 @@ def act_row(
         row["sat_frac"] = float(np.mean(np.abs(x) > thresholds.tanh_abs))
     assert set(row) <= set(ACT_STATS)
     return row
-
-
-def weight_rows(before: Sequence[np.ndarray], after: Sequence[np.ndarray]) -> dict[str, float]:
-    """One layer's ``weight_norm`` (after the update), ``update_norm`` and ``update_ratio``.
-
-    Args:
-        before: the layer's variables before the optimizer applied this step's update.
-        after: the same variables after it.
-
-    Returns:
-        The three statistics; ``update_ratio`` is NaN for all-zero weights.
-
-    Example:
-        >>> weight_rows([np.ones(4)], [np.full(4, 2.0)])["update_ratio"]
-        0.5
-    """
-    weight = math.sqrt(sum(norm(a) ** 2 for a in after))
-    update = math.sqrt(
-        sum(norm(np.subtract(a, b)) ** 2 for a, b in zip(after, before, strict=True))
-    )
-    ratio = update / weight if weight > 0 else math.nan
-    return {"weight_norm": weight, "update_norm": update, "update_ratio": ratio}
