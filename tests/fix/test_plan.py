@@ -38,13 +38,14 @@ def test_plan_ranks_fits_first_and_deduplicates():
     plan = plan_fixes([EXPLODING, VANISHING, VANISHING], compiled_sick())
     ids = plan.fix_ids
     # The swap that acts on the sigmoid layers first; then the generic fixes by their measured
-    # prior (clip_norm 2/2 > batch_norm 3/5 > lower_learning_rate 1/4, reports/fix_priors.md).
-    assert ids == ["relu_activation", "clip_norm", "batch_norm", "lower_learning_rate"]
+    # prior (clipping by value 2/2 > lower_learning_rate 1/4 > batch_norm 1/5, one clipping in a
+    # plan; reports/fix_priors.md).
+    assert ids == ["relu_activation", "clip_value", "lower_learning_rate", "batch_norm"]
     assert [s.fit for s in plan.steps] == ["targets", "generic", "generic", "generic"]
     priors = [s.prior for s in plan.steps[1:]]
     assert priors == sorted(priors, reverse=True)
     assert plan.steps[0].stage is Stage.INIT_ACTIVATION
-    bn = plan.steps[2]
+    bn = plan.steps[3]
     assert set(bn.answers) == {"vanishing_gradients", "exploding_gradients"}
     assert all(s.reason and "\n" not in s.reason for s in plan.steps)
     assert all(s.why and "\n" not in s.why for s in plan.steps)
@@ -53,10 +54,11 @@ def test_plan_ranks_fits_first_and_deduplicates():
     # No ReLU layer in a sigmoid net: He init has nothing to act on.
     assert skipped["he_init"].startswith("does not fit this model: no ReLU-family hidden layers")
     assert "alternative to relu_activation" in skipped["selu_activation"]
-    # clip_value became redundant once clip_norm is planned.
-    assert "already clips" in skipped["clip_value"]
+    # clip_norm became redundant once clip_value is planned.
+    assert "already clips" in skipped["clip_norm"]
     assert [f for f, _ in plan.manual] == ["standardize_inputs"]
-    assert plan.steps[-1].advice and "ReduceLROnPlateau" in plan.steps[-1].advice
+    lower = plan.steps[ids.index("lower_learning_rate")]
+    assert lower.advice and "ReduceLROnPlateau" in lower.advice
     doc = plan.to_json()["steps"][0]
     assert doc["why"] == plan.steps[0].why and doc["fit"] == "targets" and doc["prior"] == 1.0
 

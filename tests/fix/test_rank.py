@@ -82,7 +82,10 @@ def test_recurrent_net_gets_clipping_first() -> None:
     )
     rnn.compile("adam", "sparse_categorical_crossentropy")
     ranked = rank_fixes(EXPLODING_FIXES, traits_of(rnn))
-    assert (ranked[0].fix_id, ranked[0].fit) == ("clip_norm", Fit.TARGETS)
+    # Both clippings act on a recurrent net; between them the measured prior decides.
+    clipping = [r for r in ranked if r.fit is Fit.TARGETS]
+    assert [r.fix_id for r in ranked[:2]] == [r.fix_id for r in clipping]
+    assert {r.fix_id for r in clipping} == {"clip_norm", "clip_value"}
     assert "recurrent" in ranked[0].fit_reason
     # A feed-forward net without clipping: clipping is generic there, not the specific cure.
     ff = rank_fixes(["clip_norm"], traits_of(mlp(3, 8, "relu", "he_normal")))

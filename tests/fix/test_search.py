@@ -108,9 +108,11 @@ def test_nan_needs_clipping_and_a_hundredth_of_the_rate(diverging, tmp_path) -> 
     result = diverging
     assert result.verified and result.applied == ["clip_norm", "lower_learning_rate"]
     tried = {o.fix_id: o for o in result.outcomes if o.verification is not None}
-    assert not tried["clip_norm"].kept and not tried["lower_learning_rate"].kept
+    # The plan clips by value (its measured prior, 2 of 2, beats clipping by norm's 1 of 2).
+    assert tried["clip_value"].round == "plan" and not tried["clip_value"].kept
+    assert not tried["lower_learning_rate"].kept
     # Round 2: the registry's other single fix for NaN, which the plan left out.
-    assert tried["clip_value"].round == "single" and not tried["clip_value"].kept
+    assert tried["clip_norm"].round == "single" and not tried["clip_norm"].kept
     assert not tried["clip_norm + lower_learning_rate(÷10)"].kept
     kept = tried["clip_norm + lower_learning_rate(÷100)"]
     assert kept.kept and kept.round == "combination"
