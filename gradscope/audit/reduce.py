@@ -41,23 +41,22 @@ def variable_sums(grad: np.ndarray) -> list[float]:
         grad: the variable's gradient.
 
     Returns:
-        ``[sum, sum of squares, max, min, m2, non-finite count]``; ``m2`` is the two-pass
-        ``Σ(g - mean)²``; entries are counted as non-finite only when the sum of squares is not
-        finite (a NaN or Inf entry makes it so), as in the step.
+        ``[sum, sum of squares, max, min, non-finite count]``; entries are counted as
+        non-finite only when the sum of squares is not finite (a NaN or Inf entry makes it so),
+        as in the step.
 
     Example:
         >>> variable_sums(np.array([3.0, 4.0]))
-        [7.0, 25.0, 4.0, 3.0, 0.5, 0.0]
+        [7.0, 25.0, 4.0, 3.0, 0.0]
     """
     g = _flat([grad])
     if not g.size:
-        return [0.0, 0.0, -math.inf, math.inf, 0.0, 0.0]
+        return [0.0, 0.0, -math.inf, math.inf, 0.0]
     with np.errstate(invalid="ignore", over="ignore"):
         total = float(g.sum())
         squares = _sum_squares(g)
-        m2 = _sum_squares(g - np.float32(total / g.size))
         bad = 0.0 if math.isfinite(squares) else float(np.count_nonzero(~np.isfinite(g)))
-        return [total, squares, float(g.max()), float(g.min()), m2, bad]
+        return [total, squares, float(g.max()), float(g.min()), bad]
 
 
 def weight_sums(before: np.ndarray, after: np.ndarray) -> list[float]:
