@@ -23,7 +23,9 @@ per model (findings of the original's trial, candidates tried, fixes kept, score
 seconds of the fix), then the totals.
 
 Run ``python benchmarks/repair.py --out reports/repair.md`` (about 25 minutes on 2 cores),
-``--quick`` for one scenario, two epochs of training and a 5 s budget.
+``--quick`` for one scenario, two epochs of training and a 5 s budget. ``--healthy`` runs the
+healthy networks of both instead, as controls: ``fix --auto`` should leave them alone, and a copy
+it returns must not train worse (``reports/repair_healthy.md``).
 """
 
 from __future__ import annotations
@@ -126,13 +128,16 @@ def digit_accuracy(regression: bool) -> Callable[[Any, np.ndarray, np.ndarray], 
     return score
 
 
-def sick_models(quick: bool, epochs: int) -> Iterator[Sick]:
-    """The scenario suite's sick networks, then the zoo's sick twins if the zoo is installed."""
+def sick_models(quick: bool, epochs: int, healthy: bool = False) -> Iterator[Sick]:
+    """The scenario suite's sick networks, then the zoo's sick twins if the zoo is installed.
+
+    With ``healthy``, the healthy ones instead: controls that ``fix --auto`` should leave alone.
+    """
     from gradscope.scenarios import SCENARIOS
 
     digits = digits_split()
     for name, scenario in SCENARIOS.items():
-        if scenario.sick and (not quick or name in QUICK):
+        if scenario.sick != healthy and (not quick or name in QUICK):
             x, y, xt, yt = digits
             data = (x, scenario.targets(y), xt, yt)
             yield Sick(
@@ -143,16 +148,16 @@ def sick_models(quick: bool, epochs: int) -> Iterator[Sick]:
                 epochs,
             )
     if not quick:
-        yield from zoo_twins()
+        yield from zoo_twins(healthy)
 
 
-def zoo_twins() -> Iterator[Sick]:
-    """The zoo's sick twins, each on its own data and training setup (if the zoo is on main)."""
+def zoo_twins(healthy: bool = False) -> Iterator[Sick]:
+    """The zoo's sick twins (or healthy models), each on its own data and training setup."""
     try:
         zoo = importlib.import_module("gradscope.zoo")
     except ImportError:
         return
-    for name in zoo.SICK:
+    for name in zoo.HEALTHY if healthy else zoo.SICK:
         entry = zoo.ZOO[name]
         (x, y), (xt, yt) = entry.train_data(), entry.test_data()
         accuracy = entry.learns.score == "classification_error"
@@ -243,13 +248,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--epochs", type=int, default=None, help="training epochs (default 10)")
     parser.add_argument("--budget", type=float, default=None, help="fix --auto budget, seconds")
     parser.add_argument("--out", type=Path, default=None, help="also write the report here")
+    parser.add_argument(
+        "--healthy", action="store_true", help="the healthy networks instead: controls"
+    )
     args = parser.parse_args(argv)
     epochs = args.epochs or (2 if args.quick else 10)
     budget = args.budget if args.budget is not None else (QUICK_BUDGET if args.quick else None)
-    rows = []
+    rows: list[Row] = []
+    failed: list[str] = []
     with tempfile.TemporaryDirectory(prefix="gradscope-repair-") as tmp:
-        for i, sick in enumerate(sick_models(args.quick, epochs)):
-            rows.append(run_one(sick, budget, Path(tmp) / str(i)))
+        for i, sick in enumerate(sick_models(args.quick, epochs, args.healthy)):
+            try:
+                rows.append(run_one(sick, budget, Path(tmp) / str(i)))
+            except Exception as err:  # a control gradscope cannot trial is reported, not hidden
+                if not args.healthy:
+                    raise
+                failed.append(f"{sick.name}: {type(err).__name__}: {str(err).splitlines()[0]}")
             print(f"done {sick.name}", file=sys.stderr, flush=True)
 
     def fmt(value: float, accuracy: bool) -> str:
@@ -275,7 +289,18 @@ def main(argv: list[str] | None = None) -> int:
         f"{budget if budget is not None else 'default (120)'} s. Score: held-out accuracy "
         "(MSE where marked, lower is better)."
     )
-    text = "\n\n".join([header("gradscope fix --auto: repair benchmark", argv), table, summary])
+    if args.healthy:
+        # Controls: nothing to repair; a kept fix must not train worse.
+        changed = sum(r.kept != "none" for r in rows)
+        summary = (
+            f"healthy controls: {len(rows) - changed} of {len(rows)} left unchanged, "
+            f"{changed} changed; made worse {worse}; not examined {len(failed)}"
+            + "".join(f"\n- not examined: {f}" for f in failed)
+            + "\n\n"
+            + summary.split("; ", 2)[2]
+        )
+    title = "gradscope fix --auto: " + ("healthy controls" if args.healthy else "repair benchmark")
+    text = "\n\n".join([header(title, argv), table, summary])
     print(text)
     if args.out is not None:
         args.out.write_text(text + "\n", encoding="utf-8")
