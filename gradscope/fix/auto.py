@@ -1,7 +1,8 @@
 """Fix a model end to end: trial the original, search fixes, keep what makes it learn better.
 
-:func:`auto_fix` is what ``gradscope fix --auto`` runs: the original's trial, then the
-candidates of :mod:`gradscope.fix.search` (the plan, the chapter's other single fixes, then
+:func:`auto_fix` is what ``gradscope fix --auto`` runs: the original's trial (on more seeds
+when the first shows nothing to fix, :mod:`gradscope.fix.seeds`), then the candidates of
+:mod:`gradscope.fix.search` (the plan, the chapter's other single fixes, then
 combinations) on the model fixed so far, each kept only when its targeted findings are gone and
 it learns measurably better (:func:`gradscope.fix.trials.compare`), until no targeted finding is
 open or the time budget is spent. :func:`fix_model` applies the fixes a user names
@@ -105,7 +106,9 @@ def auto_fix(
         x: trial inputs; None for synthetic data matching the model.
         y: trial targets.
         steps: trial steps per model; default ``epochs`` passes over the trial examples.
-        seed: seed shared by every trial (same batches, same order).
+        seed: seed shared by every trial (same batches, same order); when the original's
+            trial on it shows nothing to fix, the next seeds are tried and the search may run
+            on one of them (:attr:`SearchInfo.seed`).
         batch_size: examples per step.
         run_dir: where the trial runs go; temporary if None.
         findings: extra findings to plan from (e.g. an earlier audit's); the original's trial
