@@ -1,19 +1,21 @@
 """Every benchmark script runs with --quick and prints well-formed tables (of ratios, for speed).
 
-No timing assertions: speed is measured by the benchmarks, not by tests. The scripts run
-concurrently (each is mostly single-threaded Python: tracing, JSON, templates), so the whole
-check takes about as long as the slowest one.
+No timing assertions: speed is measured by the benchmarks, not by tests. Each script runs as
+``python benchmarks/<name>.py --quick`` would (``__main__``, its folder first on ``sys.path``),
+but inside the test worker: a fresh interpreter per script spent about 5 CPU-seconds importing
+TensorFlow, a third of most quick runs. One test per script, each its own xdist group
+(tests/conftest.py), so the scripts spread over the workers.
 """
 
 from __future__ import annotations
 
 import math
-import os
 import re
-import subprocess
+import runpy
 import sys
 from pathlib import Path
 
+import keras
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -104,37 +106,24 @@ def check_table(table: list[list[str]]) -> None:
             assert math.isfinite(value) and value > 0, (row[0], header[i], value)
 
 
-@pytest.fixture(scope="module")
-def outputs(tmp_path_factory) -> dict[str, subprocess.CompletedProcess[str]]:
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "MPLBACKEND": "Agg"}
-    cwd = tmp_path_factory.mktemp("bench")
-    procs = {
-        name: subprocess.Popen(
-            [sys.executable, str(BENCH / name), "--quick"],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            env=env,
-            cwd=cwd,
-        )
-        for name in EXPECTED
-    }
-    done = {}
-    for name, proc in procs.items():
-        try:
-            out, err = proc.communicate(timeout=300)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            out, err = proc.communicate()
-        done[name] = subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
-    return done
+def run_quick(script: str, cwd: Path, monkeypatch, capsys) -> str:
+    """Runs ``benchmarks/<script> --quick`` in this process; returns what it printed."""
+    path = BENCH / script
+    monkeypatch.setattr(sys, "argv", [str(path), "--quick"])
+    monkeypatch.syspath_prepend(str(BENCH))
+    monkeypatch.chdir(cwd)
+    try:
+        runpy.run_path(str(path), run_name="__main__")
+    except SystemExit as stop:  # the scripts end with sys.exit(main())
+        assert stop.code in (0, None), f"{script} exited {stop.code}: {capsys.readouterr().err}"
+    finally:
+        keras.backend.clear_session()
+    return capsys.readouterr().out
 
 
 @pytest.mark.parametrize("script", sorted(EXPECTED))
-def test_quick_run_prints_tables_of_ratios(script: str, outputs) -> None:
-    result = outputs[script]
-    assert result.returncode == 0, result.stderr[-3000:]
-    text = result.stdout
+def test_quick_run_prints_tables_of_ratios(script: str, tmp_path, monkeypatch, capsys) -> None:
+    text = run_quick(script, tmp_path, monkeypatch, capsys)
     assert "machine: CPU" in text and "load before: loadavg" in text
     tables = parse_tables(text)
     assert tables, text
