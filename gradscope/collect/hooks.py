@@ -277,7 +277,10 @@ class Hooks(Patches):
                 first = outputs[0] if isinstance(outputs, list | tuple) else outputs
                 pending = getattr(self._local, "pending", None)
                 # Outputs made inside a cond or loop of the step cannot leave it: written there.
-                if pending is not None and first.graph is self._local.graph:
+                # An eager step (``run_eagerly=True``) has no graph: its tensors can always wait.
+                if pending is not None and (
+                    tf.executing_eagerly() or first.graph is self._local.graph
+                ):
                     pending.append((index, first))
                 else:
                     recorder.record_activation(index, first, self.step_fn())

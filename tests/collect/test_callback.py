@@ -91,6 +91,21 @@ def test_grad_norms_match_gradient_tape(kind: str, tmp_path) -> None:
         assert recorded[layer]["update_norm"] == pytest.approx(LR * ref, rel=1e-4), layer
 
 
+def test_run_eagerly_is_recorded_like_a_traced_step(tmp_path) -> None:
+    # run_eagerly=True once crashed the activation hook (an eager tensor has no graph).
+    model = _sequential()
+    x, y = toy_data(64)
+    kernel, bias = (v.numpy() for v in model.layers[0].weights)
+    hidden = np.maximum(x @ kernel + bias, 0.0)  # the first layer's output before the update
+    reference, recorded = _fit_one_step(model, tmp_path, run_eagerly=True)
+    for layer, ref in reference.items():
+        assert recorded[layer]["grad_norm"] == pytest.approx(ref, rel=1e-5), layer
+        assert recorded[layer]["update_norm"] == pytest.approx(LR * ref, rel=1e-4), layer
+    first = recorded[model.layers[0].name]
+    assert first["act_mean"] == pytest.approx(float(hidden.mean()), rel=1e-4)
+    assert first["dead_frac"] == pytest.approx(float((hidden.max(axis=0) <= 0).mean()), abs=1e-6)
+
+
 def test_nested_layers_are_named_by_path(tmp_path) -> None:
     _, recorded = _fit_one_step(_nested(), tmp_path)
     assert {"encoder/dense", "encoder/dense_1"} <= set(recorded) or any(
