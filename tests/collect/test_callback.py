@@ -94,7 +94,7 @@ def test_grad_norms_match_gradient_tape(kind: str, tmp_path) -> None:
 def test_run_eagerly_is_recorded_like_a_traced_step(tmp_path) -> None:
     # run_eagerly=True once crashed the activation hook (an eager tensor has no graph).
     model = _sequential()
-    x, y = toy_data(64)
+    x, _ = toy_data(64)
     kernel, bias = (v.numpy() for v in model.layers[0].weights)
     hidden = np.maximum(x @ kernel + bias, 0.0)  # the first layer's output before the update
     reference, recorded = _fit_one_step(model, tmp_path, run_eagerly=True)
