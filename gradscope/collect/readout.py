@@ -6,16 +6,38 @@ The buffer is a few KB (``slots`` rows of a few floats per layer), copied once p
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
 import numpy as np
 import tensorflow as tf
 
 from gradscope.collect import stats
+from gradscope.collect.layers import WatchPlan
+from gradscope.collect.options import Frequencies
 from gradscope.data.schema import StepRecord
 
-if TYPE_CHECKING:
-    from gradscope.collect.engine import Recorder
+
+class RecorderState(Protocol):
+    """What the read-out needs of :class:`gradscope.collect.engine.Recorder`.
+
+    A protocol rather than an import of the engine, which imports this module: the read-out
+    depends on the recorder's state, not on its class.
+
+    Attributes:
+        plan: the watched layers and variables.
+        freqs: the recording beats (histograms add two buffers).
+        loss_known: whether the step's loss was recorded (else the fallback is used).
+        var_layer: the layer row of each flat variable.
+        var_sizes: the element count of each flat variable.
+    """
+
+    plan: WatchPlan
+    freqs: Frequencies
+    loss_known: bool
+    var_layer: np.ndarray
+    var_sizes: np.ndarray
+    _flat_vars: list[tuple[int, str]]
+    _snapshot_fn: Any
 
 
 #: The ring buffers, as :class:`~gradscope.collect.engine.Recorder` attributes.
@@ -32,7 +54,7 @@ BUFFERS = (
 HIST_BUFFERS = ("grad_hist_buf", "act_hist_buf")
 
 
-def snapshot(rec: Recorder) -> dict[str, np.ndarray]:
+def snapshot(rec: RecorderState) -> dict[str, np.ndarray]:
     """Copies every ring buffer to the host in one call (one compiled read).
 
     Nine separate ``.numpy()`` reads cost ~1.2 ms on a loaded 2-core machine; one traced
@@ -63,7 +85,7 @@ def snapshot(rec: Recorder) -> dict[str, np.ndarray]:
 
 
 def read_buffers(
-    rec: Recorder, last_step: int, epoch: int | None, loss_fallback: float | None
+    rec: RecorderState, last_step: int, epoch: int | None, loss_fallback: float | None
 ) -> tuple[list[StepRecord], list[tuple[int, dict[str, np.ndarray]]], int]:
     """Turns the ring-buffer rows written after ``last_step`` into records (host).
 
@@ -138,7 +160,7 @@ def read_buffers(
 
 
 def _read_hist(
-    rec: Recorder, buf: dict[str, np.ndarray], k: int, acted: np.ndarray, absent: set[int]
+    rec: RecorderState, buf: dict[str, np.ndarray], k: int, acted: np.ndarray, absent: set[int]
 ) -> dict[str, np.ndarray]:
     out: dict[str, np.ndarray] = {}
     grad_hist = buf["grad_hist_buf"][k]
