@@ -35,15 +35,21 @@ def test_loss_scale_optimizer_records_unscaled_gradients(tmp_path) -> None:
         assert record.layers[layer]["grad_norm"] == pytest.approx(ref, rel=2e-2)
 
 
-def test_mirrored_strategy_two_replicas(tmp_path) -> None:
+def _mirrored_model() -> keras.Model:
+    """``_model()`` compiled under a two-replica MirroredStrategy (skips without two CPUs)."""
     devices = tf.config.list_logical_devices("CPU")
     if len(devices) < 2:
         pytest.skip("needs two logical CPU devices (configured in conftest before TF starts)")
     strategy = tf.distribute.MirroredStrategy([d.name for d in devices[:2]])
-    x, y = toy_data(64)
     with strategy.scope():
         model = _model()
         model.compile(keras.optimizers.SGD(0.05), "sparse_categorical_crossentropy")
+    return model
+
+
+def test_mirrored_strategy_two_replicas(tmp_path) -> None:
+    model = _mirrored_model()
+    x, y = toy_data(64)
     reference = reference_layer_grad_norms(model, x, y)
     # The loss is captured on replica 0, i.e. the first half of the global batch.
     first_half_loss = float(
@@ -61,14 +67,8 @@ def test_mirrored_strategy_two_replicas(tmp_path) -> None:
 
 
 def test_mirrored_strategy_plain_steps_between_recorded_ones(tmp_path) -> None:
-    devices = tf.config.list_logical_devices("CPU")
-    if len(devices) < 2:
-        pytest.skip("needs two logical CPU devices (configured in conftest before TF starts)")
-    strategy = tf.distribute.MirroredStrategy([d.name for d in devices[:2]])
+    model = _mirrored_model()
     x, y = toy_data(64)
-    with strategy.scope():
-        model = _model()
-        model.compile(keras.optimizers.SGD(0.05), "sparse_categorical_crossentropy")
     reference = reference_layer_grad_norms(model, x[:16], y[:16])
     callback = GradScope(tmp_path / "run", freq=2, verbose=0, tensorboard=False)
     model.fit(x, y, batch_size=16, epochs=1, shuffle=False, verbose=0, callbacks=[callback])
