@@ -369,7 +369,7 @@ def fix_model(
         thresholds=thresholds,
         kinds=judged,
     )
-    applied = [f for f in dict.fromkeys(fix_ids)]
+    applied = list(dict.fromkeys(fix_ids))
     outcomes = tuple(
         StepOutcome(f, True, _why(v, kept=v.verified), v, round="apply") for f in applied
     )
