@@ -178,3 +178,35 @@ def test_max_records_bounds_the_event_file_of_a_fit_of_unknown_length(tmp_path) 
     assert last_step in (steps - 1, steps)
     assert written[-1] == last_step
     assert set(kept) <= set(written)  # everything stats.jsonl kept is in TensorBoard too
+
+
+def test_event_file_is_tensorboards_format_and_flushes_without_close(tmp_path) -> None:
+    """EventFile (TFRecordWriter underneath) writes what TensorBoard's reader and
+    ``tf.compat.v1.train.summary_iterator`` read, before it is closed: an interrupted run."""
+    from tensorboard.compat.proto import event_pb2, summary_pb2
+
+    from gradscope.data.tensorboard import EventFile
+
+    first = EventFile(tmp_path, flush_secs=0.0, suffix=".gradscope")
+    second = EventFile(tmp_path, suffix=".gradscope")  # same second: the counter tells apart
+    assert first.path != second.path
+    second.close()
+    for step in range(3):
+        summary = summary_pb2.Summary()
+        summary.value.add(tag="loss", simple_value=0.5 * step)
+        first.add(event_pb2.Event(wall_time=1.0, step=step, summary=summary))
+    # Not closed: flush_secs=0 flushed on every write.
+    events = list(tf.compat.v1.train.summary_iterator(first.path))
+    assert events[0].file_version == "brain.Event:2"
+    assert [(e.step, e.summary.value[0].simple_value) for e in events[1:]] == [
+        (0, 0.0),
+        (1, 0.5),
+        (2, 1.0),
+    ]
+    acc = EventAccumulator(first.path)
+    acc.Reload()
+    assert [s.value for s in acc.Scalars("loss")] == [0.0, 0.5, 1.0]
+    first.close()
+    first.close()  # idempotent
+    name = first.path.rsplit("/", 1)[-1]
+    assert name.startswith("events.out.tfevents.") and name.endswith(".gradscope")
