@@ -56,6 +56,15 @@ EXPECTED: dict[str, tuple[set[str], tuple[str, ...]]] = {
         },
         ("audit / bare =", "load during the in-process runs"),
     ),
+    "floors.py": (
+        {
+            "plain",
+            "alone: the reductions' arithmetic",
+            "JSON line (stats.jsonl)",
+            "TensorBoard event",
+        },
+        ("mlp: a recorded step adds", "mlp: floor of the parts", "load during mlp"),
+    ),
     "large_models.py": (
         {"plain", "gs_default"},
         ("per-step ratio", "load during resnet50", "load during encoder12"),

@@ -1,0 +1,235 @@
+"""Where a recorded step's cost goes, part by part, against the floor of each part.
+
+Issue 16 asks for ``GradScope()`` defaults at <= 1.03x and ``GradScope(freq=1)`` at <= 1.25x of a
+plain step. This script splits a recorded step of the overhead benchmark's models into its parts,
+each timed alone in one process (CPU time, minimum over rounds), and sets each part beside the
+cheapest way to do the same job:
+
+* in the graph: Keras's own train function (``plain``), GradScope's instrumented one with and
+  without activation statistics, and the statistics' reductions alone in a ``tf.function`` of
+  their own, less an empty function taking the same tensors (the arithmetic of the sums);
+* on the host: an empty ``tf.function`` call (what any read of device values costs), the buffer
+  read, building the record, its JSON line in ``stats.jsonl``, its TensorBoard event.
+
+The ``ratio at freq=1`` and ``ratio at freq=10`` columns are what each part alone adds to a plain
+step: ``1 + part / plain`` and ``1 + part / (10 * plain)``.
+
+Usage: ``python benchmarks/floors.py [--quick] [--rounds R] [--calls N] [--out FILE]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from benchutil import LoadMeter, fmt_ratio, header, markdown_table, publish
+from overhead_variants import MODELS, load_data
+
+BATCH = 32
+
+
+def cpu_ms(fn: Callable[[], Any], calls: int, rounds: int) -> float:
+    """Minimum over ``rounds`` of the mean CPU milliseconds per call of ``fn``."""
+    fn()
+    best = float("inf")
+    for _ in range(rounds):
+        start = time.process_time()
+        for _ in range(calls):
+            fn()
+        best = min(best, (time.process_time() - start) / calls * 1e3)
+    return best
+
+
+def recorded_parts(build: Callable[[], Any], x: np.ndarray, y: np.ndarray, act: bool) -> Any:
+    """Fits a fresh model under ``GradScope(freq=1)``; returns its callback after the fit.
+
+    The benchmark reads the callback's dispatch (Keras's and the instrumented train functions),
+    recorder and session: private attributes, on purpose, to time each part alone.
+    """
+    import keras
+
+    from gradscope import GradScope
+
+    model = build()
+    scope = GradScope(tempfile.mkdtemp(prefix="gs-floors-"), freq=1, activation_freq=int(act))
+    grabbed: dict[str, Any] = {}
+
+    class Grab(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch: int, logs: Any = None) -> None:
+            if batch == 3:
+                grabbed["dispatch"] = scope._att.dispatch
+                grabbed["recorder"] = scope._recorder
+                grabbed["session"] = scope.session
+
+    model.fit(x[:320], y[:320], batch_size=BATCH, epochs=1, verbose=0, callbacks=[scope, Grab()])
+    grabbed["model"] = model
+    return grabbed
+
+
+def graph_parts(model: Any, recorder: Any) -> tuple[Callable[[], Any], Callable[[], Any]]:
+    """The statistics' reductions alone, and an empty function of the same tensors.
+
+    The same calls the instrumented step makes (:mod:`gradscope.collect.stats`) on tensors
+    shaped like the model's gradients, weights, updates and watched layers' outputs (batch 32).
+    """
+    import tensorflow as tf
+
+    from gradscope.collect import stats
+
+    variables = model.trainable_variables
+    rng = np.random.default_rng(0)
+
+    def normal(shape: Any) -> Any:
+        return tf.constant(rng.standard_normal(shape).astype("float32"))
+
+    grads = [normal(v.shape) for v in variables]
+    weights = [tf.convert_to_tensor(v) for v in variables]
+    acts = [
+        (normal((BATCH, *layer.output.shape[1:])), kind)
+        for _, layer, kind in recorder.plan.act_layers
+    ]
+    kinds = [kind for _, kind in acts]
+
+    @tf.function
+    def reductions(gs: list[Any], ws: list[Any], xs: list[Any]) -> Any:
+        moved = [w - g for g, w in zip(gs, ws, strict=True)]  # as after - before
+        return (
+            stats.variable_grad_stats(gs),
+            tf.stack([stats.squared_norms(ws), stats.squared_norms(moved)], axis=1),
+            tf.stack([stats.act_stats(x, k) for x, k in zip(xs, kinds, strict=True)]),
+        )
+
+    @tf.function
+    def empty(gs: list[Any], ws: list[Any], xs: list[Any]) -> Any:
+        return tf.zeros([len(gs), 5]), tf.zeros([len(ws), 2]), tf.zeros([len(xs), 4])
+
+    tensors = [x for x, _ in acts]
+    return (lambda: reductions(grads, weights, tensors)), (lambda: empty(grads, weights, tensors))
+
+
+def host_parts(recorder: Any, session: Any) -> dict[str, Callable[[], Any]]:
+    """The host's work on one record, each part callable alone.
+
+    The fit's run is closed by now: the JSON line and the event go to a fresh run directory and
+    event file, written by the classes the session uses.
+    """
+    import tensorflow as tf
+
+    from gradscope.collect import readout
+    from gradscope.data.rundirs import new_run_dir
+    from gradscope.data.store import RunWriter
+    from gradscope.data.tensorboard import TensorBoardWriter
+
+    empty_fn = tf.function(lambda: tf.constant(0.0)).get_concrete_function()
+    last = int(readout.snapshot(recorder)["step_buf"].max())
+    record = session.last_record
+    root = Path(tempfile.mkdtemp(prefix="gs-floors-host-"))
+    writer = RunWriter(new_run_dir(root), session.writer.meta)
+    events = TensorBoardWriter(root / "tb", layers=session.writer.meta.layers)
+    return {
+        "empty tf.function call": lambda: empty_fn(),
+        "buffer read (one compiled call)": lambda: readout.snapshot(recorder),
+        "buffer read + record": lambda: readout.read_buffers(recorder, last - 1, 0, None),
+        "JSON line (stats.jsonl)": lambda: writer.append(record),
+        "TensorBoard event": lambda: events.write_record(record),
+    }
+
+
+def bench_model(name: str, calls: int, rounds: int) -> tuple[str, list[str]]:
+    """Times every part for one model; returns its markdown table and summary lines."""
+    import tensorflow as tf
+
+    title, build, _ = MODELS[name]
+    x, y = load_data(640)
+    if name == "cnn":
+        x = x.reshape(-1, 8, 8, 1)
+    on = recorded_parts(build, x, y, act=True)
+    off = recorded_parts(build, x, y, act=False)
+    data = tf.data.Dataset.from_tensor_slices((x, y)).batch(BATCH, drop_remainder=True)
+    iterator = iter(data.repeat())
+    dispatch_on, dispatch_off = on["dispatch"], off["dispatch"]
+    timings: dict[str, float] = {}
+    timings["plain"] = cpu_ms(lambda: dispatch_on.plain(iterator), calls, rounds)
+    instr_on = cpu_ms(lambda: dispatch_on.instrumented(iterator), calls, rounds)
+    instr_off = cpu_ms(lambda: dispatch_off.instrumented(iterator), calls, rounds)
+    timings["in-step: instrumented - plain, activations off"] = instr_off - timings["plain"]
+    timings["in-step: instrumented - plain, every statistic"] = instr_on - timings["plain"]
+    reductions, empty = graph_parts(on["model"], on["recorder"])
+    timings["alone: the reductions' arithmetic"] = cpu_ms(reductions, calls, rounds) - cpu_ms(
+        empty, calls, rounds
+    )
+    host = {
+        k: cpu_ms(fn, calls, rounds) for k, fn in host_parts(on["recorder"], on["session"]).items()
+    }
+    host["record building"] = (
+        host.pop("buffer read + record") - host["buffer read (one compiled call)"]
+    )
+    timings.update(host)
+    plain = timings["plain"]
+    rows = [
+        [
+            part,
+            f"{ms:.3f}",
+            fmt_ratio(plain + ms, plain) if part != "plain" else "1.00x",
+            fmt_ratio(plain + ms / 10, plain) if part != "plain" else "1.00x",
+        ]
+        for part, ms in timings.items()
+    ]
+    table = markdown_table(["part", "CPU ms", "ratio at freq=1", "ratio at freq=10"], rows)
+    host_total = sum(
+        timings[k]
+        for k in (
+            "buffer read (one compiled call)",
+            "record building",
+            "JSON line (stats.jsonl)",
+            "TensorBoard event",
+        )
+    )
+    recorded = timings["in-step: instrumented - plain, every statistic"] + host_total
+    floor_graph = timings["alone: the reductions' arithmetic"]
+    floor_host = timings["empty tf.function call"] + timings["JSON line (stats.jsonl)"]
+    lines = [
+        f"## {name}: {title}",
+        "",
+        table,
+        "",
+        f"{name}: a recorded step adds {recorded:.2f} ms to a {plain:.2f} ms step "
+        f"(in the graph {recorded - host_total:.2f}, on the host {host_total:.2f}): "
+        f"freq=1 {fmt_ratio(plain + recorded, plain)}, freq=10 "
+        f"{fmt_ratio(plain + recorded / 10, plain)} before the per-step dispatch",
+        f"{name}: floor of the parts (reductions alone {floor_graph:.2f} ms, one call to read "
+        f"and one JSON line {floor_host:.2f} ms): freq=1 "
+        f"{fmt_ratio(plain + floor_graph + floor_host, plain)}, freq=10 "
+        f"{fmt_ratio(plain + (floor_graph + floor_host) / 10, plain)}",
+    ]
+    return "\n".join(lines), lines[-2:]
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Runs the split for the MLP and the CNN and prints the tables."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="few calls: a sanity run")
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--calls", type=int, default=200)
+    parser.add_argument("--out", type=Path, default=None)
+    args = parser.parse_args(argv)
+    calls, rounds = (5, 2) if args.quick else (args.calls, args.rounds)
+    out = [header("gradscope: where a recorded step's cost goes", argv)]
+    out.append(f"settings: {rounds} rounds of {calls} calls per part, CPU time, minimum per call")
+    # --quick (the test suite's sanity run) times the MLP only.
+    for name in ("mlp",) if args.quick else ("mlp", "cnn"):
+        with LoadMeter() as meter:
+            text, _ = bench_model(name, calls, rounds)
+        out += ["", text, "", f"load during {name}: {meter.window.describe()}"]
+    publish("\n".join(out), args.out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
