@@ -116,7 +116,7 @@ def audit(
         >>> [f.kind for f in result.findings]  # doctest: +SKIP
         ['vanishing_gradients', 'saturation', 'deep_saturating_stack']
     """
-    from gradscope.audit.probe import DEFAULT_STEPS
+    from gradscope.audit.probe import DEFAULT_STEPS, PROBE_SEED
 
     light = steps is None
     steps = DEFAULT_STEPS if steps is None else steps
@@ -127,7 +127,11 @@ def audit(
     probe_error: str | None = None
     if isinstance(model_or_path, (str, os.PathLike)):
         try:
-            loaded: LoadedModel = load_model_safely(model_or_path, unsafe, custom_objects)
+            # Seeded as the probe seeds its copy: the probe can then train this model, which
+            # nobody else holds, instead of copying it (the copy cost as much as the load).
+            loaded: LoadedModel = load_model_safely(
+                model_or_path, unsafe, custom_objects, seed=PROBE_SEED
+            )
         except ModelRebuildError as err:
             stored = err.stored
             probe_error = _rebuild_error(err, model_or_path)
@@ -162,7 +166,8 @@ def audit(
     measured: Measurements | None = None
     if model is not None and steps > 0:
         try:
-            run = _probe(model, data, steps, log_dir, custom_objects, light)
+            owned = model is not model_or_path
+            run = _probe(model, data, steps, log_dir, custom_objects, light, owned)
         except TrialNotRunError as err:
             # Not the user's fault (their data's failures stay GradscopeInputError): what the
             # static rules found stands, and the status says the probe did not run.
@@ -227,14 +232,23 @@ def _probe(
     log_dir: str | os.PathLike[str] | None,
     custom_objects: dict[str, Any] | None,
     light: bool,
+    owned: bool,
 ) -> Run:
     import keras
 
-    from gradscope.audit.probe import probe
+    from gradscope.audit.probe import PROBE_SEED, probe
 
     # A live model's custom classes must be known by name for Keras to copy it.
     with keras.saving.custom_object_scope(custom_objects or {}):
-        return probe(model, data=data, steps=steps, log_dir=log_dir, light=light)
+        return probe(
+            model,
+            data=data,
+            steps=steps,
+            log_dir=log_dir,
+            seed=PROBE_SEED,
+            light=light,
+            owned=owned,
+        )
 
 
 __all__ = [

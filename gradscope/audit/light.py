@@ -122,6 +122,21 @@ class _Tap(Patches):
         return wrapped
 
 
+def _step_function(model: keras.Model, tap: _Tap) -> Callable[..., dict[str, Any]]:
+    # Keras's own train_step, traced once as fit would (no XLA: the probe's 8 steps do not
+    # repay a compile) and returning what the tap saw as outputs: raw gradients, pre-update
+    # weights, activations, loss and learning rate, reduced on the host afterwards. Eight
+    # eager steps cost more than the trace (per-variable eager optimizer ops dominate).
+    def one_step(x: Any, y: Any) -> dict[str, Any]:
+        tap.seen = {}
+        model.train_step((x, y))
+        return tap.seen
+
+    if model.run_eagerly:
+        return one_step
+    return tf.function(one_step, autograph=False, reduce_retracing=True)
+
+
 def _tensors(x: Any, y: np.ndarray) -> tuple[Any, Any]:
     # As fit's array adapter feeds them: floating arrays in Keras's float type.
     def convert(a: np.ndarray) -> tf.Tensor:
@@ -186,6 +201,7 @@ def light_probe(
     *,
     seed: int = 0,
     batch_size: int = DEFAULT_BATCH_SIZE,
+    owned: bool = False,
 ) -> Run:
     """Trains a copy of ``model`` for ``steps`` eager steps and records every one of them.
 
@@ -195,12 +211,15 @@ def light_probe(
     batches.
 
     Args:
-        model: the model; never trained or changed (a copy is).
+        model: the model; never trained or changed (a copy is) unless ``owned``.
         data: what to train on (:func:`gradscope.trial.data.feed`).
         steps: optimizer steps (>= 1).
         log_dir: a new run directory is created under it (``run.path``).
         seed: Keras's random seed before copying, and the batch order's seed.
         batch_size: examples per step (at most the number of examples).
+        owned: train ``model`` itself instead of a copy: only for a model the caller built
+            right after ``keras.utils.set_random_seed(seed)`` and never hands out (the audit's
+            model loaded from a file), whose dropout then draws the copy's masks.
 
     Returns:
         The recorded :class:`Run`: one record per step (GradScope's statistics at freq=1),
@@ -218,7 +237,7 @@ def light_probe(
     """
     if steps < 1:
         raise GradscopeInputError(f"--steps must be at least 1. Received: {steps}")
-    trained, _ = prepare_trial_model(model, seed=seed)
+    trained, _ = prepare_trial_model(model, seed=seed, copy=not owned)
     plan = plan_watch(trained)
     size = min(batch_size, len(data))
     order = batch_order(len(data), steps, size, seed)
@@ -227,13 +246,17 @@ def light_probe(
     tap = _Tap(trained, plan)
     try:
         with data_errors(trained, infer_loss(trained), synthetic=data.synthetic):
+            step_fn = _step_function(trained, tap)
             trained.reset_metrics()  # as fit does at the start of an epoch
             for step in range(steps):
-                tap.seen = {}
                 x, y = _tensors(*data.take(order[step * size : (step + 1) * size]))
-                trained.train_step((x, y))
+                if step == 0 and not trained.optimizer.built:
+                    # Its variables made outside the traced function, as fit does; metric
+                    # variables are made by their first (traced) update, which tf.function allows.
+                    trained.optimizer.build(trained.trainable_variables)
+                seen = step_fn(x, y)
                 after = [v.numpy() for v in watched]
-                writer.append(_record(step, tap.seen, plan, after))
+                writer.append(_record(step, seen, plan, after))
             logs = {k: float(v) for k, v in trained.get_metrics_result().items()}
         writer.append_epoch(EpochRecord(epoch=0, step=steps, logs=logs))
         writer.set_status("completed")

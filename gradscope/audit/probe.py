@@ -42,6 +42,8 @@ from gradscope.trial.runner import DEFAULT_BATCH_SIZE, run_trial
 
 #: Training steps of the probe by default.
 DEFAULT_STEPS = 8
+#: Random seed of the audit's probe (Keras, synthetic data, batch order).
+PROBE_SEED = 0
 #: Batches in the probe's synthetic set: a small set seen repeatedly, so that a healthy model
 #: visibly lowers its loss on it within a few steps.
 SYNTHETIC_BATCHES = 4
@@ -58,6 +60,7 @@ def probe(
     batch_size: int = DEFAULT_BATCH_SIZE,
     seed: int = 0,
     light: bool = False,
+    owned: bool = False,
 ) -> Run:
     """Trains a copy of ``model`` for a few steps, recording every step, and returns the run.
 
@@ -79,6 +82,8 @@ def probe(
         batch_size: examples per step.
         seed: random seed of the synthetic data, the batch order and Keras.
         light: run the light probe when the model allows it.
+        owned: let the light probe train ``model`` itself (see
+            :func:`gradscope.audit.light.light_probe`); the recorded probe always copies.
 
     Returns:
         The recorded :class:`Run`.
@@ -98,13 +103,16 @@ def probe(
         Path(log_dir) if log_dir is not None else Path(tempfile.mkdtemp(prefix="gradscope-audit-"))
     )
     if light and light_supported(model):
-        return light_probe(model, trial_data, steps, root, seed=seed, batch_size=batch_size)
+        return light_probe(
+            model, trial_data, steps, root, seed=seed, batch_size=batch_size, owned=owned
+        )
     return run_trial(model, trial_data, steps, root, seed=seed, batch_size=batch_size).run
 
 
 __all__ = [
     "DEFAULT_STEPS",
     "MAX_EXAMPLE_VALUES",
+    "PROBE_SEED",
     "UNKNOWN_DIM",
     "ProbeData",
     "check_arrays",

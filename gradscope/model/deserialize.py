@@ -45,7 +45,9 @@ def unsafe_deserialization(enabled: bool) -> Iterator[None]:
         yield
 
 
-def deserialize(stored: StoredModel, unsafe: bool, custom: Mapping[str, Any]) -> Any:
+def deserialize(
+    stored: StoredModel, unsafe: bool, custom: Mapping[str, Any], seed: int | None = None
+) -> Any:
     """Rebuilds the Keras model of a file the loader has already checked.
 
     The declared size is checked first (:func:`gradscope.model.capacity.check_declared_size`);
@@ -55,6 +57,10 @@ def deserialize(stored: StoredModel, unsafe: bool, custom: Mapping[str, Any]) ->
         stored: what the file declares (the loader's refusals already passed).
         unsafe: disable Keras's ``safe_mode`` (Lambda layers, unknown objects).
         custom: custom classes/functions by name (may be empty).
+        seed: if given, ``keras.utils.set_random_seed(seed)`` right before Keras rebuilds the
+            model (after the size check, whose rebuild draws seeds too): its random layers then
+            draw the same seeds as a copy made right after the same call, so the audit's probe
+            can train the model it loaded instead of copying it.
 
     Returns:
         The Keras model.
@@ -70,6 +76,8 @@ def deserialize(stored: StoredModel, unsafe: bool, custom: Mapping[str, Any]) ->
     import keras
 
     check_declared_size(stored, unsafe, custom)
+    if seed is not None:
+        keras.utils.set_random_seed(seed)
 
     def load(path: Path) -> Any:
         # compile=False: the audit compiles its own clone; legacy HDF5 compile configs (e.g.

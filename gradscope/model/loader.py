@@ -86,6 +86,7 @@ def load_model_safely(
     path: str | os.PathLike[str],
     unsafe: bool = False,
     custom_objects: Mapping[str, Any] | None = None,
+    seed: int | None = None,
 ) -> LoadedModel:
     """Loads a model file for auditing, refusing files that would run code unless ``unsafe``.
 
@@ -95,6 +96,8 @@ def load_model_safely(
             for files you trust). Also disables Keras's ``safe_mode``.
         custom_objects: classes/functions for custom objects, by name; names given here are not
             "unknown".
+        seed: Keras's random seed right before the model is rebuilt (see
+            :func:`gradscope.model.deserialize.deserialize`); None leaves it alone.
 
     Returns:
         The :class:`LoadedModel` (the file is only read, never written).
@@ -121,7 +124,7 @@ def load_model_safely(
             f"Refusing to load '{stored.path}': it contains {' and '.join(parts)} that would run "
             "code on load; re-run with --unsafe only if you trust this file."
         )
-    model = deserialize(stored, unsafe, custom)
+    model = deserialize(stored, unsafe, custom, seed)
     if not model.trainable_weights:
         raise GradscopeInputError(
             f"'{stored.path}' has no trainable weights (all layers frozen or weight-free), so "

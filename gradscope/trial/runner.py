@@ -137,7 +137,7 @@ def run_trial(
 
 
 def prepare_trial_model(
-    model: keras.Model, policy: OptimizerPolicy | None = None, seed: int = 0
+    model: keras.Model, policy: OptimizerPolicy | None = None, seed: int = 0, copy: bool = True
 ) -> tuple[keras.Model, OptimizerSource]:
     """The model a trial trains: a copy (same architecture and weights) compiled by the policy.
 
@@ -148,6 +148,9 @@ def prepare_trial_model(
         model: the model; only read.
         policy: how the copy is compiled (default :class:`OptimizerPolicy`).
         seed: ``keras.utils.set_random_seed`` before copying.
+        copy: False trains ``model`` itself, for a caller that owns it and seeded right before
+            building it (:func:`gradscope.model.loader.load_model_safely` with ``seed``): its
+            random layers then hold what a copy's would. Only compiled by the policy.
 
     Returns:
         ``(copy, optimizer_source)``.
@@ -159,6 +162,11 @@ def prepare_trial_model(
         >>> trained, source = prepare_trial_model(model)  # doctest: +SKIP
     """
     policy = policy or OptimizerPolicy()
+    if not copy:
+        try:
+            return model, policy.compile(model, model)
+        except GradscopeInputError as err:
+            raise TrialNotRunError(str(err), stage="compile") from err
     keras.utils.set_random_seed(seed)
     hint = "subclassed models and custom layers need get_config()/from_config()."
     try:

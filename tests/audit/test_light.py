@@ -162,3 +162,16 @@ def test_the_audit_default_is_the_light_probe(tmp_path):
     model = small_net(keras.optimizers.SGD(0.01))
     default = audit(model, log_dir=tmp_path / "a")
     assert default.run.meta.config["probe"] == "light" and default.coverage.steps_run == 8
+
+
+def test_an_audited_file_trains_what_a_copy_would(xy, tmp_path):
+    # The audit trains the model it loaded (seeded before the load) instead of a copy: the same
+    # dropout masks and records as the copy the probe makes of a model from the same file.
+    path = tmp_path / "net.keras"
+    small_net(keras.optimizers.Adam(0.01), dropout=True).save(path)
+    owned = audit(path, data=xy, log_dir=tmp_path / "owned").run
+    loaded = keras.saving.load_model(path)
+    copied = probe(loaded, data=xy, log_dir=tmp_path / "copied", light=True)
+    assert [r.loss for r in owned.records] == [r.loss for r in copied.records]
+    assert [r.layers for r in owned.records] == [r.layers for r in copied.records]
+    assert len({r.loss for r in owned.records}) == len(owned.records)  # it trained
