@@ -92,8 +92,8 @@ def audit(
             synthetic inputs the model accepts (see :mod:`gradscope.trial.synthetic`).
         steps: probe training steps; 0 skips the probe. None (the default) runs
             :data:`gradscope.audit.probe.DEFAULT_STEPS` steps of the light probe
-            (:mod:`gradscope.audit.light`: eager, nothing traced); an explicit number runs the
-            recorded probe (a fit under ``GradScope(freq=1)``).
+            (:mod:`gradscope.audit.light`: Keras's own step, traced once); an explicit number
+            runs the recorded probe (a fit under ``GradScope(freq=1)``).
         unsafe: allow files with Lambda layers / unknown custom objects (runs their code).
         log_dir: where the probe's run goes (a new run directory under it, ``run_dir``); a
             temporary folder if None.

@@ -1,13 +1,14 @@
-"""The audit's default probe: eager training steps on a copy, reduced on the host, no tracing.
+"""The audit's default probe: Keras's own training step on a copy, reduced on the host.
 
 The recorded probe (:func:`gradscope.trial.runner.run_trial`) fits a copy under
 ``GradScope(freq=1)``, which traces an instrumented train step: most of an audit's time on a
-small model, and tens of seconds on a large one, for eight steps. This probe runs the copy's own
-``train_step`` eagerly instead (Keras's step: its loss, loss scaling, clipping and optimizer), with
-the hooks placed where GradScope places them (the optimizer's reduced gradients and update step,
-the loss computation, each watched layer's call), and reduces what they saw with numpy
-(:mod:`gradscope.audit.reduce`). It writes the same run directory as the recorded probe (one
-record per step, the epoch's Keras logs), so the detectors read it unchanged.
+small model, and tens of seconds on a large one, for eight steps. This probe traces the copy's
+own ``train_step`` instead (Keras's step: its loss, loss scaling, clipping and optimizer), once,
+with the hooks placed where GradScope places them (the optimizer's reduced gradients and update
+step, the loss computation, each watched layer's call) returning what they saw as outputs, and
+reduces those with numpy (:mod:`gradscope.audit.reduce`): no statistic is computed in the graph.
+It writes the same run directory as the recorded probe (one record per step, the epoch's Keras
+logs), so the detectors read it unchanged.
 
 Models this probe cannot follow (a custom ``train_step``, several optimizers, gradient
 accumulation) get the recorded probe: :func:`light_supported` says which.
@@ -203,7 +204,7 @@ def light_probe(
     batch_size: int = DEFAULT_BATCH_SIZE,
     owned: bool = False,
 ) -> Run:
-    """Trains a copy of ``model`` for ``steps`` eager steps and records every one of them.
+    """Trains a copy of ``model`` for ``steps`` steps and records every one of them.
 
     The copy, its compilation and the batch order are the recorded probe's
     (:func:`gradscope.trial.runner.prepare_trial_model`,

@@ -65,9 +65,10 @@ def probe(
     """Trains a copy of ``model`` for a few steps, recording every step, and returns the run.
 
     The recorded probe fits the copy under ``GradScope(freq=1)``; the light one
-    (:func:`gradscope.audit.light.light_probe`, the audit's default) runs the same steps eagerly
-    and records the same statistics without tracing an instrumented step. A model the light
-    probe cannot follow (:func:`gradscope.audit.light.light_supported`) gets the recorded one.
+    (:func:`gradscope.audit.light.light_probe`, the audit's default) runs the same steps in
+    Keras's own traced step and records the same statistics without tracing an instrumented
+    step. A model the light probe cannot follow
+    (:func:`gradscope.audit.light.light_supported`) gets the recorded one.
 
     A model loaded from a file should be compiled as saved first
     (:func:`gradscope.trial.policy.compile_as_saved`), so the probe trains with the file's loss
