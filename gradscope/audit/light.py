@@ -133,7 +133,9 @@ def _step_function(model: keras.Model, tap: _Tap) -> Callable[..., dict[str, Any
         model.train_step((x, y))
         return tap.seen
 
-    if model.run_eagerly:
+    if model.run_eagerly or base_optimizer(model.optimizer) is not model.optimizer:
+        # A LossScaleOptimizer applies inside a tf.cond (only finite gradients): what the hooks
+        # see there cannot leave the branch, so that step stays eager.
         return one_step
     return tf.function(one_step, autograph=False, reduce_retracing=True)
 
