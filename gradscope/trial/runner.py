@@ -163,6 +163,9 @@ def prepare_trial_model(
     """
     policy = policy or OptimizerPolicy()
     if not copy:
+        if model.compiled and model.optimizer is not None and not model.optimizer.built:
+            # Compiled and never trained: compiling it again would give it what it has.
+            return model, "model"
         try:
             return model, policy.compile(model, model)
         except GradscopeInputError as err:
