@@ -16,8 +16,10 @@ Per file, in one process, alternating and rotated repeats after one warm-up of e
   (``GradientTape``) on 32 standard-normal examples -- issue 4's baseline;
 * ``traced``: the same load + ``compile`` + ``train_on_batch`` on the same batch: a
   baseline that, like the audit, traces a compiled train step (context, not the target);
+* ``traced_own``: the same with a fresh optimizer of the file's own class and settings (Adam for
+  the CNN, as the audit's probe trains it);
 * ``audit``: ``gradscope.audit.audit(path, log_dir=tmp)`` with its defaults (static rules + the
-  light probe: 8 eager steps of the loaded model, reduced on the host, nothing traced);
+  light probe: 8 steps of Keras's own train step, traced once, reduced on the host);
 * ``audit_recorded``: ``audit(path, steps=8)``: the same 8 steps by the recorded probe (a fit of
   a copy under ``GradScope(freq=1)``, which traces an instrumented train step), the default
   before issue 16;
@@ -61,7 +63,7 @@ TARGET = 2.0  # in-process, issue 16
 PROCESS_TARGET = 1.3  # fresh processes, issue 16
 FILES_FULL = ("sigmoid_mlp.keras", "sigmoid_mlp.h5", "cnn.keras", "cnn.h5")
 FILES_QUICK = ("cnn.h5",)
-VARIANTS = ("bare", "traced", "audit", "audit_recorded", "audit_static")
+VARIANTS = ("bare", "traced", "traced_own", "audit", "audit_recorded", "audit_static")
 
 
 #: (wall seconds, CPU seconds) of one call.
@@ -192,6 +194,9 @@ def main(argv: list[str] | None = None) -> int:
                 print(
                     f"{name}: audit / bare = {ratio:.2f}x {label} (target <= {TARGET}x: {verdict})"
                 )
+            for base in ("traced", "traced_own"):
+                cpu = _median(by_variant["audit"], 1) / _median(by_variant[base], 1)
+                print(f"{name}: audit / {base} = {cpu:.2f}x CPU")
         print("\n## where the audit's time goes (one extra run per file, phase timers)\n")
         phase_names = sorted({p for _, t in phases.values() for p in t}, key=phase_order)
         rows = [[p, *(f"{phases[n][1].get(p, 0.0):.3f}" for n in phases)] for p in phase_names]

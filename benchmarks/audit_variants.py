@@ -114,6 +114,21 @@ def traced(path: Path) -> None:
     model.train_on_batch(x, y)
 
 
+def traced_own(path: Path) -> None:
+    """As :func:`traced`, with a fresh optimizer of the file's own class and settings.
+
+    The file's one training step: the audit's probe trains with the file's optimizer (Adam for
+    the CNN), whose update step costs more to trace and run than SGD's.
+    """
+    import keras
+
+    saved = keras.models.load_model(path)  # compiled as saved, for its optimizer and loss
+    optimizer = type(saved.optimizer).from_config(saved.optimizer.get_config())
+    saved.compile(optimizer, "sparse_categorical_crossentropy")
+    x, y = batch_for(saved)
+    saved.train_on_batch(x, y)
+
+
 def run_audit(path: Path, steps: int | None = None) -> None:
     """``gradscope.audit.audit`` on the file, its probe run written to a temporary directory."""
     from gradscope.audit import audit
@@ -125,6 +140,7 @@ def run_audit(path: Path, steps: int | None = None) -> None:
 RUNNERS: dict[str, Callable[[Path], None]] = {
     "bare": bare,
     "traced": traced,
+    "traced_own": traced_own,
     "audit": run_audit,
     "audit_recorded": lambda p: run_audit(p, steps=PROBE_STEPS),
     "audit_static": lambda p: run_audit(p, steps=0),
