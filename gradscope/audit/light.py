@@ -25,6 +25,7 @@ from typing import Any
 import keras
 import numpy as np
 import tensorflow as tf
+from tensorflow.python.framework.errors_impl import InaccessibleTensorError
 
 from gradscope._version import __version__
 from gradscope.audit.reduce import act_row, variable_sums, weight_sums
@@ -124,16 +125,23 @@ class _Tap(Patches):
         return wrapped
 
 
-def _step_function(model: keras.Model, tap: _Tap) -> Callable[..., dict[str, Any]]:
-    # Keras's own train_step, traced once as fit would (no XLA: the probe's 8 steps do not
-    # repay a compile) and returning what the tap saw as outputs: raw gradients, pre-update
-    # weights, activations, loss and learning rate, reduced on the host afterwards. Eight
-    # eager steps cost more than the trace (per-variable eager optimizer ops dominate).
+def _eager_step(model: keras.Model, tap: _Tap) -> Callable[..., dict[str, Any]]:
+    # One step of Keras's own train_step, returning what the tap saw.
     def one_step(x: Any, y: Any) -> dict[str, Any]:
         tap.seen = {}
         model.train_step((x, y))
         return tap.seen
 
+    return one_step
+
+
+def _step_function(
+    model: keras.Model, one_step: Callable[..., dict[str, Any]]
+) -> Callable[..., dict[str, Any]]:
+    # Keras's own train_step, traced once as fit would (no XLA: the probe's 8 steps do not
+    # repay a compile) and returning what the tap saw as outputs: raw gradients, pre-update
+    # weights, activations, loss and learning rate, reduced on the host afterwards. Eight
+    # eager steps cost more than the trace (per-variable eager optimizer ops dominate).
     if model.run_eagerly or base_optimizer(model.optimizer) is not model.optimizer:
         # A LossScaleOptimizer applies inside a tf.cond (only finite gradients): what the hooks
         # see there cannot leave the branch, so that step stays eager.
@@ -271,7 +279,8 @@ def light_probe(
     tap = _Tap(trained, plan)
     try:
         with data_errors(trained, infer_loss(trained), synthetic=data.synthetic):
-            step_fn = _step_function(trained, tap)
+            tap_step = _eager_step(trained, tap)
+            step_fn = _step_function(trained, tap_step)
             if not trained.optimizer.built:
                 # Its variables made outside the traced function, as fit does; metric variables
                 # are made by their first (traced) update, which tf.function allows.
@@ -280,7 +289,16 @@ def light_probe(
             with _no_graph_rewrites():
                 for step in range(steps):
                     x, y = _tensors(*data.take(order[step * size : (step + 1) * size]))
-                    seen = step_fn(x, y)
+                    try:
+                        seen = step_fn(x, y)
+                    except InaccessibleTensorError:
+                        # A hook ran inside a control-flow branch of the step (a tf.cond, a
+                        # loop): what it saw cannot be the traced step's output. Tracing ran
+                        # nothing, so the steps run eagerly from here, this one included.
+                        if step > 0 or step_fn is tap_step:
+                            raise
+                        step_fn = tap_step
+                        seen = step_fn(x, y)
                     after = [v.numpy() for v in watched]
                     writer.append(_record(step, seen, plan, after))
             logs = {k: float(v) for k, v in trained.get_metrics_result().items()}

@@ -8,7 +8,7 @@ import pytest
 import tensorflow as tf
 from helpers import reference_layer_grad_norms
 
-from gradscope.audit import audit
+from gradscope.audit import audit, light
 from gradscope.audit.light import light_probe, light_supported
 from gradscope.audit.probe import probe
 from gradscope.audit.reduce import act_row, variable_sums
@@ -175,3 +175,17 @@ def test_an_audited_file_trains_what_a_copy_would(xy, tmp_path):
     assert [r.loss for r in owned.records] == [r.loss for r in copied.records]
     assert [r.layers for r in owned.records] == [r.layers for r in copied.records]
     assert len({r.loss for r in owned.records}) == len(owned.records)  # it trained
+
+
+def test_hooks_inside_a_branch_fall_back_to_eager_steps(xy, tmp_path, monkeypatch):
+    # A LossScaleOptimizer applies in a tf.cond; with its explicit check off, the traced step
+    # cannot return what the hooks saw there and the probe reruns the step eagerly instead.
+    optimizer = keras.optimizers.LossScaleOptimizer(keras.optimizers.SGD(LR))
+    model = small_net(optimizer)
+    data = feed(model, *xy, n=0)
+    eager = light_probe(model, data, 2, tmp_path / "eager", batch_size=16)
+    traced = lambda model, step: tf.function(step, autograph=False)  # noqa: E731
+    monkeypatch.setattr(light, "_step_function", traced)
+    fallback = light_probe(model, data, 2, tmp_path / "fallback", batch_size=16)
+    assert [r.loss for r in fallback.records] == [r.loss for r in eager.records]
+    assert [r.layers for r in fallback.records] == [r.layers for r in eager.records]
