@@ -95,9 +95,14 @@ def test_activation_statistics_of_the_training_batch(sgd_run):
 
 
 def test_the_user_model_is_never_touched(xy, tmp_path):
+    from tensorflow.python.eager import context
+
     model = small_net()  # uncompiled: the trial policy compiles the copy
     before = [w.copy() for w in model.get_weights()]
+    options = context.context().function_call_options.config_proto_serialized
     run = light_probe(model, feed(model, *xy, n=0), 3, tmp_path)
+    # The probe's steps run without Grappler's rewrites; the user's functions afterwards do.
+    assert context.context().function_call_options.config_proto_serialized == options
     assert len(run.records) == 3 and run.meta.status == "completed"
     for a, b in zip(before, model.get_weights(), strict=True):
         np.testing.assert_array_equal(a, b)
