@@ -84,7 +84,7 @@ def audit(
     thresholds: DetectThresholds = DETECT_THRESHOLDS,
     custom_objects: dict[str, Any] | None = None,
 ) -> AuditResult:
-    """Audits a model: static rules on its architecture, then a probe on a clone.
+    """Audits a model: static rules on its architecture, then a short training probe.
 
     Args:
         model_or_path: a Keras model, or the path of a ``.keras``/``.h5`` file (loaded safely).
