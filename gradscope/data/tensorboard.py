@@ -105,7 +105,7 @@ class EventFile:
         self.path = os.path.join(os.fspath(log_dir), name)
         self._writer: Any = tf.io.TFRecordWriter(self.path)
         self._flush_secs = flush_secs
-        self._flushed = now
+        self._flushed = time.monotonic()
         self.add(event_pb2.Event(wall_time=now, file_version="brain.Event:2"))
         self.flush()
 
