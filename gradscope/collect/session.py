@@ -283,7 +283,7 @@ class RecordingSession:
         return records
 
     def epoch_end(self, epoch: int, step: int, logs: dict[str, Any] | None) -> None:
-        """Appends the epoch's Keras logs and saves histograms and TensorBoard events.
+        """Appends the epoch's Keras logs and saves the histograms.
 
         Args:
             epoch: the epoch index.
@@ -298,8 +298,6 @@ class RecordingSession:
                 continue
         self.writer.append_epoch(EpochRecord(epoch=epoch, step=step, logs=clean))
         self.save_histograms()
-        if self.tb is not None:
-            self.tb.flush()
 
     def save_histograms(self) -> None:
         """Atomically rewrites ``hist.npz`` when histograms were recorded."""

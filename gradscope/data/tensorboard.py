@@ -5,11 +5,10 @@ one card per layer. TensorBoard orders groups and cards by tag, so each statisti
 with its rank in :data:`SCALAR_ORDER` (``01_grad_norm/<layer>``, ``02_update_ratio/<layer>``,
 ..., ``11_act_mean/<layer>``): gradients come first, activations last, instead of alphabetically
 (``act_mean`` before ``grad_norm``). Histograms use the fixed gradscope bins; findings go in as
-text. Writing uses TensorBoard's own event-file writer and protobufs, which costs microseconds
-per value instead of an eager op per ``tf.summary`` call. The records go through TensorFlow's
-C++ ``tf.io.TFRecordWriter``: TensorBoard's own ``EventFileWriter`` checksums every record with a
-pure-Python CRC32C, about 0.6 ms for one step's 4 KB of scalars, more than the rest of a recorded
-step's host work.
+text. Events are built as TensorBoard's protobufs, which costs microseconds per value instead of
+an eager op per ``tf.summary`` call, and written by TensorFlow's C++ ``tf.io.TFRecordWriter``:
+TensorBoard's own ``EventFileWriter`` checksums every record with a pure-Python CRC32C, about
+0.6 ms for one step's 4 KB of scalars, more than the rest of a recorded step's host work.
 """
 
 from __future__ import annotations
@@ -76,12 +75,12 @@ class EventFile:
 
     The file is named as TensorBoard's writers name theirs
     (``events.out.tfevents.<time>.<host>.<pid>.<n><suffix>``) and starts with the
-    ``brain.Event:2`` version event. Writes are synchronous C++ calls of a few microseconds;
-    the file is flushed at most every ``flush_secs`` seconds on a write and on :meth:`flush`.
+    ``brain.Event:2`` version event. Each event is written and flushed by synchronous C++ calls
+    of a few microseconds (an event is one record's step, as a ``stats.jsonl`` line is), so an
+    interrupted fit leaves every event written so far, however long the steps.
 
     Args:
         log_dir: the directory (created if missing).
-        flush_secs: the longest a written event waits in the buffer before a write flushes it.
         suffix: appended to the file name.
 
     Example:
@@ -89,9 +88,7 @@ class EventFile:
         >>> events.add(event_pb2.Event(step=0)); events.close()  # doctest: +SKIP
     """
 
-    def __init__(
-        self, log_dir: str | os.PathLike[str], flush_secs: float = 5.0, suffix: str = ""
-    ) -> None:
+    def __init__(self, log_dir: str | os.PathLike[str], suffix: str = "") -> None:
         # TensorFlow is loaded whenever a run is being recorded; importing it here keeps the
         # readers and renderers of this package free of it.
         import tensorflow as tf
@@ -104,26 +101,16 @@ class EventFile:
         )
         self.path = os.path.join(os.fspath(log_dir), name)
         self._writer: Any = tf.io.TFRecordWriter(self.path)
-        self._flush_secs = flush_secs
-        self._flushed = time.monotonic()
         self.add(event_pb2.Event(wall_time=now, file_version="brain.Event:2"))
-        self.flush()
 
     def add(self, event: event_pb2.Event) -> None:
-        """Appends one event (flushing if the last flush is ``flush_secs`` old).
+        """Appends one event and flushes it to the file.
 
         Args:
             event: the event proto.
         """
         self._writer.write(event.SerializeToString())
-        now = time.monotonic()
-        if now - self._flushed >= self._flush_secs:
-            self.flush()
-
-    def flush(self) -> None:
-        """Writes buffered events to the file."""
         self._writer.flush()
-        self._flushed = time.monotonic()
 
     def close(self) -> None:
         """Flushes and closes the file (idempotent)."""
@@ -137,8 +124,6 @@ class TensorBoardWriter:
 
     Args:
         log_dir: directory of the event file (the run directory).
-        flush_secs: how often the background writer flushes; small so that an interrupted fit
-            still leaves recent data on disk.
         layers: the recorded model's layers; softmax layers get no ``act_mean`` scalar (see
             :data:`CONSTANT_MEAN_ACTIVATIONS`).
 
@@ -150,10 +135,9 @@ class TensorBoardWriter:
     def __init__(
         self,
         log_dir: str | os.PathLike[str],
-        flush_secs: int = 5,
         layers: Sequence[LayerInfo] = (),
     ) -> None:
-        self._writer = EventFile(log_dir, flush_secs=flush_secs, suffix=".gradscope")
+        self._writer = EventFile(log_dir, suffix=".gradscope")
         self._skip = {
             (info.name, "act_mean")
             for info in layers
@@ -246,10 +230,6 @@ class TensorBoardWriter:
             plugin_data=summary_pb2.SummaryMetadata.PluginData(plugin_name="text")
         )
         self._emit(step, [summary_pb2.Summary.Value(tag=tag, tensor=tensor, metadata=metadata)])
-
-    def flush(self) -> None:
-        """Flushes pending events to disk."""
-        self._writer.flush()
 
     def close(self) -> None:
         """Flushes and closes the event file."""

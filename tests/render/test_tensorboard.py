@@ -187,7 +187,7 @@ def test_event_file_is_tensorboards_format_and_flushes_without_close(tmp_path) -
 
     from gradscope.data.tensorboard import EventFile
 
-    first = EventFile(tmp_path, flush_secs=0.0, suffix=".gradscope")
+    first = EventFile(tmp_path, suffix=".gradscope")
     second = EventFile(tmp_path, suffix=".gradscope")  # same second: the counter tells apart
     assert first.path != second.path
     second.close()
@@ -195,7 +195,7 @@ def test_event_file_is_tensorboards_format_and_flushes_without_close(tmp_path) -
         summary = summary_pb2.Summary()
         summary.value.add(tag="loss", simple_value=0.5 * step)
         first.add(event_pb2.Event(wall_time=1.0, step=step, summary=summary))
-    # Not closed: flush_secs=0 flushed on every write.
+    # Not closed: every event is flushed as it is written.
     events = list(tf.compat.v1.train.summary_iterator(first.path))
     assert events[0].file_version == "brain.Event:2"
     assert [(e.step, e.summary.value[0].simple_value) for e in events[1:]] == [
