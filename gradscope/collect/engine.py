@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from gradscope.collect import stats
+from gradscope.collect import histograms, stats
 from gradscope.collect.layers import WatchPlan
 from gradscope.collect.options import Frequencies, validate_frequencies
 from gradscope.collect.readout import read_buffers
@@ -244,7 +244,7 @@ class Recorder:
         def write_hist() -> None:
             slot = self.slot(step)
             if written:
-                hists = tf.stack([stats.grad_histogram(per_layer[i]) for i in written])
+                hists = tf.stack([histograms.grad_histogram(per_layer[i]) for i in written])
                 _scatter(self.grad_hist_buf, _rows(slot, written), hists)
             _scatter(self.hist_step_buf, tf.reshape(slot, [1, 1]), step[None])
 
@@ -322,12 +322,12 @@ class Recorder:
 
         def write() -> None:
             rows = _rows(self.slot(step), indices)
-            values = [stats.act_stats(x, self.plan.act_layers[i][2]) for i, x in items]
-            _scatter(self.act_buf, rows, tf.stack(values))
+            kinds = [self.plan.act_layers[i][2] for i, _ in items]
+            _scatter(self.act_buf, rows, stats.act_stats_rows([x for _, x in items], kinds))
             _scatter(self.act_step_buf, rows, tf.fill([len(items)], step))
 
         def write_hist() -> None:
-            values = [stats.act_histogram(x, self.plan.act_layers[i][2]) for i, x in items]
+            values = [histograms.act_histogram(x, self.plan.act_layers[i][2]) for i, x in items]
             _scatter(self.act_hist_buf, _rows(self.slot(step), indices), tf.stack(values))
 
         self._when(step, self.freqs.activation, write)

@@ -14,8 +14,8 @@ import numpy as np
 
 from gradscope._version import __version__
 from gradscope.collect.engine import Recorder
+from gradscope.collect.histograms import act_range
 from gradscope.collect.layers import WatchPlan
-from gradscope.collect.stats import act_range
 from gradscope.config import HISTOGRAM_BINS
 from gradscope.data.rundirs import new_run_dir
 from gradscope.data.schema import EpochRecord, RunMeta, StepRecord

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 import numpy as np
 import tensorflow as tf
 
-from gradscope.config import ACTIVATION_THRESHOLDS, HISTOGRAM_BINS, ActivationThresholds
+from gradscope.config import ACTIVATION_THRESHOLDS, ActivationThresholds
 from gradscope.data.schema import GRAD_STATS, WEIGHT_STATS
 
 #: Columns of :func:`variable_grad_stats`: sums a layer's statistics are derived from on the host
@@ -23,15 +23,6 @@ VAR_WEIGHT_ORDER: tuple[str, ...] = ("weight_sq", "update_sq")
 LAYER_STAT_ORDER: tuple[str, ...] = GRAD_STATS + WEIGHT_STATS
 #: Order of the values returned by :func:`act_stats`.
 ACT_STAT_ORDER: tuple[str, ...] = ("act_mean", "act_std", "dead_frac", "sat_frac")
-
-
-def _flat32(tensors: Sequence[tf.Tensor]) -> tf.Tensor:
-    parts = []
-    for t in tensors:
-        if isinstance(t, tf.IndexedSlices):
-            t = tf.convert_to_tensor(t)
-        parts.append(tf.reshape(tf.cast(t, tf.float32), [-1]))
-    return tf.concat(parts, axis=0) if len(parts) > 1 else parts[0]
 
 
 def _dense32(tensor: tf.Tensor) -> tf.Tensor:
@@ -46,6 +37,29 @@ def _twice(halves: list[tf.Tensor]) -> tf.Tensor:
     # l2_loss is one fused kernel for sum(x²) / 2 (no squared temporary); one multiply per
     # column rather than per variable.
     return 2.0 * tf.stack(halves)
+
+
+class _Axes:
+    """All-axes constants shared by the reductions of one call, one per rank.
+
+    Why not ``tf.reduce_sum(x)``: it adds an axes constant per call and about 0.1 ms of Python
+    per traced op, and the statistics of a ResNet-50 step are thousands of ops, traced once more
+    for the instrumented step of every first fit (``reports/benchmarks.md``). The raw reduction
+    ops with one constant per rank trace the same kernels in about half the time.
+    """
+
+    def __init__(self) -> None:
+        self._by_rank: dict[tuple[int, bool], tf.Tensor] = {}
+
+    def __call__(self, x: tf.Tensor, keep_last: bool = False) -> tf.Tensor:
+        """The axes of ``x`` (all, or all but the last), as an int32 tensor."""
+        rank = x.shape.rank
+        if rank is None:
+            return tf.range(tf.rank(x) - 1 if keep_last else tf.rank(x))
+        key = (rank, keep_last)
+        if key not in self._by_rank:
+            self._by_rank[key] = tf.constant(list(range(rank - int(keep_last))), tf.int32)
+        return self._by_rank[key]
 
 
 # Not converted by AutoGraph when traced from a user's tf.function (Scope): plain Python over a
@@ -73,17 +87,29 @@ def variable_grad_stats(grads: Sequence[tf.Tensor]) -> tf.Tensor:
         [7.0, 25.0]
     """
     dense = [_dense32(g) for g in grads]
+    axes = _Axes()
     sumsq = _twice([tf.nn.l2_loss(g) for g in dense])
     columns = [
-        tf.stack([tf.reduce_sum(g) for g in dense]),
+        tf.stack([tf.raw_ops.Sum(input=g, axis=axes(g)) for g in dense]),
         sumsq,
-        tf.stack([tf.reduce_max(g) for g in dense]),
-        tf.stack([tf.reduce_min(g) for g in dense]),
+        tf.stack([tf.raw_ops.Max(input=g, axis=axes(g)) for g in dense]),
+        tf.stack([tf.raw_ops.Min(input=g, axis=axes(g)) for g in dense]),
     ]
 
     def count() -> tf.Tensor:
-        bad = [tf.logical_not(tf.math.is_finite(g)) for g in dense]
-        return tf.stack([tf.reduce_sum(tf.cast(b, tf.float32)) for b in bad])
+        # Runs only on a step with a non-finite entry, so it may copy the gradients into one
+        # vector: traced as a reshape per variable rather than five ops. Counted by differences
+        # of a running sum at each variable's end (per-entry segment ids would be a constant as
+        # large as the model, which Grappler folds at the first call).
+        flat_shape = tf.constant([-1])
+        flat = tf.concat([tf.reshape(g, flat_shape) for g in dense], axis=0)
+        bad = tf.cast(tf.logical_not(tf.math.is_finite(flat)), tf.int32)
+        running = tf.concat([tf.zeros([1], tf.int32), tf.cumsum(bad)], axis=0)
+        known = [g.shape.num_elements() for g in dense]
+        sizes = tf.stack([tf.size(g) for g in dense]) if None in known else tf.constant(known)
+        ends = tf.cumsum(sizes)
+        counts = tf.gather(running, ends) - tf.gather(running, ends - sizes)
+        return tf.cast(counts, tf.float32)
 
     finite = tf.reduce_all(tf.math.is_finite(sumsq))
     columns.append(tf.cond(finite, lambda: tf.zeros([len(dense)], tf.float32), count))
@@ -165,7 +191,7 @@ def grad_stats(grads: Sequence[tf.Tensor]) -> tf.Tensor:
         float32 ``[5]``: norm, mean, std, max |g|, count of non-finite entries.
 
     Example:
-        >>> grad_stats([tf.constant([3.0, 4.0])]).numpy()[0]
+        >>> float(grad_stats([tf.constant([3.0, 4.0])])[0])
         5.0
     """
     sums = variable_grad_stats(grads).numpy()
@@ -229,119 +255,59 @@ def act_stats(
         float32 tensor of shape [4]: mean, std, dead fraction, saturated fraction.
 
     Example:
-        >>> act_stats(tf.constant([[-1.0, 2.0], [-3.0, 0.5]]), "relu").numpy()[2]
+        >>> float(act_stats(tf.constant([[-1.0, 2.0], [-3.0, 0.5]]), "relu")[2])
         0.5
     """
-    x = tf.cast(outputs, tf.float32)
-    mean = tf.reduce_mean(x)
-    std = tf.sqrt(tf.reduce_mean(tf.math.squared_difference(x, mean)))  # reuses the mean
-    nan = tf.constant(float("nan"), tf.float32)
-    if kind in ("relu", "leaky"):
-        units = tf.reshape(x, [-1, tf.shape(x)[-1]])
-        alive = tf.reduce_any(units > thresholds.dead_output, axis=0)
-        dead = 1.0 - tf.reduce_mean(tf.cast(alive, tf.float32))
-    else:
-        dead = nan
-    if kind == "sigmoid":
-        tail = tf.logical_or(x < thresholds.sigmoid_low, x > thresholds.sigmoid_high)
-        sat = tf.reduce_mean(tf.cast(tail, tf.float32))
-    elif kind == "tanh":
-        sat = tf.reduce_mean(tf.cast(tf.abs(x) > thresholds.tanh_abs, tf.float32))
-    else:
-        sat = nan
-    return tf.stack([mean, std, dead, sat])
+    return act_stats_rows([outputs], [kind], thresholds)[0]
 
 
-def fixed_histogram(values: tf.Tensor, low: float, high: float, bins: int) -> tf.Tensor:
-    """Counts of ``values`` in ``bins`` equal bins over [low, high]; outside values go to the ends.
-
-    Written with ``unsorted_segment_sum`` because ``tf.histogram_fixed_width`` has no XLA kernel.
+def act_stats_rows(
+    outputs: Sequence[tf.Tensor],
+    kinds: Sequence[str],
+    thresholds: ActivationThresholds = ACTIVATION_THRESHOLDS,
+) -> tf.Tensor:
+    """:func:`act_stats` of several layers' outputs, one row each, tracing shared constants.
 
     Args:
-        values: a float32 tensor of any shape.
-        low: lower edge of the first bin.
-        high: upper edge of the last bin.
-        bins: number of bins.
+        outputs: the layers' output tensors, batch first.
+        kinds: the activation kind of each.
+        thresholds: dead/saturation thresholds.
 
     Returns:
-        float32 counts of shape [bins].
+        float32 ``[len(outputs), 4]`` in ``ACT_STAT_ORDER``.
 
     Example:
-        >>> fixed_histogram(tf.constant([0.1, 0.9, 5.0]), 0.0, 1.0, 2).numpy().tolist()
-        [1.0, 2.0]
+        >>> act_stats_rows([tf.ones([2, 3])], ["relu"]).numpy().tolist()
+        [[1.0, 0.0, 0.0, nan]]
     """
-    x = tf.reshape(values, [-1])
-    scaled = tf.floor((x - low) / (high - low) * bins)
-    scaled = tf.where(tf.math.is_nan(scaled), float(bins - 1), scaled)
-    idx = tf.cast(tf.clip_by_value(scaled, 0.0, float(bins - 1)), tf.int32)
-    return tf.math.unsorted_segment_sum(tf.ones_like(x), idx, bins)
+    axes = _Axes()
+    shared: dict[str, tf.Tensor] = {}
 
+    def const(name: str, value: float) -> tf.Tensor:
+        if name not in shared:
+            shared[name] = tf.constant(value, tf.float32)
+        return shared[name]
 
-def grad_histogram(grads: Sequence[tf.Tensor]) -> tf.Tensor:
-    """Histogram of log10|g| over the fixed range of :data:`gradscope.config.HISTOGRAM_BINS`.
+    def mean_of(x: tf.Tensor) -> tf.Tensor:
+        return tf.raw_ops.Mean(input=tf.cast(x, tf.float32), axis=axes(x))
 
-    Exact zeros fall into the first bin (log10 0 = -inf is clamped), as do values below the range.
-
-    Args:
-        grads: gradient tensors of one layer.
-
-    Returns:
-        float32 counts of shape [HISTOGRAM_BINS.grad_bins].
-
-    Example:
-        >>> int(tf.reduce_sum(grad_histogram([tf.ones([7])])))
-        7
-    """
-    g = tf.abs(_flat32(grads))
-    logs = tf.math.log(tf.maximum(g, 1e-38)) / tf.math.log(10.0)
-    lo, hi = HISTOGRAM_BINS.grad_log10_range
-    logs = tf.where(tf.math.is_finite(g), logs, hi)
-    return fixed_histogram(logs, lo, hi, HISTOGRAM_BINS.grad_bins)
-
-
-def act_range(kind: str) -> tuple[float, float]:
-    """The fixed histogram range used for an activation kind.
-
-    Args:
-        kind: activation kind.
-
-    Returns:
-        ``(low, high)``: (0, 1) for sigmoid-like, (-1, 1) for tanh-like, (0, 12) for ReLU,
-        (-2, 10) for the other ReLU-like kinds, else the unbounded range.
-
-    Example:
-        >>> act_range("tanh")
-        (-1.0, 1.0)
-    """
-    if kind == "sigmoid":
-        return (0.0, 1.0)
-    if kind == "tanh":
-        return (-1.0, 1.0)
-    # ReLU outputs are never negative and ELU/SELU/GELU/swish ones stay above -2: the symmetric
-    # unbounded range spent half its bins below zero while positive outputs past 6 piled into the
-    # last bin. Same width (and bin size), shifted to where these activations live.
-    lo, hi = HISTOGRAM_BINS.act_unbounded_range
-    if kind == "relu":
-        return (0.0, hi - lo)
-    if kind == "leaky":
-        return (-2.0, hi - lo - 2.0)
-    return (lo, hi)
-
-
-def act_histogram(outputs: tf.Tensor, kind: str) -> tf.Tensor:
-    """Histogram of activation values over the fixed range of their kind.
-
-    Args:
-        outputs: the layer's output tensor.
-        kind: activation kind.
-
-    Returns:
-        float32 counts of shape [HISTOGRAM_BINS.act_bins].
-
-    Example:
-        >>> int(tf.reduce_sum(act_histogram(tf.zeros([2, 3]), "relu")))
-        6
-    """
-    x = tf.reshape(tf.cast(outputs, tf.float32), [-1])
-    lo, hi = act_range(kind)
-    return fixed_histogram(x, lo, hi, HISTOGRAM_BINS.act_bins)
+    rows = []
+    for output, kind in zip(outputs, kinds, strict=True):
+        x = tf.cast(output, tf.float32)
+        mean = mean_of(x)
+        std = tf.sqrt(mean_of(tf.math.squared_difference(x, mean)))  # reuses the mean
+        nan = const("nan", float("nan"))
+        dead = sat = nan
+        if kind in ("relu", "leaky"):
+            # A unit (last axis) is alive if any example or position exceeds the threshold.
+            above = tf.greater(x, const("dead", thresholds.dead_output))
+            alive = tf.raw_ops.Any(input=above, axis=axes(x, keep_last=True))
+            dead = const("one", 1.0) - mean_of(alive)
+        if kind == "sigmoid":
+            low = tf.less(x, const("sig_low", thresholds.sigmoid_low))
+            high = tf.greater(x, const("sig_high", thresholds.sigmoid_high))
+            sat = mean_of(tf.logical_or(low, high))
+        elif kind == "tanh":
+            sat = mean_of(tf.greater(tf.abs(x), const("tanh", thresholds.tanh_abs)))
+        rows.append(tf.stack([mean, std, dead, sat]))
+    return tf.stack(rows)

@@ -10,12 +10,16 @@ import pytest
 import tensorflow as tf
 
 from gradscope.collect.stats import (
+    ACT_STAT_ORDER,
     LAYER_STAT_ORDER,
     VAR_GRAD_ORDER,
+    act_stats,
+    act_stats_rows,
     grad_stats,
     layer_stats,
     variable_grad_stats,
 )
+from gradscope.config import ACTIVATION_THRESHOLDS
 
 
 def _grads(seed: int = 0) -> list[np.ndarray]:
@@ -107,3 +111,55 @@ def test_std_from_sums_stays_within_its_documented_error() -> None:
         assert abs(got - want) / want < bound, (mean, got, want)
     constant = grad_stats([tf.fill([1000], 3.0)]).numpy()
     assert constant[1] == pytest.approx(3.0) and constant[2] < 1e-3 * 3.0
+
+
+def _act_reference(x: np.ndarray, kind: str) -> list[float]:
+    # The definitions of act_stats' docstring, in float64 numpy.
+    t = ACTIVATION_THRESHOLDS
+    x64 = x.astype(np.float64)
+    dead = sat = np.nan
+    if kind in ("relu", "leaky"):
+        units = x64.reshape(-1, x64.shape[-1])
+        dead = 1.0 - (units > t.dead_output).any(axis=0).mean()
+    if kind == "sigmoid":
+        sat = ((x64 < t.sigmoid_low) | (x64 > t.sigmoid_high)).mean()
+    elif kind == "tanh":
+        sat = (np.abs(x64) > t.tanh_abs).mean()
+    return [x64.mean(), x64.std(), dead, sat]
+
+
+def test_activation_rows_match_numpy_for_every_kind_and_rank() -> None:
+    rng = np.random.default_rng(5)
+    cases = [
+        # Dense-like relu with two dead units, a conv-like [batch, h, w, channels] relu output
+        # with one dead channel, saturating sigmoid and tanh outputs, and a linear one.
+        (np.maximum(rng.normal(size=(16, 6)), 0) * np.array([1, 1, 0, 1, 0, 1]), "relu"),
+        (np.maximum(rng.normal(size=(4, 5, 5, 3)), 0) * np.array([1, 0, 1]), "relu"),
+        (np.where(rng.normal(size=(8, 7)) > 0, 1.0, -0.01) * rng.random((8, 7)), "leaky"),
+        (1 / (1 + np.exp(-rng.normal(0, 6, size=(32, 10)))), "sigmoid"),
+        (np.tanh(rng.normal(0, 3, size=(2, 9, 4))), "tanh"),
+        (rng.normal(2.0, 0.5, size=(12,)), "linear"),
+    ]
+    xs = [x.astype(np.float32) for x, _ in cases]
+    kinds = [kind for _, kind in cases]
+    got = act_stats_rows([tf.constant(x) for x in xs], kinds).numpy()
+    assert got.shape == (len(cases), len(ACT_STAT_ORDER))
+    traced = tf.function(lambda *ts: act_stats_rows(list(ts), kinds))(*xs).numpy()
+    for row, again, x, kind in zip(got, traced, xs, kinds, strict=True):
+        want = _act_reference(x, kind)
+        np.testing.assert_allclose(row, want, rtol=1e-5, atol=1e-6, err_msg=kind)
+        np.testing.assert_allclose(again, want, rtol=1e-5, atol=1e-6, err_msg=kind)
+        np.testing.assert_array_equal(act_stats(tf.constant(x), kind).numpy(), row)
+    assert got[0, 2] == pytest.approx(2 / 6) and got[1, 2] == pytest.approx(1 / 3)
+    assert 0 < got[3, 3] < 1 and 0 < got[4, 3] < 1
+
+
+def test_nonfinite_count_in_a_traced_step_with_unknown_sizes() -> None:
+    # The count branch traced with static sizes, and with a dimension unknown until run time.
+    bad = np.array([[1.0, np.nan], [np.inf, 2.0], [3.0, 4.0]], np.float32)
+    fn = tf.function(variable_grad_stats)
+    for spec in (tf.TensorSpec([3, 2]), tf.TensorSpec([None, 2])):
+        got = fn.get_concrete_function([spec, tf.TensorSpec([4])])(
+            [tf.constant(bad), tf.constant([np.nan] * 4, tf.float32)]
+        )
+        assert got.numpy()[:, VAR_GRAD_ORDER.index("nonfinite")].tolist() == [2.0, 4.0]

@@ -17,7 +17,7 @@ from report_html import Page, section
 from synthetic_runs import relu_run, sigmoid_run
 
 from gradscope import load_run
-from gradscope.collect.stats import act_range
+from gradscope.collect.histograms import act_range
 from gradscope.render import figures, palette
 from gradscope.render.build import report_view, shared_grad_scale
 from gradscope.render.html import render_report
@@ -148,7 +148,7 @@ def test_constant_learning_rate_is_a_flat_line_on_an_axis_from_zero() -> None:
 
 
 def test_activation_histogram_ranges_fit_the_activation(logdir: Path) -> None:
-    # Chosen at record time by gradscope.collect.stats.act_range.
+    # Chosen at record time by gradscope.collect.histograms.act_range.
     assert act_range("relu") == (0.0, 12.0)
     assert act_range("leaky")[0] == -2.0
     assert act_range("sigmoid") == (0.0, 1.0) and act_range("tanh") == (-1.0, 1.0)
