@@ -44,8 +44,9 @@ class _Axes:
 
     Why not ``tf.reduce_sum(x)``: it adds an axes constant per call and about 0.1 ms of Python
     per traced op, and the statistics of a ResNet-50 step are thousands of ops, traced once more
-    for the instrumented step of every first fit (``reports/benchmarks.md``). The raw reduction
-    ops with one constant per rank trace the same kernels in about half the time.
+    for the instrumented step of every first fit (``reports/benchmarks.md``). A raw reduction
+    op with one constant per rank traces the same kernel in about two thirds of the time
+    (0.24 against 0.37 ms), and the constants are traced once per rank instead of per call.
     """
 
     def __init__(self) -> None:
