@@ -102,7 +102,7 @@ def graph_parts(model: Any, recorder: Any) -> tuple[Callable[[], Any], Callable[
         return (
             stats.variable_grad_stats(gs),
             tf.stack([stats.squared_norms(ws), stats.squared_norms(moved)], axis=1),
-            tf.stack([stats.act_stats(x, k) for x, k in zip(xs, kinds, strict=True)]),
+            stats.act_stats_rows(xs, kinds),
         )
 
     @tf.function
