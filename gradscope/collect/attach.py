@@ -103,10 +103,21 @@ def _install_dispatch(
     clock: tf.Variable,
     freqs: Frequencies,
     exact: bool,
+    probe: bool = False,
 ) -> StepDispatch:
     spe = max(1, int(getattr(model, "steps_per_execution", 1) or 1))
     # Several steps per execution may hold unrecorded ones: only then do writes need a cond.
     hooks.recorder.guarded = spe > 1 and freqs.freq > 1
+    # The recorded step returns its buffers with its logs, sparing the host a second call,
+    # where those logs are its own: one replica (Keras averages replicas' outputs), one step
+    # per execution, and no probe batch writing activations after it; traced (an eager step
+    # reads as cheaply). guard() turns it off.
+    hooks.recorder.carry = (
+        not hooks.recorder.guarded
+        and not probe
+        and not model.run_eagerly
+        and model.distribute_strategy.num_replicas_in_sync == 1
+    )
     # With XLA, the recorded step (a fraction 1/freq of steps) runs as a TF graph rather than
     # paying a second XLA compile per fit; with freq=1 it is the only step, compiled as asked.
     jit = None if freqs.freq == 1 else False
@@ -190,7 +201,9 @@ def attach(
         hooks.install_layers()
     if probe_inputs is not None:
         probe_fn = make_probe(model, hooks)
-    dispatch = _install_dispatch(model, hooks, plain, counter, freqs, exact=False)
+    dispatch = _install_dispatch(
+        model, hooks, plain, counter, freqs, exact=False, probe=probe_fn is not None
+    )
     described = model.optimizer if base_optimizer(model.optimizer) is primary.optimizer else None
     meta = optimizer_description(described or primary.optimizer)
     if len(groups) > 1:
@@ -232,7 +245,9 @@ def _attach_compiled(
     if freqs.activation:
         hooks.install_layers()
     probe_fn = make_probe(model, hooks) if probe_inputs is not None else None
-    dispatch = _install_dispatch(model, hooks, plain, iterations, freqs, exact)
+    dispatch = _install_dispatch(
+        model, hooks, plain, iterations, freqs, exact, probe=probe_fn is not None
+    )
     meta = optimizer_description(model.optimizer)
     att = Attachment(plan, recorder, hooks, iterations, probe_fn, meta, dispatch=dispatch)
     if probe_fn is None and dispatch.inner is None:

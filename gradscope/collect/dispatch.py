@@ -22,6 +22,7 @@ import keras
 import tensorflow as tf
 
 from gradscope.collect.engine import Recorder
+from gradscope.collect.readout import CARRY_KEY
 
 
 def build_step_function(model: keras.Model, jit_compile: bool | None = None) -> Any:
@@ -96,6 +97,7 @@ class StepDispatch:
         self.remaining: int | None = None
         self.recorded = False
         self.calls = {"plain": 0, "recorded": 0}
+        self._clock_value: tf.Tensor | None = None
         # Another GradScope's dispatch on the same model in the same fit: its hooks are traced
         # into this instrumented function too, so it runs when either one records.
         self.inner: StepDispatch | None = None
@@ -162,7 +164,19 @@ class StepDispatch:
         """Runs one execution: the instrumented function if it holds a recorded step."""
         record = self.decide()
         self.calls["recorded" if record else "plain"] += 1
-        return (self.instrumented if record else self.plain)(iterator)
+        if not record:
+            return self.plain(iterator)
+        self._clock_value = None
+        if self.recorder is not None:
+            self.recorder.carried = None  # a failed execution leaves the host to read them
+        logs = self.instrumented(iterator)
+        if isinstance(logs, dict) and CARRY_KEY in logs:
+            logs = dict(logs)
+            buffers, clock = logs.pop(CARRY_KEY)
+            if self.recorder is not None:
+                self.recorder.carried = buffers
+            self._clock_value = clock
+        return logs
 
     def advance(self, steps: int) -> None:
         """Counts the steps the last execution ran (Keras reports them to callbacks).
@@ -175,9 +189,11 @@ class StepDispatch:
 
     def check(self) -> None:
         """After a recorded execution: reads the clock; a count found off reads it from now on."""
+        clock, self._clock_value = self._clock_value, None
         if self.freq == 1 or self.next_step is None or self.exact:
             return
-        actual = int(self.clock.numpy())
+        # The clock the recorded step carried out after its update, else a read.
+        actual = int(clock if clock is not None else self.clock.numpy())
         if actual != self.next_step:
             self.exact = True
             self.next_step = actual

@@ -73,6 +73,10 @@ class Recorder:
             variables, created when this is set. False (GradScope's instrumented step, run
             only on recorded steps) reads them as tensors instead: the update's copy-on-write
             keeps them, no copy is held between steps.
+        carry: True when the traced step returns every buffer's value with its outputs
+            (:func:`gradscope.collect.readout.buffer_values`): set by GradScope's attach for
+            an unguarded step on one replica without a probe batch.
+        carried: those values from the last recorded execution, until the host reads them.
     """
 
     def __init__(
@@ -140,6 +144,8 @@ class Recorder:
         self._last_step = -1
         self._last_act_step = -1
         self._snapshot_fn: Any = None  # the compiled read of every buffer (readout.snapshot)
+        self.carry = False
+        self.carried: list[tf.Tensor] | None = None
         # False when the train step computes its own loss: the buffer's NaN then means "not
         # captured", not a diverged loss.
         self.loss_known = True
@@ -154,6 +160,8 @@ class Recorder:
     @guarded.setter
     def guarded(self, value: bool) -> None:
         self._guarded = bool(value)
+        if value:
+            self.carry = False  # another dispatch's steps may write: the host reads
         if value and not self.shadows:
             # Created here, eagerly, before any step using them is traced. One copy of the
             # watched weights, held as long as the recorder.
@@ -361,6 +369,7 @@ class Recorder:
         self.act_step_buf.assign(tf.fill(self.act_step_buf.shape, tf.constant(-1, tf.int64)))
         self.hist_step_buf.assign(tf.fill([self.slots], tf.constant(-1, tf.int64)))
         self._last_step = -1
+        self.carried = None
 
     def read(
         self, epoch: int | None = None, loss_fallback: float | None = None

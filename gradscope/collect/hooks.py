@@ -15,6 +15,7 @@ import keras
 import tensorflow as tf
 
 from gradscope.collect.engine import Recorder
+from gradscope.collect.readout import CARRY_KEY, buffer_values
 
 _SENTINEL = object()
 
@@ -216,6 +217,11 @@ class Hooks(Patches):
                 if counter is not None:
                     # After the step: every read of the counter in it sees the same value.
                     counter.assign_add(1)
+                if recorder.carry and isinstance(outputs, dict):
+                    # The buffers and the clock leave with the logs: the host needs no second
+                    # call to read them (the dispatch takes them out before Keras sees them).
+                    clock = tf.cast(self.step_fn(), tf.int64)
+                    outputs = {**outputs, CARRY_KEY: (tuple(buffer_values(recorder)), clock)}
                 return outputs
             finally:
                 self.in_train_step = False

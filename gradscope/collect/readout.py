@@ -36,6 +36,7 @@ class RecorderState(Protocol):
     loss_known: bool
     var_layer: np.ndarray
     var_sizes: np.ndarray
+    carried: list[tf.Tensor] | None
     _flat_vars: list[tuple[int, str]]
     _snapshot_fn: Any
 
@@ -53,14 +54,36 @@ BUFFERS = (
 )
 HIST_BUFFERS = ("grad_hist_buf", "act_hist_buf")
 
+#: The key under which a recorded step carries its buffers' values out with Keras's logs
+#: (:func:`buffer_values`); the dispatch takes it out before Keras sees the logs.
+CARRY_KEY = "_gradscope_buffers"
+
+
+def buffer_values(rec: RecorderState) -> list[tf.Tensor]:
+    """Reads every ring buffer, in-graph: what :func:`snapshot` copies to the host.
+
+    Called at the end of a recorded step (``Recorder.carry``) so the values leave with the
+    step's outputs instead of through a second function call; reads of a variable run after
+    the step's writes to it, in program order.
+
+    Args:
+        rec: the recorder.
+
+    Returns:
+        One tensor per buffer, in the order :func:`snapshot` names them.
+    """
+    names = BUFFERS + (HIST_BUFFERS if rec.freqs.histogram else ())
+    return [getattr(rec, name).read_value() for name in names]
+
 
 def snapshot(rec: RecorderState) -> dict[str, np.ndarray]:
-    """Copies every ring buffer to the host in one call (one compiled read).
+    """Copies every ring buffer to the host: what the last recorded step carried, or one read.
 
     Nine separate ``.numpy()`` reads cost ~1.2 ms on a loaded 2-core machine; one traced
     function reading them all, called through its concrete function (no per-call argument
     binding or trace lookup), ~0.16 ms (a 10×256 MLP's buffers; packing them into one float64
-    vector in the function cost 0.29 ms: the casts and the concat are ops too).
+    vector in the function cost 0.29 ms: the casts and the concat are ops too). Values a
+    recorded step returned with its outputs (``rec.carried``, taken once) need no call at all.
 
     Args:
         rec: the recorder.
@@ -73,15 +96,17 @@ def snapshot(rec: RecorderState) -> dict[str, np.ndarray]:
         array([ 0, 10, -1])
     """
     names = BUFFERS + (HIST_BUFFERS if rec.freqs.histogram else ())
-    if rec._snapshot_fn is None:
-        variables = [getattr(rec, name) for name in names]
+    values, rec.carried = rec.carried, None
+    if values is None:
+        if rec._snapshot_fn is None:
 
-        @tf.function(autograph=False)
-        def read() -> list[tf.Tensor]:
-            return [v.read_value() for v in variables]
+            @tf.function(autograph=False)
+            def read() -> list[tf.Tensor]:
+                return buffer_values(rec)
 
-        rec._snapshot_fn = read.get_concrete_function()
-    return {name: t.numpy() for name, t in zip(names, rec._snapshot_fn(), strict=True)}
+            rec._snapshot_fn = read.get_concrete_function()
+        values = rec._snapshot_fn()
+    return {name: t.numpy() for name, t in zip(names, values, strict=True)}
 
 
 def read_buffers(

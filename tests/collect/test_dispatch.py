@@ -151,3 +151,51 @@ def test_loss_scale_optimizer_reads_the_clock_every_execution(tmp_path) -> None:
     # Every even optimizer step is recorded; counting batches instead would have run the
     # instrumented step at clock 1 (batch 2) and missed clock 4 (batch 5).
     assert [r.step for r in load_run(callback.run_dir).records] == [0, 2, 4]
+
+
+def test_recorded_steps_carry_the_buffers_out_with_their_logs(monkeypatch, tmp_path) -> None:
+    from gradscope.collect import readout
+
+    seen: list[tuple[set[str], list[np.ndarray] | None, list[np.ndarray]]] = []
+    original = StepDispatch.__call__
+
+    def call(self: StepDispatch, iterator):
+        logs = original(self, iterator)
+        rec = self.recorder
+        carried = None if rec.carried is None else [t.numpy() for t in rec.carried]
+        # What the host would read with a second call, read here from the variables.
+        direct = [v.numpy() for v in (getattr(rec, n) for n in readout.BUFFERS)]
+        seen.append((set(logs), carried, direct))
+        return logs
+
+    monkeypatch.setattr(StepDispatch, "__call__", call)
+    x, y = toy_data(7 * BATCH)
+    model = _mlp()
+    model.compile(keras.optimizers.SGD(LR), "sparse_categorical_crossentropy")
+    callback = GradScope(tmp_path / "run", freq=3, verbose=0, tensorboard=False)
+    model.fit(x, y, batch_size=BATCH, epochs=1, shuffle=False, verbose=0, callbacks=[callback])
+    assert [carried is not None for _, carried, _ in seen] == [1, 0, 0, 1, 0, 0, 1]
+    for keys, carried, direct in seen:
+        assert readout.CARRY_KEY not in keys and "loss" in keys  # Keras sees its own logs
+        if carried is not None:
+            assert len(carried) == len(direct)
+            for a, b in zip(carried, direct, strict=True):
+                np.testing.assert_array_equal(a, b)
+    assert [r.step for r in load_run(callback.run_dir).records] == [0, 3, 6]
+
+
+@pytest.mark.parametrize("case", ["steps_per_execution", "run_eagerly", "probe_data"])
+def test_the_host_reads_the_buffers_where_the_logs_cannot_carry_them(case, tmp_path) -> None:
+    x, y = toy_data(6 * BATCH)
+    model = _mlp()
+    model.compile(
+        keras.optimizers.SGD(LR),
+        "sparse_categorical_crossentropy",
+        steps_per_execution=3 if case == "steps_per_execution" else 1,
+        run_eagerly=case == "run_eagerly",
+    )
+    probe = x[:BATCH] if case == "probe_data" else None
+    callback = GradScope(tmp_path / "run", freq=2, verbose=0, tensorboard=False, probe_data=probe)
+    model.fit(x, y, batch_size=BATCH, epochs=1, shuffle=False, verbose=0, callbacks=[callback])
+    assert callback._recorder.carry is False
+    assert [r.step for r in load_run(callback.run_dir).records] == [0, 2, 4]
