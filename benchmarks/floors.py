@@ -7,9 +7,11 @@ cheapest way to do the same job:
 
 * in the graph: Keras's own train function (``plain``), GradScope's instrumented one with and
   without activation statistics, and the statistics' reductions alone in a ``tf.function`` of
-  their own, less an empty function taking the same tensors (the arithmetic of the sums);
-* on the host: an empty ``tf.function`` call (what any read of device values costs), the buffer
-  read, building the record, its JSON line in ``stats.jsonl``, its TensorBoard event.
+  their own, less an empty function taking the same tensors (the arithmetic of the sums), and
+  the copy an update makes of weights whose old values are still held (an exact ‖Δw‖);
+* on the host: an empty ``tf.function`` call (what a separate read of device values costs), the
+  buffer read (values the recorded step returned with its logs; the compiled read it falls back
+  to), building the record, its JSON line in ``stats.jsonl``, its TensorBoard event.
 
 The ``ratio at freq=1`` and ``ratio at freq=10`` columns are what each part alone adds to a plain
 step: ``1 + part / plain`` and ``1 + part / (10 * plain)``.
@@ -113,11 +115,39 @@ def graph_parts(model: Any, recorder: Any) -> tuple[Callable[[], Any], Callable[
     return (lambda: reductions(grads, weights, tensors)), (lambda: empty(grads, weights, tensors))
 
 
-def host_parts(recorder: Any, session: Any) -> dict[str, Callable[[], Any]]:
+def copy_parts(model: Any) -> tuple[Callable[[], Any], Callable[[], Any]]:
+    """An update of weights shaped like the model's, with and without their old values held.
+
+    An exact ‖Δw‖ for any optimizer needs each weight's value from before the step's update
+    while the update writes in place: TensorFlow then copies the buffer rather than overwrite
+    one still read. The difference of the two calls is that copy.
+    """
+    import tensorflow as tf
+
+    variables = [tf.Variable(tf.zeros(v.shape)) for v in model.trainable_variables]
+    deltas = [tf.zeros(v.shape) for v in variables]
+
+    def make(hold: bool) -> Callable[[], Any]:
+        @tf.function
+        def update(ds: list[Any]) -> Any:
+            before = [tf.convert_to_tensor(v) for v in variables]
+            writes = [v.assign_sub(d) for v, d in zip(variables, ds, strict=True)]
+            with tf.control_dependencies(writes):  # used after the update: the copy is made
+                held = before if hold else ds
+                return tf.stack([tf.reshape(b, [-1])[0] for b in held])
+
+        return lambda: update(deltas)
+
+    return make(True), make(False)
+
+
+def host_parts(recorder: Any, session: Any, carried: Any) -> dict[str, Callable[[], Any]]:
     """The host's work on one record, each part callable alone.
 
     The fit's run is closed by now: the JSON line and the event go to a fresh run directory and
-    event file, written by the classes the session uses.
+    event file, written by the classes the session uses. ``carried`` are the buffer values a
+    recorded step returned with its logs (``Recorder.carried``), read as the fit reads them;
+    the compiled read is what the host falls back to where a step cannot carry them.
     """
     import tensorflow as tf
 
@@ -132,10 +162,18 @@ def host_parts(recorder: Any, session: Any) -> dict[str, Callable[[], Any]]:
     root = Path(tempfile.mkdtemp(prefix="gs-floors-host-"))
     writer = RunWriter(new_run_dir(root), session.writer.meta)
     events = TensorBoardWriter(root / "tb", layers=session.writer.meta.layers)
+
+    def carry() -> None:
+        recorder.carried = carried
+
     return {
         "empty tf.function call": lambda: empty_fn(),
-        "buffer read (one compiled call)": lambda: readout.snapshot(recorder),
-        "buffer read + record": lambda: readout.read_buffers(recorder, last - 1, 0, None),
+        "fallback: buffer read in one compiled call": lambda: readout.snapshot(recorder),
+        "buffer read (carried with the logs)": lambda: (carry(), readout.snapshot(recorder)),
+        "buffer read + record": lambda: (
+            carry(),
+            readout.read_buffers(recorder, last - 1, 0, None),
+        ),
         "JSON line (stats.jsonl)": lambda: writer.append(record),
         "TensorBoard event": lambda: events.write_record(record),
     }
@@ -165,11 +203,18 @@ def bench_model(name: str, calls: int, rounds: int, quick: bool = False) -> tupl
     timings["alone: the reductions' arithmetic"] = cpu_ms(reductions, calls, rounds) - cpu_ms(
         empty, calls, rounds
     )
+    held, dropped = copy_parts(on["model"])
+    timings["alone: the weights' copy for an exact update norm"] = max(
+        0.0, cpu_ms(held, calls, rounds) - cpu_ms(dropped, calls, rounds)
+    )
+    dispatch_on(iterator)  # a recorded execution: its buffers come back with its logs
+    carried = on["recorder"].carried
     host = {
-        k: cpu_ms(fn, calls, rounds) for k, fn in host_parts(on["recorder"], on["session"]).items()
+        k: cpu_ms(fn, calls, rounds)
+        for k, fn in host_parts(on["recorder"], on["session"], carried).items()
     }
     host["record building"] = (
-        host.pop("buffer read + record") - host["buffer read (one compiled call)"]
+        host.pop("buffer read + record") - host["buffer read (carried with the logs)"]
     )
     timings.update(host)
     plain = timings["plain"]
@@ -186,15 +231,22 @@ def bench_model(name: str, calls: int, rounds: int, quick: bool = False) -> tupl
     host_total = sum(
         timings[k]
         for k in (
-            "buffer read (one compiled call)",
+            "buffer read (carried with the logs)",
             "record building",
             "JSON line (stats.jsonl)",
             "TensorBoard event",
         )
     )
     recorded = timings["in-step: instrumented - plain, every statistic"] + host_total
-    floor_graph = timings["alone: the reductions' arithmetic"]
-    floor_host = timings["empty tf.function call"] + timings["JSON line (stats.jsonl)"]
+    floor_graph = (
+        timings["alone: the reductions' arithmetic"]
+        + timings["alone: the weights' copy for an exact update norm"]
+    )
+    # The least a read of device values costs: an empty call, or values a step already returned.
+    least_read = min(
+        timings["empty tf.function call"], timings["buffer read (carried with the logs)"]
+    )
+    floor_host = least_read + timings["JSON line (stats.jsonl)"]
     lines = [
         f"## {name}: {title}",
         "",
@@ -204,8 +256,8 @@ def bench_model(name: str, calls: int, rounds: int, quick: bool = False) -> tupl
         f"(in the graph {recorded - host_total:.2f}, on the host {host_total:.2f}): "
         f"freq=1 {fmt_ratio(plain + recorded, plain)}, freq=10 "
         f"{fmt_ratio(plain + recorded / 10, plain)} before the per-step dispatch",
-        f"{name}: floor of the parts (reductions alone {floor_graph:.2f} ms, one call to read "
-        f"and one JSON line {floor_host:.2f} ms): freq=1 "
+        f"{name}: floor of the parts (reductions and the weights' copy alone "
+        f"{floor_graph:.2f} ms, the least read and one JSON line {floor_host:.2f} ms): freq=1 "
         f"{fmt_ratio(plain + floor_graph + floor_host, plain)}, freq=10 "
         f"{fmt_ratio(plain + (floor_graph + floor_host) / 10, plain)}",
     ]
