@@ -87,27 +87,49 @@ def test_audit_refuses_the_unknown_layer_without_the_option(custom_model) -> Non
     assert "unknown custom objects ['gs_t12>Scale']" in line and "--unsafe" in line
 
 
-def test_audit_loads_the_custom_layer_from_its_module(custom_model) -> None:
+def cli_here(*args: str, pythonpath: Path, monkeypatch: pytest.MonkeyPatch):
+    """``gradscope ARGS`` with ``pythonpath`` on ``sys.path``, in this process (CliRunner).
+
+    As a new process would: a cleared Keras session, and afterwards neither the imported module
+    nor its registered class left behind for the next test. The stderr of real processes is
+    checked by the tests around this one (a fresh interpreter costs 5 CPU-seconds importing
+    TensorFlow).
+    """
+    from typer.testing import CliRunner
+
+    from gradscope.cli import app
+
+    monkeypatch.syspath_prepend(str(pythonpath))
+    keras.backend.clear_session()
+    try:
+        return CliRunner().invoke(app, list(args))
+    finally:
+        sys.modules.pop(MODULE, None)
+        keras.saving.get_custom_objects().pop("gs_t12>Scale", None)
+
+
+def test_audit_loads_the_custom_layer_from_its_module(custom_model, monkeypatch) -> None:
     path, code_dir = custom_model
     spec = f"{MODULE}:Scale"
-    proc = cli(
-        "audit", str(path), "--custom-objects", spec, "--steps", "4", "--json", pythonpath=code_dir
-    )
-    assert proc.returncode in (0, 1), proc.stderr  # audited: 0 clean, 1 findings, never 2
-    doc = json.loads(proc.stdout)
+    args = ("audit", str(path), "--custom-objects", spec, "--steps", "4", "--json")
+    result = cli_here(*args, pythonpath=code_dir, monkeypatch=monkeypatch)
+    # audited: 0 clean, 1 findings, never 2
+    assert result.exit_code in (0, 1), (result.stderr, result.exception)
+    doc = json.loads(result.stdout)
     assert doc["schema_version"] == 1 and isinstance(doc["findings"], list)
     # The probe ran through the custom layer: a ratio was measured over its two Dense layers.
     assert doc["summary"]["first_layer"] == "hidden" and doc["summary"]["last_layer"] == "out"
     assert doc["summary"]["first_last_grad_ratio"] > 0
 
 
-def test_fix_loads_the_custom_layer_from_its_module(custom_model, tmp_path) -> None:
+def test_fix_loads_the_custom_layer_from_its_module(custom_model, tmp_path, monkeypatch) -> None:
     path, code_dir = custom_model
     out = tmp_path / "fixed.keras"
     args = ["fix", str(path), "--custom-objects", f"{MODULE}:Scale", "--apply", "clip_norm"]
-    proc = cli(*args, "-o", str(out), "--steps", "4", "--json", pythonpath=code_dir)
-    assert proc.returncode in (0, 1), proc.stderr
-    assert json.loads(proc.stdout)["applied"] == ["clip_norm"]
+    args += ["-o", str(out), "--steps", "4", "--json"]
+    result = cli_here(*args, pythonpath=code_dir, monkeypatch=monkeypatch)
+    assert result.exit_code in (0, 1), (result.stderr, result.exception)
+    assert json.loads(result.stdout)["applied"] == ["clip_norm"]
     assert out.exists()
 
 
