@@ -54,6 +54,9 @@ BUFFERS = (
 )
 HIST_BUFFERS = ("grad_hist_buf", "act_hist_buf")
 
+#: Activation statistics stored as NaN where they do not apply to a layer's activation kind.
+_MAYBE_NAN = frozenset({"dead_frac", "sat_frac"})
+
 #: The key under which a recorded step carries its buffers' values out with Keras's logs
 #: (:func:`buffer_values`); the dispatch takes it out before Keras sees the logs.
 CARRY_KEY = "_gradscope_buffers"
@@ -151,13 +154,13 @@ def read_buffers(
             if present[i]
         }
         acted = act_steps[k] == step
-        for i, (name, _, _) in enumerate(rec.plan.act_layers):
-            if acted[i]:
-                row = layers.setdefault(name, {})
-                for n, s in enumerate(stats.ACT_STAT_ORDER):
-                    value = float(acts[k, i, n])
+        act_rows = acts[k].tolist()
+        for i, here in enumerate(acted.tolist()):
+            if here:
+                row = layers.setdefault(rec.plan.act_layers[i][0], {})
+                for s, value in zip(stats.ACT_STAT_ORDER, act_rows[i], strict=True):
                     # NaN here means "does not apply to this activation kind".
-                    if not (s in ("dead_frac", "sat_frac") and math.isnan(value)):
+                    if not (s in _MAYBE_NAN and math.isnan(value)):
                         row[s] = value
         g_list, w_list = var_grad.tolist(), var_weight.tolist()
         variables = {
