@@ -168,7 +168,16 @@ def test_recorded_steps_carry_the_buffers_out_with_their_logs(monkeypatch, tmp_p
         seen.append((set(logs), carried, direct))
         return logs
 
+    checks: list[tuple[bool, bool]] = []  # (a carried clock was there, count found off)
+    original_check = StepDispatch.check
+
+    def check(self: StepDispatch) -> None:
+        carried_clock = self._clock_value is not None
+        original_check(self)
+        checks.append((carried_clock, self.exact))
+
     monkeypatch.setattr(StepDispatch, "__call__", call)
+    monkeypatch.setattr(StepDispatch, "check", check)
     x, y = toy_data(7 * BATCH)
     model = _mlp()
     model.compile(keras.optimizers.SGD(LR), "sparse_categorical_crossentropy")
@@ -182,6 +191,8 @@ def test_recorded_steps_carry_the_buffers_out_with_their_logs(monkeypatch, tmp_p
             for a, b in zip(carried, direct, strict=True):
                 np.testing.assert_array_equal(a, b)
     assert [r.step for r in load_run(callback.run_dir).records] == [0, 3, 6]
+    # The clock each recorded step carried out (after its update) agreed with the host's count.
+    assert checks == [(True, False)] * 3
 
 
 @pytest.mark.parametrize("case", ["steps_per_execution", "run_eagerly", "probe_data"])
