@@ -109,9 +109,10 @@ def _install_dispatch(
     # Several steps per execution may hold unrecorded ones: only then do writes need a cond.
     hooks.recorder.guarded = spe > 1 and freqs.freq > 1
     # The recorded step returns its buffers with its logs, sparing the host a second call,
-    # where those logs are its own: one replica (Keras averages replicas' outputs), one step
-    # per execution, and no probe batch writing activations after it; traced (an eager step
-    # reads as cheaply). guard() turns it off.
+    # where those logs are its own: one replica (Keras averages replicas' outputs), writes not
+    # guarded (an execution's last step then returns every row of the execution), no probe
+    # batch writing activations after it, and traced (an eager step reads as cheaply).
+    # guard() turns it off.
     hooks.recorder.carry = (
         not hooks.recorder.guarded
         and not probe

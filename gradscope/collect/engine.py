@@ -75,7 +75,7 @@ class Recorder:
             keeps them, no copy is held between steps.
         carry: True when the traced step returns every buffer's value with its outputs
             (:func:`gradscope.collect.readout.buffer_values`): set by GradScope's attach for
-            an unguarded step on one replica without a probe batch.
+            unguarded steps on one replica without a probe batch.
         carried: those values from the last recorded execution, until the host reads them.
     """
 

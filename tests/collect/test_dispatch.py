@@ -210,3 +210,22 @@ def test_the_host_reads_the_buffers_where_the_logs_cannot_carry_them(case, tmp_p
     model.fit(x, y, batch_size=BATCH, epochs=1, shuffle=False, verbose=0, callbacks=[callback])
     assert callback._recorder.carry is False
     assert [r.step for r in load_run(callback.run_dir).records] == [0, 2, 4]
+
+
+def test_an_execution_of_several_recorded_steps_carries_all_their_rows(tmp_path) -> None:
+    # freq=1 with 3 steps per execution: every step records, the writes need no guard, and the
+    # last step of each execution (the last one short) returns the rows of the whole execution.
+    x, y = toy_data(7 * BATCH)
+    model = _mlp()
+    model.compile(
+        keras.optimizers.SGD(LR), "sparse_categorical_crossentropy", steps_per_execution=3
+    )
+    reference = _reference(model, x, y, steps=7)
+    callback = GradScope(tmp_path / "run", freq=1, verbose=0, tensorboard=False)
+    model.fit(x, y, batch_size=BATCH, epochs=1, shuffle=False, verbose=0, callbacks=[callback])
+    assert callback._recorder.carry is True
+    records = load_run(callback.run_dir).records
+    assert [r.step for r in records] == list(range(7))
+    for record in records:
+        for layer, ref in reference[record.step].items():
+            assert record.layers[layer]["grad_norm"] == pytest.approx(ref, rel=1e-4), layer
