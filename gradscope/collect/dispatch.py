@@ -168,7 +168,9 @@ class StepDispatch:
             return self.plain(iterator)
         self._clock_value = None
         if self.recorder is not None:
-            self.recorder.carried = None  # a failed execution leaves the host to read them
+            # A failed execution carries nothing: the host then reads the buffers.
+            self.recorder.carried = None
+            self.recorder.unread = True
         logs = self.instrumented(iterator)
         if isinstance(logs, dict) and CARRY_KEY in logs:
             logs = dict(logs)

@@ -77,6 +77,9 @@ class Recorder:
             (:func:`gradscope.collect.readout.buffer_values`): set by GradScope's attach for
             unguarded steps on one replica without a probe batch.
         carried: those values from the last recorded execution, until the host reads them.
+        unread: whether the buffers may hold rows the host has not read (with ``carry``, set
+            by the dispatch for each recorded execution; a read with nothing unread and
+            nothing carried returns at once).
     """
 
     def __init__(
@@ -146,6 +149,7 @@ class Recorder:
         self._snapshot_fn: Any = None  # the compiled read of every buffer (readout.snapshot)
         self.carry = False
         self.carried: list[tf.Tensor] | None = None
+        self.unread = True
         # False when the train step computes its own loss: the buffer's NaN then means "not
         # captured", not a diverged loss.
         self.loss_known = True
@@ -370,6 +374,7 @@ class Recorder:
         self.hist_step_buf.assign(tf.fill([self.slots], tf.constant(-1, tf.int64)))
         self._last_step = -1
         self.carried = None
+        self.unread = False  # cleared: nothing to read
 
     def read(
         self, epoch: int | None = None, loss_fallback: float | None = None
@@ -384,6 +389,8 @@ class Recorder:
             ``(records, histograms)``: new step records in step order, and for steps with
             histograms, ``(step, {"grad/<layer>" | "act/<layer>": counts})``.
         """
+        if self.carry and not self.unread:
+            return [], []  # no recorded execution since the last read (e.g. the fit's end)
         records, hists, last = read_buffers(self, self._last_step, epoch, loss_fallback)
         self._last_step = last
         return records, hists

@@ -29,6 +29,8 @@ class RecorderState(Protocol):
         loss_known: whether the step's loss was recorded (else the fallback is used).
         var_layer: the layer row of each flat variable.
         var_sizes: the element count of each flat variable.
+        carried: buffer values a recorded step returned with its logs, not read yet.
+        unread: whether the buffers may hold rows not read yet (cleared by :func:`snapshot`).
     """
 
     plan: WatchPlan
@@ -37,6 +39,7 @@ class RecorderState(Protocol):
     var_layer: np.ndarray
     var_sizes: np.ndarray
     carried: list[tf.Tensor] | None
+    unread: bool
     _flat_vars: list[tuple[int, str]]
     _snapshot_fn: Any
 
@@ -100,6 +103,7 @@ def snapshot(rec: RecorderState) -> dict[str, np.ndarray]:
     """
     names = BUFFERS + (HIST_BUFFERS if rec.freqs.histogram else ())
     values, rec.carried = rec.carried, None
+    rec.unread = False
     if values is None:
         if rec._snapshot_fn is None:
 

@@ -193,6 +193,9 @@ def test_recorded_steps_carry_the_buffers_out_with_their_logs(monkeypatch, tmp_p
     assert [r.step for r in load_run(callback.run_dir).records] == [0, 3, 6]
     # The clock each recorded step carried out (after its update) agreed with the host's count.
     assert checks == [(True, False)] * 3
+    # Every read found its values carried, the fit's last one nothing unread: the compiled read
+    # of the buffers was never built.
+    assert callback._recorder._snapshot_fn is None
 
 
 @pytest.mark.parametrize("case", ["steps_per_execution", "run_eagerly", "probe_data"])
