@@ -49,6 +49,7 @@ LAYER_NAMES = (
     | ACTIVATION_LAYER_CLASSES
 )
 
+
 def _strings(node: ast.AST) -> list[str] | None:
     # The string members of a set/frozenset/dict literal (dict keys and values), else None.
     if isinstance(node, ast.Set):
