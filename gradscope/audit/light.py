@@ -16,10 +16,9 @@ accumulation) get the recorded probe: :func:`light_supported` says which.
 
 from __future__ import annotations
 
-import contextlib
 import datetime as _dt
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import keras
@@ -32,6 +31,7 @@ from gradscope.audit.reduce import act_row, variable_sums, weight_sums
 from gradscope.collect import stats
 from gradscope.collect.hooks import Patches, base_optimizer
 from gradscope.collect.layers import WatchPlan, plan_watch
+from gradscope.collect.rewrites import no_graph_rewrites
 from gradscope.collect.session import optimizer_description
 from gradscope.data.rundirs import new_run_dir
 from gradscope.data.schema import EpochRecord, RunMeta, StepRecord
@@ -147,27 +147,6 @@ def _step_function(
         # see there cannot leave the branch, so that step stays eager.
         return one_step
     return tf.function(one_step, autograph=False, reduce_retracing=True)
-
-
-@contextlib.contextmanager
-def _no_graph_rewrites() -> Iterator[None]:
-    # Grappler optimizes a function on its first call: for the probe's 8 steps that costs more
-    # than it saves (first call 0.25 -> 0.20 s CPU on the benchmark CNN, 0.22 -> 0.15 s on the
-    # MLP). Function call options are per thread in TensorFlow's eager context, so only this
-    # thread's calls run unrewritten, and only inside the block.
-    from tensorflow.core.protobuf import config_pb2
-    from tensorflow.python.eager import context
-
-    ctx = context.context()
-    saved = ctx.function_call_options
-    config = config_pb2.ConfigProto()
-    config.ParseFromString(saved.config_proto_serialized)
-    config.graph_options.rewrite_options.disable_meta_optimizer = True
-    ctx.function_call_options = context.FunctionCallOptions(saved.executor_type, config)
-    try:
-        yield
-    finally:
-        ctx.function_call_options = saved
 
 
 def _tensors(x: Any, y: np.ndarray) -> tuple[Any, Any]:
@@ -286,7 +265,9 @@ def light_probe(
                 # are made by their first (traced) update, which tf.function allows.
                 trained.optimizer.build(trained.trainable_variables)
             trained.reset_metrics()  # as fit does at the start of an epoch
-            with _no_graph_rewrites():
+            # For 8 steps Grappler's first-call optimisation costs more than it saves (first
+            # call 0.25 -> 0.20 s CPU on the benchmark CNN, 0.22 -> 0.15 s on the MLP).
+            with no_graph_rewrites():
                 for step in range(steps):
                     x, y = _tensors(*data.take(order[step * size : (step + 1) * size]))
                     try:

@@ -232,3 +232,42 @@ def test_an_execution_of_several_recorded_steps_carries_all_their_rows(tmp_path)
     for record in records:
         for layer, ref in reference[record.step].items():
             assert record.layers[layer]["grad_norm"] == pytest.approx(ref, rel=1e-4), layer
+
+
+@pytest.mark.parametrize("bound", [1, 10_000])
+def test_a_large_models_recorded_step_runs_without_grappler(bound, monkeypatch, tmp_path) -> None:
+    from tensorflow.python.eager import context
+
+    import gradscope.collect.rewrites as rewrites
+
+    # "Large" is a count of watched variables: the MLP's 6 are over a bound of 1.
+    monkeypatch.setattr(rewrites, "UNOPTIMIZED_FROM_VARIABLES", bound)
+    seen: list[bytes] = []
+    original = StepDispatch.instrumented.fget
+
+    def instrumented(self: StepDispatch):
+        fn = original(self)
+
+        def call(iterator):
+            seen.append(context.context().function_call_options.config_proto_serialized)
+            return fn(iterator)
+
+        return call
+
+    monkeypatch.setattr(StepDispatch, "instrumented", property(instrumented))
+    options = context.context().function_call_options.config_proto_serialized
+    x, y = toy_data(7 * BATCH)
+    model = _mlp()
+    model.compile(keras.optimizers.SGD(LR), "sparse_categorical_crossentropy")
+    reference = _reference(model, x, y, steps=7)
+    callback = GradScope(tmp_path / "run", freq=3, verbose=0, tensorboard=False)
+    model.fit(x, y, batch_size=BATCH, epochs=1, shuffle=False, verbose=0, callbacks=[callback])
+    # Each recorded execution ran with Grappler off exactly when the model is over the bound;
+    # the thread's options were put back after each.
+    assert len(seen) == 3 and all((s != options) == (bound == 1) for s in seen)
+    assert context.context().function_call_options.config_proto_serialized == options
+    records = load_run(callback.run_dir).records
+    assert [r.step for r in records] == [0, 3, 6]
+    for record in records:
+        for layer, ref in reference[record.step].items():
+            assert record.layers[layer]["grad_norm"] == pytest.approx(ref, rel=1e-4), layer
