@@ -14,7 +14,7 @@ from collections.abc import Iterator
 
 #: Watched variables from which GradScope runs its recorded step without Grappler. Measured on
 #: both sides (reports/benchmarks.md, session 6). Above: ResNet-50 (214 variables) and a
-#: 12-block encoder (197) trace and instantiate it 5.1 s and 3.7 s faster, and run it 0 % and
+#: 12-block encoder (197) trace and instantiate it 4.5 s and 3.7 s faster, and run it 0 % and
 #: 3 % slower. Below: the benchmark CNN (8 variables) runs it 14 % slower (inlining and fusions
 #: lost) and the MLP (22) about as fast. Between 22 and 197 nothing was measured; the bound sits
 #: in the gap.
