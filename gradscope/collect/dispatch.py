@@ -23,7 +23,6 @@ import tensorflow as tf
 
 from gradscope.collect.engine import Recorder
 from gradscope.collect.readout import CARRY_KEY
-from gradscope.collect.rewrites import no_graph_rewrites
 
 
 def build_step_function(model: keras.Model, jit_compile: bool | None = None) -> Any:
@@ -64,9 +63,6 @@ class StepDispatch:
         steps_per_execution: steps one call runs (at most).
         exact: read the clock before every execution (its count may skip steps).
         recorder: the recorder the instrumented function writes to (see :meth:`guard`).
-        unoptimized: run the instrumented function without Grappler
-            (:mod:`gradscope.collect.rewrites`): it runs one step in ``freq``, and on large
-            models its first-call optimisation costs seconds and saves nothing per call.
 
     Attributes:
         next_step: the clock before the next execution, counted on the host; None: read it.
@@ -87,10 +83,8 @@ class StepDispatch:
         steps_per_execution: int = 1,
         exact: bool = False,
         recorder: Recorder | None = None,
-        unoptimized: bool = False,
     ) -> None:
         self.plain = plain
-        self.unoptimized = unoptimized
         self._make = make_instrumented
         self._instrumented: Callable[[Any], Any] | None = None
         self.clock = clock
@@ -177,11 +171,7 @@ class StepDispatch:
             # A failed execution carries nothing: the host then reads the buffers.
             self.recorder.carried = None
             self.recorder.unread = True
-        if self.unoptimized:
-            with no_graph_rewrites():
-                logs = self.instrumented(iterator)
-        else:
-            logs = self.instrumented(iterator)
+        logs = self.instrumented(iterator)
         if isinstance(logs, dict) and CARRY_KEY in logs:
             logs = dict(logs)
             buffers, clock = logs.pop(CARRY_KEY)
