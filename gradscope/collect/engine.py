@@ -148,7 +148,7 @@ class Recorder:
         self._last_act_step = -1
         self._snapshot_fn: Any = None  # the compiled read of every buffer (readout.snapshot)
         self.carry = False
-        self.carried: list[tf.Tensor] | None = None
+        self.carried: Sequence[tf.Tensor] | None = None
         self.unread = True
         # False when the train step computes its own loss: the buffer's NaN then means "not
         # captured", not a diverged loss.

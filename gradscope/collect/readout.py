@@ -6,6 +6,7 @@ The buffer is a few KB (``slots`` rows of a few floats per layer), copied once p
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Any, Protocol
 
 import numpy as np
@@ -38,7 +39,7 @@ class RecorderState(Protocol):
     loss_known: bool
     var_layer: np.ndarray
     var_sizes: np.ndarray
-    carried: list[tf.Tensor] | None
+    carried: Sequence[tf.Tensor] | None
     unread: bool
     _flat_vars: list[tuple[int, str]]
     _snapshot_fn: Any
@@ -77,6 +78,9 @@ def buffer_values(rec: RecorderState) -> list[tf.Tensor]:
 
     Returns:
         One tensor per buffer, in the order :func:`snapshot` names them.
+
+    Example:
+        >>> logs[CARRY_KEY] = (tuple(buffer_values(recorder)), clock)  # doctest: +SKIP
     """
     names = BUFFERS + (HIST_BUFFERS if rec.freqs.histogram else ())
     return [getattr(rec, name).read_value() for name in names]
