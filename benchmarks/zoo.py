@@ -17,7 +17,8 @@ For a healthy model every such finding is a false alarm; for a sick twin the exp
 set by construction in gradscope/zoo/__init__.py.
 
 Run ``python benchmarks/zoo.py`` (about 10 minutes on 2 cores), ``--quick`` for 1 healthy
-model and 1 twin without the warm-up fit (a sanity check: its ratios are not a result),
+model and 1 twin, one epoch a fit, without the warm-up fit (a sanity check: its ratios and
+verdicts are not a result),
 ``--out reports/zoo.md`` to also write the markdown to a file.
 """
 
@@ -77,24 +78,31 @@ def _custom_objects() -> dict[str, object]:
     return {c.__name__: c for c in (GAN, VAE, PositionEmbedding)}
 
 
-def run_callbacks(entry: ZooModel, row: Row, root: Path, rounds: int, warmup: bool = True) -> None:
+def run_callbacks(
+    entry: ZooModel,
+    row: Row,
+    root: Path,
+    rounds: int,
+    warmup: bool = True,
+    epochs: int | None = None,
+) -> None:
     if warmup:  # the first fit of a model pays one-time costs
-        fit_zoo(entry, None)
+        fit_zoo(entry, None, epochs=epochs)
     for i in range(rounds):
         # Alternating order, so a burst of load on the shared machine hits both kinds of fit.
         order = ("plain", "scoped") if i % 2 == 0 else ("scoped", "plain")
         for kind in order:
             if kind == "plain":
-                row.plain.append(fit_zoo(entry, None).seconds)
+                row.plain.append(fit_zoo(entry, None, epochs=epochs).seconds)
             else:
-                done = fit_zoo(entry, root / f"{entry.name}-default-{i}")
+                done = fit_zoo(entry, root / f"{entry.name}-default-{i}", epochs=epochs)
                 row.scoped.append(done.seconds)
                 row.found["callback (defaults)"] = _show(done.findings)
                 row.kinds["callback (defaults)"] = frozenset(
                     f.kind for f in _serious(done.findings)
                 )
     start = time.perf_counter()
-    done = fit_zoo(entry, root / f"{entry.name}-freq1", freq=1)
+    done = fit_zoo(entry, root / f"{entry.name}-freq1", epochs=epochs, freq=1)
     row.seconds["callback"] = time.perf_counter() - start
     row.params = done.model.count_params()
     row.learned = done.learned(entry)
@@ -213,7 +221,9 @@ def tables(rows: list[Row]) -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
-        "--quick", action="store_true", help="2 models, 1 timing round, no warm-up fit"
+        "--quick",
+        action="store_true",
+        help="2 models, 1 epoch a fit, 1 timing round, no warm-up fit",
     )
     parser.add_argument("--out", type=Path, help="also write the markdown here")
     parser.add_argument("--date", default=None, help="date printed in the header")
@@ -226,7 +236,8 @@ def main(argv: list[str] | None = None) -> int:
         root = Path(tmp)
         for name in names:
             row = Row(name)
-            run_callbacks(ZOO[name], row, root, rounds, warmup=not args.quick)
+            epochs = 1 if args.quick else None
+            run_callbacks(ZOO[name], row, root, rounds, warmup=not args.quick, epochs=epochs)
             run_audits(ZOO[name], row, root)
             rows.append(row)
             print(f"done {name}", file=sys.stderr, flush=True)
