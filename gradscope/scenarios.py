@@ -26,6 +26,8 @@ from typing import Any
 import keras
 import numpy as np
 
+from gradscope.zoo.tabular import HUGE_INIT
+
 #: Input width of the digits data (8x8 pixels).
 DIGITS_FEATURES = 64
 
@@ -159,7 +161,11 @@ def unusual() -> keras.Model:
     return model
 
 
-_HUGE = keras.initializers.RandomNormal(stddev=1.0)
+# A config, not an instance: Keras builds one initializer per layer from it, each drawing its seed
+# after ``keras.utils.set_random_seed``. A shared ``RandomNormal(stddev=1.0)`` instance fixes its
+# seed when this module is imported, from whatever state Python's ``random`` had then, so a run
+# depended on what the process did before, and every same-shape layer got the same kernel.
+_HUGE = HUGE_INIT
 
 SCENARIOS: dict[str, Scenario] = {
     s.name: s
