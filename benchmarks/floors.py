@@ -111,10 +111,9 @@ def graph_parts(model: Any, recorder: Any) -> tuple[Callable[[], Any], Callable[
 
     @tf.function
     def reductions(gs: list[Any], ws: list[Any], xs: list[Any]) -> Any:
-        moved = [w - g for g, w in zip(gs, ws, strict=True)]  # as after - before
         return (
             stats.variable_grad_stats(gs),
-            tf.stack([stats.squared_norms(ws), stats.squared_norms(moved)], axis=1),
+            stats.update_squares(ws, gs),  # the gradients stand in for the weights before
             stats.act_stats_rows(xs, kinds),
         )
 

@@ -41,9 +41,9 @@ def variable_sums(grad: np.ndarray) -> list[float]:
         grad: the variable's gradient.
 
     Returns:
-        ``[sum, sum of squares, max, min, non-finite count]``; entries are counted as
-        non-finite only when the sum of squares is not finite (a NaN or Inf entry makes it so),
-        as in the step.
+        ``[sum, sum of squares, max, min, non-finite count]``; when the sum of squares is
+        not finite (a NaN or Inf entry, or an overflow), entries are counted as non-finite and
+        the sums taken again in float64, as in the step.
 
     Example:
         >>> variable_sums(np.array([3.0, 4.0]))
@@ -55,7 +55,10 @@ def variable_sums(grad: np.ndarray) -> list[float]:
     with np.errstate(invalid="ignore", over="ignore"):
         total = float(g.sum())
         squares = _sum_squares(g)
-        bad = 0.0 if math.isfinite(squares) else float(np.count_nonzero(~np.isfinite(g)))
+        bad = 0.0
+        if not math.isfinite(squares):  # as the step: count, and the sums again in float64
+            bad = float(np.count_nonzero(~np.isfinite(g)))
+            total, squares = float(g.sum(dtype=np.float64)), _sum_squares(g.astype(np.float64))
         return [total, squares, float(g.max()), float(g.min()), bad]
 
 
@@ -73,9 +76,13 @@ def weight_sums(before: np.ndarray, after: np.ndarray) -> list[float]:
         >>> weight_sums(np.ones(4), np.full(4, 2.0))
         [16.0, 4.0]
     """
-    after32 = _flat([after])
+    after32, before32 = _flat([after]), _flat([before])
     with np.errstate(invalid="ignore", over="ignore"):
-        return [_sum_squares(after32), _sum_squares(after32 - _flat([before]))]
+        sums = [_sum_squares(after32), _sum_squares(after32 - before32)]
+        if not all(map(math.isfinite, sums)):  # as the step: again in float64
+            after64, before64 = after32.astype(np.float64), before32.astype(np.float64)
+            sums = [_sum_squares(after64), _sum_squares(after64 - before64)]
+        return sums
 
 
 def act_row(

@@ -133,8 +133,10 @@ class Recorder:
             self.hist_step_buf = var([k], -1, tf.int64)
             self.scalar_buf = var([k, 2], math.nan)  # loss, lr
             # Per variable: gradient sums (before the update), weight sums (after it).
-            self.grad_buf = var([k, max(n_vars, 1), len(stats.VAR_GRAD_ORDER)], math.nan)
-            self.weight_buf = var([k, max(n_vars, 1), len(stats.VAR_WEIGHT_ORDER)], math.nan)
+            # float64: sums whose float32 squares overflowed are taken again in float64.
+            wide = tf.float64
+            self.grad_buf = var([k, max(n_vars, 1), len(stats.VAR_GRAD_ORDER)], math.nan, wide)
+            self.weight_buf = var([k, max(n_vars, 1), len(stats.VAR_WEIGHT_ORDER)], math.nan, wide)
             self.act_buf = var([k, max(n_acts, 1), len(stats.ACT_STAT_ORDER)], math.nan)
             self.loss_var = var([], math.nan)
             if freqs.histogram:
@@ -293,8 +295,7 @@ class Recorder:
                     olds.append(old)
             if not indices:
                 return
-            moved = [value - old for value, old in zip(values, olds, strict=True)]
-            squares = tf.stack([stats.squared_norms(values), stats.squared_norms(moved)], axis=1)
+            squares = stats.update_squares(values, olds)
             _scatter(self.weight_buf, _rows(self.slot(step), indices), squares)
 
         if before is None and not self.guarded:

@@ -7,6 +7,7 @@ Each function takes TensorFlow tensors and returns a small float32 tensor; all o
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import tensorflow as tf
@@ -74,14 +75,16 @@ def variable_grad_stats(grads: Sequence[tf.Tensor]) -> tf.Tensor:
     the host (:func:`layer_stats`). On a 10×256 MLP this is ~0.55 ms of CPU a recorded step
     against ~2 ms for per-layer concatenations and segment reductions with a two-pass standard
     deviation (0.85 ms with a per-variable second pass; see ``reports/benchmarks.md``).
-    Non-finite entries are counted only when a squared sum is not finite (a NaN or Inf entry
-    makes it so), in one ``tf.cond`` for all variables.
+    A squared sum that is not finite (a NaN or Inf entry, or finite entries above ~1.8e19
+    whose squares overflow float32) sends all variables through one ``tf.cond``: it counts the
+    non-finite entries and takes the sums again in float64, so an overflowing statistic is not
+    mistaken for an overflowing gradient.
 
     Args:
         grads: one gradient tensor per variable (dense or ``tf.IndexedSlices``).
 
     Returns:
-        float32 ``[len(grads), 5]``.
+        float64 ``[len(grads), 5]`` (float32 sums, float64 only where they overflowed).
 
     Example:
         >>> variable_grad_stats([tf.constant([3.0, 4.0])]).numpy()[0, :2].tolist()
@@ -89,19 +92,19 @@ def variable_grad_stats(grads: Sequence[tf.Tensor]) -> tf.Tensor:
     """
     dense = [_dense32(g) for g in grads]
     axes = _Axes()
+    total = tf.stack([tf.raw_ops.Sum(input=g, axis=axes(g)) for g in dense])
     sumsq = _twice([tf.nn.l2_loss(g) for g in dense])
-    columns = [
-        tf.stack([tf.raw_ops.Sum(input=g, axis=axes(g)) for g in dense]),
-        sumsq,
-        tf.stack([tf.raw_ops.Max(input=g, axis=axes(g)) for g in dense]),
-        tf.stack([tf.raw_ops.Min(input=g, axis=axes(g)) for g in dense]),
-    ]
+    high = tf.stack([tf.raw_ops.Max(input=g, axis=axes(g)) for g in dense])
+    low = tf.stack([tf.raw_ops.Min(input=g, axis=axes(g)) for g in dense])
 
-    def count() -> tf.Tensor:
-        # Runs only on a step with a non-finite entry, so it may copy the gradients into one
-        # vector: traced as a reshape per variable rather than five ops. Counted by differences
-        # of a running sum at each variable's end (per-entry segment ids would be a constant as
-        # large as the model, which Grappler folds at the first call).
+    def as_is() -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+        return _f64(total), _f64(sumsq), tf.zeros([len(dense)], tf.float64)
+
+    def again() -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+        # Runs only on a step whose squared sums overflowed or met a NaN/Inf, so it may copy
+        # the gradients into one vector: traced as a reshape per variable rather than five ops.
+        # Counted by differences of a running sum at each variable's end (per-entry segment ids
+        # would be a constant as large as the model, which Grappler folds at the first call).
         flat_shape = tf.constant([-1])
         flat = tf.concat([tf.reshape(g, flat_shape) for g in dense], axis=0)
         bad = tf.cast(tf.logical_not(tf.math.is_finite(flat)), tf.int32)
@@ -110,11 +113,66 @@ def variable_grad_stats(grads: Sequence[tf.Tensor]) -> tf.Tensor:
         sizes = tf.stack([tf.size(g) for g in dense]) if None in known else tf.constant(known)
         ends = tf.cumsum(sizes)
         counts = tf.gather(running, ends) - tf.gather(running, ends - sizes)
-        return tf.cast(counts, tf.float32)
+        return (*_wide_sums(dense, with_total=True), _f64(counts))
 
     finite = tf.reduce_all(tf.math.is_finite(sumsq))
-    columns.append(tf.cond(finite, lambda: tf.zeros([len(dense)], tf.float32), count))
-    return tf.stack(columns, axis=1)
+    total64, sumsq64, counts = tf.cond(finite, as_is, again)
+    return tf.stack([total64, sumsq64, _f64(high), _f64(low), counts], axis=1)
+
+
+def _f64(x: tf.Tensor) -> tf.Tensor:
+    return tf.cast(x, tf.float64)
+
+
+def _wide_sums(tensors: Sequence[tf.Tensor], with_total: bool = False) -> list[tf.Tensor]:
+    # float64 sums of squares (and sums) of each tensor, for the rare step whose float32 sums
+    # overflowed. Traced as one chain of ops per distinct shape, on the tensors of that shape
+    # stacked (ResNet-50: 28 shapes for 214 variables): the branch is traced, and optimised by
+    # Grappler, at every model's first fit whether or not it ever runs; per tensor it added
+    # about 0.6 s of tracing to ResNet-50's. The stacked float64 copies exist only when it runs.
+    groups: dict[Any, list[int]] = {}
+    for i, t in enumerate(tensors):
+        key = tuple(t.shape.as_list()) if t.shape.is_fully_defined() else i
+        groups.setdefault(key, []).append(i)
+    order = [i for members in groups.values() for i in members]
+    parts: list[list[tf.Tensor]] = [[], []]
+    for members in groups.values():
+        x = _f64(tf.stack([tensors[i] for i in members]))
+        axes = tf.constant(list(range(1, x.shape.rank)), tf.int32)
+        parts[0].append(tf.raw_ops.Sum(input=tf.square(x), axis=axes))
+        if with_total:
+            parts[1].append(tf.raw_ops.Sum(input=x, axis=axes))
+    back = tf.constant(np.argsort(order), tf.int32)
+    columns = [tf.gather(tf.concat(p, axis=0), back) for p in parts if p]
+    return columns[::-1]  # (sums,) sums of squares
+
+
+def update_squares(values: Sequence[tf.Tensor], olds: Sequence[tf.Tensor]) -> tf.Tensor:
+    """``‖w‖²`` and ``‖w - w_old‖²`` per variable, in ``VAR_WEIGHT_ORDER``.
+
+    Summed in float32; if a sum is not finite (weights above ~1.8e19 overflow their squares),
+    all of them again in float64 in one ``tf.cond``, as :func:`variable_grad_stats` does.
+
+    Args:
+        values: each variable after the update (float32).
+        olds: each variable before it (float32).
+
+    Returns:
+        float64 ``[len(values), 2]``.
+
+    Example:
+        >>> update_squares([tf.constant([3.0, 4.0])], [tf.constant([3.0, 3.0])]).numpy().tolist()
+        [[25.0, 1.0]]
+    """
+    moved = [value - old for value, old in zip(values, olds, strict=True)]
+    squares = tf.stack([squared_norms(values), squared_norms(moved)], axis=1)
+
+    def again() -> tf.Tensor:
+        # The float32 difference is kept: it overflows only past 3.4e38.
+        return tf.stack([*_wide_sums(values), *_wide_sums(moved)], axis=1)
+
+    finite = tf.reduce_all(tf.math.is_finite(squares))
+    return tf.cond(finite, lambda: _f64(squares), again)
 
 
 def layer_stats(

@@ -147,7 +147,8 @@ def test_host_reductions_equal_the_in_graph_ones(kind):
             assert ours[name] == pytest.approx(float(value), rel=1e-5, abs=1e-7), name
     grads = [out.reshape(-1, 7)[:, :5], rng.standard_normal(5).astype("float32")]
     bad = [np.where(grads[0] > 3, np.inf, grads[0]), np.full(5, np.nan, "float32")]
-    for case in (grads, bad):
+    huge = [grads[0] * np.float32(1e25), grads[1]]  # finite entries whose squares overflow
+    for case in (grads, bad, huge):
         theirs = stats.variable_grad_stats([tf.constant(g) for g in case]).numpy()
         ours = [variable_sums(g) for g in case]
         np.testing.assert_allclose(ours, theirs, rtol=1e-5, atol=1e-5, equal_nan=True)

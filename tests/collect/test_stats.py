@@ -17,6 +17,7 @@ from gradscope.collect.stats import (
     act_stats_rows,
     grad_stats,
     layer_stats,
+    update_squares,
     variable_grad_stats,
 )
 from gradscope.config import ACTIVATION_THRESHOLDS
@@ -52,6 +53,26 @@ def test_nonfinite_entries_are_counted_and_overflow_is_not() -> None:
     nonfinite = got[:, VAR_GRAD_ORDER.index("nonfinite")]
     assert nonfinite.tolist() == [3.0, 0.0, 0.0]
     assert not np.isfinite(got[0, VAR_GRAD_ORDER.index("sumsq")])
+    # The overflowed sums are taken again in float64: finite, and exact to float64.
+    huge64 = huge.astype(np.float64)
+    assert got[1, VAR_GRAD_ORDER.index("sumsq")] == pytest.approx((huge64**2).sum(), rel=1e-12)
+    assert got[1, VAR_GRAD_ORDER.index("sum")] == pytest.approx(huge64.sum(), rel=1e-12)
+    # So the layer's norm is the gradient's (3**0.5 * 1e30), not an overflow.
+    rows, _, _ = layer_stats(got, np.ones((3, 2)), np.arange(3), np.array([5.0, 3.0, 2.0]), 3)
+    norm = rows[1, LAYER_STAT_ORDER.index("grad_norm")]
+    assert norm == pytest.approx(np.linalg.norm(huge64), rel=1e-12)
+
+
+def test_weight_squares_survive_overflow() -> None:
+    rng = np.random.default_rng(3)
+    old = rng.normal(size=(4, 3)).astype(np.float32)
+    for scale in (1.0, 1e25):  # ordinary weights, and weights whose squares overflow float32
+        new = (old * scale + rng.normal(size=old.shape)).astype(np.float32)
+        got = update_squares([tf.constant(new)], [tf.constant(old)]).numpy()[0]
+        n64, o64 = new.astype(np.float64), old.astype(np.float64)
+        assert got[0] == pytest.approx((n64**2).sum(), rel=1e-5)
+        assert got[1] == pytest.approx(((n64 - o64) ** 2).sum(), rel=1e-5)
+        assert np.isfinite(got).all()
 
 
 def test_layer_statistics_match_numpy_on_concatenated_entries() -> None:
