@@ -100,20 +100,10 @@ def variable_grad_stats(grads: Sequence[tf.Tensor]) -> tf.Tensor:
     def as_is() -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
         return _f64(total), _f64(sumsq), tf.zeros([len(dense)], tf.float64)
 
-    def again() -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
-        # Runs only on a step whose squared sums overflowed or met a NaN/Inf, so it may copy
-        # the gradients into one vector: traced as a reshape per variable rather than five ops.
-        # Counted by differences of a running sum at each variable's end (per-entry segment ids
-        # would be a constant as large as the model, which Grappler folds at the first call).
-        flat_shape = tf.constant([-1])
-        flat = tf.concat([tf.reshape(g, flat_shape) for g in dense], axis=0)
-        bad = tf.cast(tf.logical_not(tf.math.is_finite(flat)), tf.int32)
-        running = tf.concat([tf.zeros([1], tf.int32), tf.cumsum(bad)], axis=0)
-        known = [g.shape.num_elements() for g in dense]
-        sizes = tf.stack([tf.size(g) for g in dense]) if None in known else tf.constant(known)
-        ends = tf.cumsum(sizes)
-        counts = tf.gather(running, ends) - tf.gather(running, ends - sizes)
-        return (*_wide_sums(dense, with_total=True), _f64(counts))
+    def again() -> tuple[tf.Tensor, ...]:
+        # Only on a step whose squared sums overflowed or met a NaN/Inf: sums in float64 and
+        # the count of non-finite entries.
+        return tuple(_wide_sums(dense, total=True, count=True))
 
     finite = tf.reduce_all(tf.math.is_finite(sumsq))
     total64, sumsq64, counts = tf.cond(finite, as_is, again)
@@ -124,27 +114,36 @@ def _f64(x: tf.Tensor) -> tf.Tensor:
     return tf.cast(x, tf.float64)
 
 
-def _wide_sums(tensors: Sequence[tf.Tensor], with_total: bool = False) -> list[tf.Tensor]:
-    # float64 sums of squares (and sums) of each tensor, for the rare step whose float32 sums
-    # overflowed. Traced as one chain of ops per distinct shape, on the tensors of that shape
-    # stacked (ResNet-50: 28 shapes for 214 variables): the branch is traced, and optimised by
-    # Grappler, at every model's first fit whether or not it ever runs; per tensor it added
-    # about 0.6 s of tracing to ResNet-50's. The stacked float64 copies exist only when it runs.
+def _wide_sums(
+    tensors: Sequence[tf.Tensor], total: bool = False, count: bool = False
+) -> list[tf.Tensor]:
+    """float64 ``[sum (if total), sum of squares, non-finite count (if count)]`` of each tensor.
+
+    For the rare step whose float32 sums overflowed or met a NaN/Inf. Traced as one chain of
+    ops per distinct shape, on the tensors of that shape stacked (ResNet-50: 28 shapes for 214
+    variables): the branch is traced, and optimised by Grappler, at every first fit whether or
+    not it ever runs, and per tensor it cost ResNet-50 about 0.6 s more tracing. The stacked
+    copies exist only when it runs.
+    """
     groups: dict[Any, list[int]] = {}
     for i, t in enumerate(tensors):
         key = tuple(t.shape.as_list()) if t.shape.is_fully_defined() else i
         groups.setdefault(key, []).append(i)
-    order = [i for members in groups.values() for i in members]
-    parts: list[list[tf.Tensor]] = [[], []]
+    columns: dict[str, list[tf.Tensor]] = {"sum": [], "sumsq": [], "bad": []}
     for members in groups.values():
-        x = _f64(tf.stack([tensors[i] for i in members]))
-        axes = tf.constant(list(range(1, x.shape.rank)), tf.int32)
-        parts[0].append(tf.raw_ops.Sum(input=tf.square(x), axis=axes))
-        if with_total:
-            parts[1].append(tf.raw_ops.Sum(input=x, axis=axes))
-    back = tf.constant(np.argsort(order), tf.int32)
-    columns = [tf.gather(tf.concat(p, axis=0), back) for p in parts if p]
-    return columns[::-1]  # (sums,) sums of squares
+        x32 = tf.stack([tensors[i] for i in members])
+        rank = x32.shape.rank
+        axes = tf.range(1, tf.rank(x32)) if rank is None else tf.constant(list(range(1, rank)))
+        x = _f64(x32)
+        columns["sumsq"].append(tf.raw_ops.Sum(input=tf.square(x), axis=axes))
+        if total:
+            columns["sum"].append(tf.raw_ops.Sum(input=x, axis=axes))
+        if count:
+            bad = _f64(tf.logical_not(tf.math.is_finite(x32)))
+            columns["bad"].append(tf.raw_ops.Sum(input=bad, axis=axes))
+    back = tf.constant(np.argsort([i for members in groups.values() for i in members]), tf.int32)
+    wanted = (["sum"] if total else []) + ["sumsq"] + (["bad"] if count else [])
+    return [tf.gather(tf.concat(columns[name], axis=0), back) for name in wanted]
 
 
 def update_squares(values: Sequence[tf.Tensor], olds: Sequence[tf.Tensor]) -> tf.Tensor:
