@@ -19,6 +19,7 @@ from typing import Any
 import keras
 import tensorflow as tf
 
+from gradscope.collect import rewrites
 from gradscope.collect.custom_step import (
     OptimizerGroup,
     activation_note,
@@ -123,6 +124,10 @@ def _install_dispatch(
     # paying a second XLA compile per fit; with freq=1 it is the only step, compiled as asked.
     jit = None if freqs.freq == 1 else False
     inner = plain if isinstance(plain, StepDispatch) else None
+    # A large model's recorded step gets the Grappler rewrites that pay for it; XLA compiles
+    # its own (rewrites.LEAN_FROM_VARIABLES).
+    watched = sum(len(vs) for vs in hooks.recorder.plan.grad_variables)
+    xla = bool(model.jit_compile) and jit is None
     dispatch = StepDispatch(
         inner.plain if inner is not None else plain,
         lambda: build_step_function(model, jit_compile=jit),
@@ -131,6 +136,7 @@ def _install_dispatch(
         steps_per_execution=spe,
         exact=exact,
         recorder=hooks.recorder,
+        lean=watched >= rewrites.LEAN_FROM_VARIABLES and not xla,
     )
     if inner is not None:
         # Each one's hooks write in the other's recorded steps: the beat is checked in-graph.

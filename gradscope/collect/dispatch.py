@@ -23,6 +23,7 @@ import tensorflow as tf
 
 from gradscope.collect.engine import Recorder
 from gradscope.collect.readout import CARRY_KEY
+from gradscope.collect.rewrites import lean_graph_rewrites
 
 
 def build_step_function(model: keras.Model, jit_compile: bool | None = None) -> Any:
@@ -63,6 +64,9 @@ class StepDispatch:
         steps_per_execution: steps one call runs (at most).
         exact: read the clock before every execution (its count may skip steps).
         recorder: the recorder the instrumented function writes to (see :meth:`guard`).
+        lean: call the instrumented function with
+            :func:`~gradscope.collect.rewrites.lean_graph_rewrites` (a large model: its first
+            call's optimisation costs seconds the full set of rewrites does not pay back).
 
     Attributes:
         next_step: the clock before the next execution, counted on the host; None: read it.
@@ -83,8 +87,10 @@ class StepDispatch:
         steps_per_execution: int = 1,
         exact: bool = False,
         recorder: Recorder | None = None,
+        lean: bool = False,
     ) -> None:
         self.plain = plain
+        self.lean = lean
         self._make = make_instrumented
         self._instrumented: Callable[[Any], Any] | None = None
         self.clock = clock
@@ -171,7 +177,11 @@ class StepDispatch:
             # A failed execution carries nothing: the host then reads the buffers.
             self.recorder.carried = None
             self.recorder.unread = True
-        logs = self.instrumented(iterator)
+        if self.lean:
+            with lean_graph_rewrites():
+                logs = self.instrumented(iterator)
+        else:
+            logs = self.instrumented(iterator)
         if isinstance(logs, dict) and CARRY_KEY in logs:
             logs = dict(logs)
             buffers, clock = logs.pop(CARRY_KEY)

@@ -232,3 +232,50 @@ def test_an_execution_of_several_recorded_steps_carries_all_their_rows(tmp_path)
     for record in records:
         for layer, ref in reference[record.step].items():
             assert record.layers[layer]["grad_norm"] == pytest.approx(ref, rel=1e-4), layer
+
+
+@pytest.mark.parametrize("bound", [1, 10_000])
+def test_a_large_models_recorded_step_gets_the_lean_rewrites(bound, monkeypatch, tmp_path) -> None:
+    from tensorflow.core.protobuf import config_pb2, rewriter_config_pb2
+    from tensorflow.python.eager import context
+
+    import gradscope.collect.rewrites as rewrites
+
+    # "Large" is a count of watched variables: the MLP's 6 are over a bound of 1.
+    monkeypatch.setattr(rewrites, "LEAN_FROM_VARIABLES", bound)
+    seen: list[bytes] = []
+    original = StepDispatch.instrumented.fget
+
+    def instrumented(self: StepDispatch):
+        fn = original(self)
+
+        def call(iterator):
+            seen.append(context.context().function_call_options.config_proto_serialized)
+            return fn(iterator)
+
+        return call
+
+    monkeypatch.setattr(StepDispatch, "instrumented", property(instrumented))
+    options = context.context().function_call_options.config_proto_serialized
+    x, y = toy_data(7 * BATCH)
+    model = _mlp()
+    model.compile(keras.optimizers.SGD(LR), "sparse_categorical_crossentropy")
+    reference = _reference(model, x, y, steps=7)
+    callback = GradScope(tmp_path / "run", freq=3, verbose=0, tensorboard=False)
+    model.fit(x, y, batch_size=BATCH, epochs=1, shuffle=False, verbose=0, callbacks=[callback])
+    # Each recorded execution ran with other options exactly when the model is over the bound,
+    # and the thread's options were put back after each.
+    assert len(seen) == 3 and all((s != options) == (bound == 1) for s in seen)
+    assert context.context().function_call_options.config_proto_serialized == options
+    config = config_pb2.ConfigProto()
+    config.ParseFromString(seen[0])
+    lean = config.graph_options.rewrite_options
+    if bound == 1:  # Grappler still runs, with its remapper (the fusions that save memory)
+        assert not lean.disable_meta_optimizer
+        assert lean.remapping != rewriter_config_pb2.RewriterConfig.OFF
+        assert lean.meta_optimizer_iterations == rewriter_config_pb2.RewriterConfig.ONE
+    records = load_run(callback.run_dir).records
+    assert [r.step for r in records] == [0, 3, 6]
+    for record in records:
+        for layer, ref in reference[record.step].items():
+            assert record.layers[layer]["grad_norm"] == pytest.approx(ref, rel=1e-4), layer
