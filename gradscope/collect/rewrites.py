@@ -11,7 +11,7 @@ thread's calls are instantiated and run with other rewriter options.
   Measured (reports/benchmarks.md, session 7) on Grappler's own per-pass log of ResNet-50's
   recorded step: 5.5 s in all, of which the remapper 1.05 s, TFG 1.0 s, constant folding 0.85 s,
   the memory optimizer 0.59 s, the layout optimizer 0.40 s, and each iterated pass twice. The
-  remapper's fusions are what keep peak memory down (without any Grappler: +130 MiB peak RSS).
+  remapper's fusions are what keep peak memory down (without any Grappler: +95–130 MiB peak RSS).
 """
 
 from __future__ import annotations

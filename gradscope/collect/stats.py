@@ -1,7 +1,8 @@
 """In-graph reducers: a few scalars from gradient, weight and activation tensors.
 
-Each function takes TensorFlow tensors and returns a small float32 tensor; all of them trace into a
-``tf.function`` (and XLA) and never copy a full tensor to the host.
+Each function takes TensorFlow tensors and returns a small float32 tensor (float64 for the
+per-variable sums, which take overflowing float32 sums again in float64); all of them trace into
+a ``tf.function`` (and XLA) and never copy a full tensor to the host.
 """
 
 from __future__ import annotations
