@@ -76,13 +76,10 @@ def weight_sums(before: np.ndarray, after: np.ndarray) -> list[float]:
         >>> weight_sums(np.ones(4), np.full(4, 2.0))
         [16.0, 4.0]
     """
-    after32, before32 = _flat([after]), _flat([before])
+    after32 = _flat([after])
     with np.errstate(invalid="ignore", over="ignore"):
-        sums = [_sum_squares(after32), _sum_squares(after32 - before32)]
-        if not all(map(math.isfinite, sums)):  # as the step: again in float64
-            after64, before64 = after32.astype(np.float64), before32.astype(np.float64)
-            sums = [_sum_squares(after64), _sum_squares(after64 - before64)]
-        return sums
+        # float32, as the step (which takes only the gradients' sums again in float64)
+        return [_sum_squares(after32), _sum_squares(after32 - _flat([before]))]
 
 
 def act_row(

@@ -133,7 +133,7 @@ class Recorder:
             self.hist_step_buf = var([k], -1, tf.int64)
             self.scalar_buf = var([k, 2], math.nan)  # loss, lr
             # Per variable: gradient sums (before the update), weight sums (after it).
-            # float64: sums whose float32 squares overflowed are taken again in float64.
+            # float64: the gradients' sums whose float32 squares overflowed are taken again.
             wide = tf.float64
             self.grad_buf = var([k, max(n_vars, 1), len(stats.VAR_GRAD_ORDER)], math.nan, wide)
             self.weight_buf = var([k, max(n_vars, 1), len(stats.VAR_WEIGHT_ORDER)], math.nan, wide)

@@ -1,8 +1,8 @@
 """In-graph reducers: a few scalars from gradient, weight and activation tensors.
 
 Each function takes TensorFlow tensors and returns a small float32 tensor (float64 for the
-per-variable sums, which take overflowing float32 sums again in float64); all of them trace into
-a ``tf.function`` (and XLA) and never copy a full tensor to the host.
+per-variable sums: the gradients' overflowing float32 sums are taken again in float64); all of
+them trace into a ``tf.function`` (and XLA) and never copy a full tensor to the host.
 """
 
 from __future__ import annotations
@@ -104,7 +104,7 @@ def variable_grad_stats(grads: Sequence[tf.Tensor]) -> tf.Tensor:
     def again() -> tuple[tf.Tensor, ...]:
         # Only on a step whose squared sums overflowed or met a NaN/Inf: sums in float64 and
         # the count of non-finite entries.
-        return tuple(_wide_sums(dense, total=True, count=True))
+        return tuple(_wide_sums(dense))
 
     finite = tf.reduce_all(tf.math.is_finite(sumsq))
     total64, sumsq64, counts = tf.cond(finite, as_is, again)
@@ -115,10 +115,8 @@ def _f64(x: tf.Tensor) -> tf.Tensor:
     return tf.cast(x, tf.float64)
 
 
-def _wide_sums(
-    tensors: Sequence[tf.Tensor], total: bool = False, count: bool = False
-) -> list[tf.Tensor]:
-    """float64 ``[sum (if total), sum of squares, non-finite count (if count)]`` of each tensor.
+def _wide_sums(tensors: Sequence[tf.Tensor]) -> list[tf.Tensor]:
+    """float64 ``[sum, sum of squares, non-finite count]`` of each tensor.
 
     For the rare step whose float32 sums overflowed or met a NaN/Inf. Traced as one chain of
     ops per distinct shape, on the tensors of that shape stacked (ResNet-50: 28 shapes for 214
@@ -130,28 +128,26 @@ def _wide_sums(
     for i, t in enumerate(tensors):
         key = tuple(t.shape.as_list()) if t.shape.is_fully_defined() else i
         groups.setdefault(key, []).append(i)
-    columns: dict[str, list[tf.Tensor]] = {"sum": [], "sumsq": [], "bad": []}
+    columns: list[list[tf.Tensor]] = [[], [], []]
     for members in groups.values():
         x32 = tf.stack([tensors[i] for i in members])
         rank = x32.shape.rank
         axes = tf.range(1, tf.rank(x32)) if rank is None else tf.constant(list(range(1, rank)))
         x = _f64(x32)
-        columns["sumsq"].append(tf.raw_ops.Sum(input=tf.square(x), axis=axes))
-        if total:
-            columns["sum"].append(tf.raw_ops.Sum(input=x, axis=axes))
-        if count:
-            bad = _f64(tf.logical_not(tf.math.is_finite(x32)))
-            columns["bad"].append(tf.raw_ops.Sum(input=bad, axis=axes))
+        bad = _f64(tf.logical_not(tf.math.is_finite(x32)))
+        for column, value in zip(columns, (x, tf.square(x), bad), strict=True):
+            column.append(tf.raw_ops.Sum(input=value, axis=axes))
     back = tf.constant(np.argsort([i for members in groups.values() for i in members]), tf.int32)
-    wanted = (["sum"] if total else []) + ["sumsq"] + (["bad"] if count else [])
-    return [tf.gather(tf.concat(columns[name], axis=0), back) for name in wanted]
+    return [tf.gather(tf.concat(column, axis=0), back) for column in columns]
 
 
 def update_squares(values: Sequence[tf.Tensor], olds: Sequence[tf.Tensor]) -> tf.Tensor:
     """``‖w‖²`` and ``‖w - w_old‖²`` per variable, in ``VAR_WEIGHT_ORDER``.
 
-    Summed in float32; if a sum is not finite (weights above ~1.8e19 overflow their squares),
-    all of them again in float64 in one ``tf.cond``, as :func:`variable_grad_stats` does.
+    Summed in float32 and stored as float64. Unlike the gradients' sums there is no float64
+    retake: a second ``tf.cond`` with every weight as input cost 0.15–0.2 s of every first fit,
+    even of a 3-layer model (reports/benchmarks.md, session 7), so weights past ~1.8e19 show an
+    infinite norm.
 
     Args:
         values: each variable after the update (float32).
@@ -165,14 +161,7 @@ def update_squares(values: Sequence[tf.Tensor], olds: Sequence[tf.Tensor]) -> tf
         [[25.0, 1.0]]
     """
     moved = [value - old for value, old in zip(values, olds, strict=True)]
-    squares = tf.stack([squared_norms(values), squared_norms(moved)], axis=1)
-
-    def again() -> tf.Tensor:
-        # The float32 difference is kept: it overflows only past 3.4e38.
-        return tf.stack([*_wide_sums(values), *_wide_sums(moved)], axis=1)
-
-    finite = tf.reduce_all(tf.math.is_finite(squares))
-    return tf.cond(finite, lambda: _f64(squares), again)
+    return _f64(tf.stack([squared_norms(values), squared_norms(moved)], axis=1))
 
 
 def layer_stats(

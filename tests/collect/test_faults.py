@@ -142,8 +142,11 @@ def test_learning_rate_blowup_mid_fit_gives_nonfinite_with_first_step_and_layer(
     first = run.records[[r.step for r in run.records].index(bad[0])]
     first_layer = nonfinite.evidence["first_layer"]
     assert first_layer in ("hidden", "output")
-    assert first.layers[first_layer]["nonfinite"] > 0 or not math.isfinite(
-        first.layers[first_layer]["grad_norm"]
+    # Its entries, or a norm: gradient norms stay finite for finite entries (float64 retake);
+    # weight norms overflow past ~1.8e19 (no retake for weights).
+    stats = first.layers[first_layer]
+    assert stats["nonfinite"] > 0 or not all(
+        math.isfinite(stats[k]) for k in ("grad_norm", "weight_norm", "update_norm")
     )
 
 
