@@ -15,6 +15,7 @@ execution instead; a count found off at a recorded step switches to that exact m
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from typing import Any
 
@@ -177,10 +178,7 @@ class StepDispatch:
             # A failed execution carries nothing: the host then reads the buffers.
             self.recorder.carried = None
             self.recorder.unread = True
-        if self.lean:
-            with lean_graph_rewrites():
-                logs = self.instrumented(iterator)
-        else:
+        with lean_graph_rewrites() if self.lean else contextlib.nullcontext():
             logs = self.instrumented(iterator)
         if isinstance(logs, dict) and CARRY_KEY in logs:
             logs = dict(logs)

@@ -54,4 +54,3 @@ def test_gradients_beyond_the_square_range_keep_their_norm(tmp_path) -> None:
     assert stats["grad_max_abs"] == pytest.approx(1e20, rel=1e-6)
     assert stats["nonfinite"] == 0
     assert "nonfinite" not in {f.kind for f in detect(run)}
-

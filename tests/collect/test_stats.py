@@ -77,6 +77,7 @@ def test_weight_squares_are_float32_sums_in_float64() -> None:
     huge = update_squares([tf.constant(new * np.float32(1e25))], [tf.constant(old)]).numpy()[0]
     assert np.isinf(huge[0])
 
+
 def test_layer_statistics_match_numpy_on_concatenated_entries() -> None:
     grads = _grads(1)
     rng = np.random.default_rng(2)
