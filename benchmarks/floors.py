@@ -6,9 +6,11 @@ each timed alone in one process (CPU time, minimum over rounds), and sets each p
 cheapest way to do the same job:
 
 * in the graph: Keras's own train function (``plain``), GradScope's instrumented one with and
-  without activation statistics, and the statistics' reductions alone in a ``tf.function`` of
-  their own, less an empty function taking the same tensors (the arithmetic of the sums), and
-  the copy an update makes of weights whose old values are still held (an exact ‖Δw‖);
+  without activation statistics and with every statistic replaced by zeros (the recording's
+  skeleton: hooks, buffer writes, the clock, the carried buffers), the statistics' reductions
+  alone in a ``tf.function`` of their own, less an empty function taking the same tensors (the
+  arithmetic of the sums), and the copy an update makes of weights whose old values are still
+  held (an exact ‖Δw‖);
 * on the host: an empty ``tf.function`` call (what a separate read of device values costs), the
   buffer read (values the recorded step returned with its logs; the compiled read it falls back
   to), building the record, its JSON line in ``stats.jsonl``, its TensorBoard event.
@@ -16,16 +18,17 @@ cheapest way to do the same job:
 The ``ratio at freq=1`` and ``ratio at freq=10`` columns are what each part alone adds to a plain
 step: ``1 + part / plain`` and ``1 + part / (10 * plain)``.
 
-Usage: ``python benchmarks/floors.py [--quick] [--rounds R] [--calls N] [--out FILE]``.
+Usage: ``python benchmarks/floors.py [--quick] [--rounds R] [--calls N] [--traces K] [--out FILE]``.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -83,6 +86,28 @@ def recorded_parts(build: Callable[[], Any], x: np.ndarray, y: np.ndarray, act: 
     model.fit(x[:320], y[:320], batch_size=BATCH, epochs=1, verbose=0, callbacks=[scope, Grab()])
     grabbed["model"] = model
     return grabbed
+
+
+@contextlib.contextmanager
+def statistics_as_zeros() -> Iterator[None]:
+    """Traces the instrumented step with every reduction replaced by zeros of its shape.
+
+    What is left is the recording's skeleton: the hooks, the ring-buffer writes, the clock and
+    the buffers carried out with the logs. Instrumented minus plain, traced inside this context,
+    is what recording costs before any statistic is computed.
+    """
+    import tensorflow as tf
+
+    from gradscope.collect import stats
+
+    saved = stats.variable_grad_stats, stats.update_squares, stats.act_stats_rows
+    stats.variable_grad_stats = lambda gs: tf.zeros([len(gs), 5], tf.float64)
+    stats.update_squares = lambda vs, olds: tf.zeros([len(vs), 2], tf.float64)
+    stats.act_stats_rows = lambda xs, kinds, *a, **k: tf.zeros([len(xs), 4], tf.float32)
+    try:
+        yield
+    finally:
+        stats.variable_grad_stats, stats.update_squares, stats.act_stats_rows = saved
 
 
 def graph_parts(model: Any, recorder: Any) -> tuple[Callable[[], Any], Callable[[], Any]]:
@@ -189,26 +214,49 @@ def host_parts(recorder: Any, session: Any, carried: Any) -> dict[str, Callable[
     }
 
 
-def bench_model(name: str, calls: int, rounds: int, quick: bool = False) -> tuple[str, list[str]]:
-    """Times every part for one model; returns its markdown table and summary lines."""
+def bench_model(
+    name: str, calls: int, rounds: int, traces: int = 3, quick: bool = False
+) -> tuple[str, list[str]]:
+    """Times every part for one model; returns its markdown table and summary lines.
+
+    The in-step parts are medians over ``traces`` fresh fits, each traced anew.
+    """
     import tensorflow as tf
 
     title, build, _ = MODELS[name]
     x, y = load_data(640)
     if name == "cnn":
         x = x.reshape(-1, 8, 8, 1)
-    on = recorded_parts(build, x, y, act=True)
     data = tf.data.Dataset.from_tensor_slices((x, y)).batch(BATCH, drop_remainder=True)
     iterator = iter(data.repeat())
+
+    def in_step(act: bool, zeros: bool = False) -> tuple[float, dict[str, Any]]:
+        # Functions traced apart differ by up to ~1 ms a call on this VM, whatever they hold:
+        # each trace is paired with the plain function of its own fit, medians over traces.
+        diffs, first = [], None
+        for _ in range(traces):
+            with statistics_as_zeros() if zeros else contextlib.nullcontext():
+                fit = recorded_parts(build, x, y, act)  # traced at its first recorded step
+            first = first or fit
+            d = fit["dispatch"]
+            diffs.append(
+                paired_ms(
+                    lambda d=d: d.instrumented(iterator),
+                    lambda d=d: d.plain(iterator),
+                    calls,
+                    rounds,
+                )
+            )
+        return float(np.median(diffs)), first
+
+    every, on = in_step(act=True)
     dispatch_on = on["dispatch"]
     timings: dict[str, float] = {}
     timings["plain"] = cpu_ms(lambda: dispatch_on.plain(iterator), calls, rounds)
-    instr_on = cpu_ms(lambda: dispatch_on.instrumented(iterator), calls, rounds)
-    if not quick:  # a second model and trace: left out of the test suite's sanity run
-        dispatch_off = recorded_parts(build, x, y, act=False)["dispatch"]
-        instr_off = cpu_ms(lambda: dispatch_off.instrumented(iterator), calls, rounds)
-        timings["in-step: instrumented - plain, activations off"] = instr_off - timings["plain"]
-    timings["in-step: instrumented - plain, every statistic"] = instr_on - timings["plain"]
+    if not quick:  # more models and traces: left out of the test suite's sanity run
+        timings["in-step: instrumented - plain, activations off"] = in_step(act=False)[0]
+        timings["in-step: instrumented - plain, statistics as zeros"] = in_step(True, True)[0]
+    timings["in-step: instrumented - plain, every statistic"] = every
     reductions, empty = graph_parts(on["model"], on["recorder"])
     timings["alone: the reductions' arithmetic"] = cpu_ms(reductions, calls, rounds) - cpu_ms(
         empty, calls, rounds
@@ -272,6 +320,14 @@ def bench_model(name: str, calls: int, rounds: int, quick: bool = False) -> tupl
         f"freq=1 {fmt_ratio(plain + floor_graph + floor_host, plain)}, freq=10 "
         f"{fmt_ratio(plain + (floor_graph + floor_host) / 10, plain)}",
     ]
+    skeleton = timings.get("in-step: instrumented - plain, statistics as zeros")
+    if skeleton is not None:
+        in_step = timings["in-step: instrumented - plain, every statistic"] - skeleton
+        lines.append(
+            f"{name}: in the step, the skeleton {skeleton:.2f} ms and the statistics "
+            f"{in_step:.2f} ms, against {floor_graph:.2f} ms for their reductions and the "
+            "weights' copy alone"
+        )
     return "\n".join(lines), lines[-2:]
 
 
@@ -281,15 +337,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="few calls: a sanity run")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--calls", type=int, default=200)
+    parser.add_argument("--traces", type=int, default=3, help="fresh fits per in-step part")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
-    calls, rounds = (5, 2) if args.quick else (args.calls, args.rounds)
+    calls, rounds, traces = (5, 2, 1) if args.quick else (args.calls, args.rounds, args.traces)
     out = [header("gradscope: where a recorded step's cost goes", argv)]
-    out.append(f"settings: {rounds} rounds of {calls} calls per part, CPU time, minimum per call")
+    out.append(
+        f"settings: {rounds} rounds of {calls} calls per part, CPU time, minimum per call; "
+        f"in-step parts: median over {traces} fresh traces of the median of {2 * rounds} "
+        "paired differences with the plain function of the same fit"
+    )
     # --quick (the test suite's sanity run) times the MLP only.
     for name in ("mlp",) if args.quick else ("mlp", "cnn"):
         with LoadMeter() as meter:
-            text, _ = bench_model(name, calls, rounds, args.quick)
+            text, _ = bench_model(name, calls, rounds, traces, args.quick)
         out += ["", text, "", f"load during {name}: {meter.window.describe()}"]
     publish("\n".join(out), args.out)
     return 0
