@@ -91,11 +91,16 @@ class WindowThresholds:
             fewer than 3 values is one batch again).
         early_fraction: the "start of training" window (first 20% of records) that loss and
             gradient growth are compared against (gradscope choice).
+        cut_short_records: finite records before the first NaN/Inf that are enough for the
+            exploding detector when NaN/Inf cut the run short of ``min_records``: two, the least
+            that shows a change from one step to the next (gradscope choice; a run that went
+            NaN is not a model that trains fine).
     """
 
     fraction: float = 0.5
     min_records: int = 3
     early_fraction: float = 0.2
+    cut_short_records: int = 2
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,8 @@ is one new module and one line in ``gradscope/detect/__init__.py`` (its import).
 Most detectors judge the statistics of the last window of records. What they share is policy,
 held once by :class:`WindowDetector` (as Keras's ``MonitorCallback`` holds what ``EarlyStopping``
 and ``ReduceLROnPlateau`` share): the window (records before any NaN/Inf, the last
-``window.fraction`` of them, silent below ``window.min_records``), the progress gate (a model that
+``window.fraction`` of them, silent below ``window.min_records`` unless NaN cut the run short and
+the detector judges such runs), the progress gate (a model that
 still learns gets at most "info", AutoTrainer's convergence test), the sentence that says so, and
 the common evidence (``window_records``, ``progress``). A subclass keeps only what it alone
 judges, in :meth:`WindowDetector.judge`.
@@ -27,7 +28,13 @@ from gradscope.data.schema import StepRecord
 from gradscope.data.store import Run
 from gradscope.detect.progress import Progress, assess_progress, gate
 from gradscope.detect.rank import ModelTraits, rank_finding_fixes
-from gradscope.detect.window import first_window, last_window, median_stat, usable_records
+from gradscope.detect.window import (
+    enough_records,
+    first_window,
+    last_window,
+    median_stat,
+    usable_records,
+)
 from gradscope.findings import Finding, Severity, kind_info, make_finding, sort_findings
 
 #: Appended to a gated finding's message when the run learns (its severity is then info).
@@ -253,9 +260,9 @@ class WindowDetector(abc.ABC):
 
     Subclasses set :attr:`kind` (through :func:`window_detector`) and implement :meth:`judge`.
     Calling the detector cuts the window, stays silent when it has fewer than
-    ``window.min_records`` records, asks :meth:`judge`, then applies the progress gate (when
-    :attr:`gated`), adds the "still learns" sentence and the common evidence, and builds the
-    finding from the kind registry (code, default fixes).
+    ``window.min_records`` records (unless :attr:`judges_cut_short`), asks :meth:`judge`, then
+    applies the progress gate (when :attr:`gated`), adds the "still learns" sentence and the
+    common evidence, and builds the finding from the kind registry (code, default fixes).
 
     Example:
         >>> @window_detector("saturation")  # doctest: +SKIP
@@ -267,6 +274,10 @@ class WindowDetector(abc.ABC):
     kind: ClassVar[str]
     #: Gradient statistics mislead when training works, so findings are gated on progress.
     gated: ClassVar[bool] = True
+    #: Whether a run NaN/Inf cut short before ``window.min_records`` finite records is judged on
+    #: the ones it has (:func:`~gradscope.detect.window.enough_records`): for the detector whose
+    #: symptom the NaN is, not for statistics a dying net garbles.
+    judges_cut_short: ClassVar[bool] = False
 
     def __call__(self, run: Run, thresholds: DetectThresholds) -> list[Finding]:
         """Judges a run (the :class:`RunDetector` protocol).
@@ -279,7 +290,9 @@ class WindowDetector(abc.ABC):
             Zero or one finding.
         """
         window = RunWindow.of(run, thresholds)
-        if len(window.last) < thresholds.window.min_records:
+        if not enough_records(
+            run.records, window.records, thresholds.window, self.judges_cut_short
+        ):
             return []
         judged = self.judge(window)
         if judged is None:
@@ -320,7 +333,8 @@ class WindowDetector(abc.ABC):
         """What this detector alone concludes from the window.
 
         Args:
-            window: the run's window (at least ``window.min_records`` records).
+            window: the run's window (at least ``window.min_records`` records, or two before
+                the NaN/Inf that cut the run short when :attr:`judges_cut_short`).
 
         Returns:
             The :class:`Judgement`, or None when nothing is wrong.

@@ -93,6 +93,9 @@ class Exploding(WindowDetector):
         [Finding(code='GS102', kind='exploding_gradients', ...)]
     """
 
+    #: NaN is where exploding gradients end: a run it cut short is judged on what came before.
+    judges_cut_short = True
+
     def judge(self, window: RunWindow) -> Judgement | None:
         """Looks for the four signals; their number and the loss decide the severity.
 

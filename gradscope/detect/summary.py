@@ -40,7 +40,13 @@ import numpy as np
 from gradscope.config import DETECT_THRESHOLDS, WindowThresholds
 from gradscope.data.schema import StepRecord
 from gradscope.data.store import Run
-from gradscope.detect.window import gradient_flow_layers, gradient_rms, last_window, usable_records
+from gradscope.detect.window import (
+    enough_records,
+    gradient_flow_layers,
+    gradient_rms,
+    last_window,
+    usable_records,
+)
 from gradscope.findings import Finding, Severity, json_safe, kind_title
 
 #: The JSON key of the ratio's value, the same in evidence, trial summaries and documents.
@@ -146,16 +152,17 @@ def gradient_ratio(
 
     Returns:
         The :class:`GradientRatio`, or None with fewer than two weight layers (Embedding layers
-        not counted), fewer than ``window.min_records`` finite records, or no finite positive
-        gradient at the last layer.
+        not counted), too few finite records (``window.enough_records``: a run NaN cut short
+        counts the ones before it), or no finite positive gradient at the last layer.
 
     Example:
         >>> gradient_ratio(load_run("runs/mlp")).value  # doctest: +SKIP
         0.42
     """
-    records = last_window(usable_records(run.records), window)
+    usable = usable_records(run.records)
+    records = last_window(usable, window)
     layers = gradient_flow_layers(run)  # Embedding layers skipped (module docstring)
-    if len(records) < window.min_records or len(layers) < 2:
+    if not enough_records(run.records, usable, window, cut_short=True) or len(layers) < 2:
         return None
     first, last = layers[0], layers[-1]
     rms_first, rms_last = gradient_rms(records, first), gradient_rms(records, last)

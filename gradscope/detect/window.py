@@ -48,6 +48,42 @@ def usable_records(records: Sequence[StepRecord]) -> list[StepRecord]:
     return out
 
 
+def enough_records(
+    records: Sequence[StepRecord],
+    usable: Sequence[StepRecord],
+    thresholds: WindowThresholds,
+    cut_short: bool = False,
+) -> bool:
+    """Whether a run's usable records are enough to judge.
+
+    ``thresholds.min_records`` of them. When ``cut_short`` is allowed and a non-finite step ended
+    the usable records early, ``thresholds.cut_short_records`` are also enough. A run that went
+    NaN is not a model that trains fine, so judging its last few finite records cannot raise a
+    false alarm on a healthy model. They also show how it got there: the chapter's huge-init
+    ReLU net with SGD had gradient norms of ~1e4, then ~1e11, then NaN.
+
+    Args:
+        records: all of the run's step records.
+        usable: the records before the first non-finite one (:func:`usable_records`).
+        thresholds: window thresholds (``min_records``).
+        cut_short: whether a run cut short by NaN/Inf may be judged on fewer records.
+
+    Returns:
+        Whether to judge.
+
+    Example:
+        >>> ok = [StepRecord(i, 0, 1.0, 0.1, {}) for i in range(2)]
+        >>> bad = StepRecord(2, 0, math.nan, 0.1, {})
+        >>> enough_records(ok, ok, WindowThresholds(), cut_short=True)
+        False
+        >>> enough_records([*ok, bad], ok, WindowThresholds(), cut_short=True)
+        True
+    """
+    if len(usable) >= thresholds.min_records:
+        return True
+    return cut_short and len(records) > len(usable) >= thresholds.cut_short_records
+
+
 def last_window(records: Sequence[StepRecord], thresholds: WindowThresholds) -> list[StepRecord]:
     """Returns the last ``thresholds.fraction`` of the records (at least ``min_records`` of them).
 

@@ -240,6 +240,36 @@ def test_too_few_records_is_silent(tmp_path):
     assert detect(run) == []
 
 
+def _blowing_up(step):
+    # Gradient norms 1e4 then 1e11, then NaN: the chapter's huge-init ReLU net under SGD.
+    if step >= 2:
+        return {n: {"grad_norm": math.nan, "nonfinite": 10.0, "dead_frac": 1.0} for n in NAMES}
+    return {n: {"grad_norm": 10.0 ** (4 + 7 * step), "dead_frac": 1.0} for n in NAMES}
+
+
+def test_a_run_nan_cut_short_is_judged_on_the_records_before_it(tmp_path):
+    run = make_run(tmp_path / "cut", LAYERS, _blowing_up, steps=4, loss=lambda s: 10.0**s)
+    assert len(usable_records(run.records)) == 2 < DETECT_THRESHOLDS.window.min_records
+    found = {f.kind: f for f in detect(run)}
+    # Only the detector whose symptom the NaN is: dead units of a dying net stay unjudged.
+    assert set(found) == {"nonfinite", "exploding_gradients"}
+    f = found["exploding_gradients"]
+    assert f.evidence["signals"] == ["above_bound"]
+    assert f.evidence["window_records"] == 2
+    # Independent: the median of 1e4 and 1e11 per layer.
+    for name in NAMES:
+        assert f.evidence["grad_norm"][name] == pytest.approx((1e4 + 1e11) / 2)
+
+
+def test_a_short_run_without_nan_stays_silent(tmp_path):
+    # The same two records, but the run ends there: two batches are not a window.
+    run = make_run(tmp_path / "short", LAYERS, _blowing_up, steps=2, loss=lambda s: 10.0**s)
+    assert detect(run) == []
+    # One record before the NaN shows no change from step to step: not judged either.
+    one = make_run(tmp_path / "one", LAYERS, lambda s: _blowing_up(2 * s), steps=3)
+    assert {f.kind for f in detect(one)} == {"nonfinite"}
+
+
 def test_progress_from_accuracy_and_loss(tmp_path):
     run = make_run(tmp_path, LAYERS, lambda s: {}, loss=lambda s: 2.0 * 0.9**s)
     p = assess_progress(run)

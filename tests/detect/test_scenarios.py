@@ -16,9 +16,11 @@ import numpy as np
 import pytest
 from sklearn.datasets import load_digits
 
+from gradscope.config import DETECT_THRESHOLDS
 from gradscope.data import load_run
 from gradscope.detect import detect
 from gradscope.detect.evidence import reported_kinds
+from gradscope.detect.window import usable_records
 from gradscope.findings import Finding, Severity
 from gradscope.scenarios import SCENARIOS, fit_scenario
 
@@ -161,6 +163,21 @@ def test_huge_init_produces_nonfinite_first_step(trained):
     assert step == next(r.step for r in run.records if bad(r))
     # After NaN, dead/saturation statistics of NaN outputs must not become findings of their own.
     assert "dying_relu" not in serious_kinds(findings)
+
+
+def test_huge_init_explodes_before_its_nan(trained):
+    _, run, findings, _ = trained("huge_init_sgd")
+    f = _serious(findings)["exploding_gradients"]
+    usable = usable_records(run.records)
+    # The case this covers: NaN within fewer records than a window needs.
+    assert len(usable) < DETECT_THRESHOLDS.window.min_records < len(run.records)
+    # Independent: each layer's median gradient norm over the records before the NaN.
+    for name, value in f.evidence["grad_norm"].items():
+        expected = float(np.median([r.layers[name]["grad_norm"] for r in usable]))
+        assert value == pytest.approx(expected)
+    assert min(f.evidence["grad_norm"].values()) > DETECT_THRESHOLDS.exploding.max_grad_norm
+    # Huge weights, not a rate: matching the init is the first fix offered.
+    assert f.fixes[0] == "he_init"
 
 
 def serious_kinds(findings):
