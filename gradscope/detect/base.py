@@ -8,10 +8,10 @@ Most detectors judge the statistics of the last window of records. What they sha
 held once by :class:`WindowDetector` (as Keras's ``MonitorCallback`` holds what ``EarlyStopping``
 and ``ReduceLROnPlateau`` share): the window (records before any NaN/Inf, the last
 ``window.fraction`` of them, silent below ``window.min_records`` unless NaN cut the run short and
-the detector judges such runs), the progress gate (a model that
-still learns gets at most "info", AutoTrainer's convergence test), the sentence that says so, and
-the common evidence (``window_records``, ``progress``). A subclass keeps only what it alone
-judges, in :meth:`WindowDetector.judge`.
+the detector judges such runs), the progress gate (a model that still learns gets at most
+"info", AutoTrainer's convergence test), the sentence that says so, and the common evidence
+(``window_records``, ``progress``). A subclass keeps only what it alone judges, in
+:meth:`WindowDetector.judge`.
 """
 
 from __future__ import annotations
