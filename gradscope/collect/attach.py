@@ -29,7 +29,7 @@ from gradscope.collect.custom_step import (
     orphan_note,
     probe_note,
 )
-from gradscope.collect.dispatch import StepDispatch, build_step_function
+from gradscope.collect.dispatch import StepDispatch, build_compile_state, build_step_function
 from gradscope.collect.engine import Recorder
 from gradscope.collect.hooks import Hooks, Patches, base_optimizer
 from gradscope.collect.layers import WatchPlan, plan_watch
@@ -137,6 +137,7 @@ def _install_dispatch(
         exact=exact,
         recorder=hooks.recorder,
         lean=watched >= rewrites.LEAN_FROM_VARIABLES and not xla,
+        prepare=lambda iterator: build_compile_state(model, iterator),
     )
     if inner is not None:
         # Each one's hooks write in the other's recorded steps: the beat is checked in-graph.

@@ -54,6 +54,38 @@ def build_step_function(model: keras.Model, jit_compile: bool | None = None) -> 
         model._jit_compile = saved
 
 
+def build_compile_state(model: keras.Model, iterator: Any) -> None:
+    """Builds the compiled metrics' and loss's variables before a train function is traced.
+
+    Keras builds them inside the first trace of its train step, except under a distribution
+    strategy (``_maybe_symbolic_build``). A ``tf.function`` whose first trace creates variables
+    traces a second time, so the first function a fit calls would be traced twice: a plain
+    Keras fit pays that for its optimizer anyway, and GradScope, which builds the optimizer
+    first, paid it for ``metrics=["accuracy"]`` alone. Built here from the iterator's element
+    spec (no batch is consumed), as Keras does under a strategy. A model Keras cannot build
+    symbolically (a custom ``train_step`` whose ``call`` takes other inputs) is left as it was.
+
+    Args:
+        model: a compiled model.
+        iterator: the iterator ``fit`` passes to the train function.
+
+    Example:
+        >>> build_compile_state(model, iterator)  # doctest: +SKIP
+    """
+    metrics = getattr(model, "_compile_metrics", None)
+    loss = getattr(model, "_compile_loss", None)
+    if (metrics is None or metrics.built) and (loss is None or loss.built):
+        return
+    spec = getattr(iterator, "element_spec", None)
+    if spec is None:
+        return
+    try:
+        with model.distribute_strategy.scope():
+            model._symbolic_build(data_batch=spec)
+    except Exception:  # whatever fails here, Keras builds them in the trace as before
+        return
+
+
 class StepDispatch:
     """``model.train_function`` for one fit: the plain step, or the recorded one when due.
 
@@ -68,6 +100,8 @@ class StepDispatch:
         lean: call the instrumented function with
             :func:`~gradscope.collect.rewrites.lean_graph_rewrites` (a large model: its first
             call's optimisation costs seconds the full set of rewrites does not pay back).
+        prepare: called with the iterator before the first execution
+            (:func:`build_compile_state`).
 
     Attributes:
         next_step: the clock before the next execution, counted on the host; None: read it.
@@ -89,9 +123,11 @@ class StepDispatch:
         exact: bool = False,
         recorder: Recorder | None = None,
         lean: bool = False,
+        prepare: Callable[[Any], None] | None = None,
     ) -> None:
         self.plain = plain
         self.lean = lean
+        self._prepare = prepare
         self._make = make_instrumented
         self._instrumented: Callable[[Any], Any] | None = None
         self.clock = clock
@@ -169,6 +205,9 @@ class StepDispatch:
 
     def __call__(self, iterator: Any) -> Any:
         """Runs one execution: the instrumented function if it holds a recorded step."""
+        if self._prepare is not None:
+            prepare, self._prepare = self._prepare, None
+            prepare(iterator)
         record = self.decide()
         self.calls["recorded" if record else "plain"] += 1
         if not record:

@@ -279,3 +279,39 @@ def test_a_large_models_recorded_step_gets_the_lean_rewrites(bound, monkeypatch,
     for record in records:
         for layer, ref in reference[record.step].items():
             assert record.layers[layer]["grad_norm"] == pytest.approx(ref, rel=1e-4), layer
+
+
+def _counted_fit(tmp_path, scope: bool) -> tuple[int, dict]:
+    """Fits a fresh MLP compiled with a metric; returns its train step's traces and history."""
+    model = _mlp()
+    model.compile(
+        keras.optimizers.Adam(1e-2), "sparse_categorical_crossentropy", metrics=["accuracy"]
+    )
+    traces = []
+    original = model.train_step
+
+    def train_step(data):
+        traces.append(1)  # Python runs when a function traces the step, not when it runs
+        return original(data)
+
+    model.train_step = train_step
+    x, y = toy_data(n=96)
+    callbacks = [GradScope(tmp_path, freq=4, tensorboard=False, verbose=0)] if scope else []
+    history = model.fit(
+        x, y, batch_size=BATCH, epochs=2, shuffle=False, verbose=0, callbacks=callbacks
+    )
+    return len(traces), history.history
+
+
+def test_a_first_fit_traces_each_train_function_once(tmp_path) -> None:
+    # Keras alone: its optimizer and metrics are built inside the first trace, and a
+    # tf.function whose first trace creates variables traces again.
+    plain_traces, plain = _counted_fit(tmp_path / "plain", scope=False)
+    assert plain_traces == 2
+    # GradScope builds both first: the instrumented step and Keras's, once each (the
+    # accuracy metric's variables made it three before).
+    traces, recorded = _counted_fit(tmp_path / "scoped", scope=True)
+    assert traces == 2
+    # The metric built ahead of the trace counts as Keras's own does, epoch by epoch.
+    assert recorded["accuracy"] == pytest.approx(plain["accuracy"], abs=1e-6)
+    assert recorded["loss"] == pytest.approx(plain["loss"], rel=1e-5)
