@@ -19,6 +19,7 @@ from typing import Any
 import keras
 import tensorflow as tf
 
+from gradscope.collect import dispatch as dispatching
 from gradscope.collect import rewrites
 from gradscope.collect.custom_step import (
     OptimizerGroup,
@@ -29,7 +30,12 @@ from gradscope.collect.custom_step import (
     orphan_note,
     probe_note,
 )
-from gradscope.collect.dispatch import StepDispatch, build_compile_state, build_step_function
+from gradscope.collect.dispatch import (
+    StepDispatch,
+    build_compile_state,
+    build_step_function,
+    plain_traced,
+)
 from gradscope.collect.engine import Recorder
 from gradscope.collect.hooks import Hooks, Patches, base_optimizer
 from gradscope.collect.layers import WatchPlan, plan_watch
@@ -105,10 +111,32 @@ def _install_dispatch(
     freqs: Frequencies,
     exact: bool,
     probe: bool = False,
+    steps: int | None = None,
 ) -> StepDispatch:
     spe = max(1, int(getattr(model, "steps_per_execution", 1) or 1))
+    # With XLA, the recorded step (a fraction 1/freq of steps) runs as a TF graph rather than
+    # paying a second XLA compile per fit; with freq=1 it is the only step, compiled as asked.
+    jit = None if freqs.freq == 1 else False
+    inner = plain if isinstance(plain, StepDispatch) else None
+    # A large model's recorded step gets the Grappler rewrites that pay for it; XLA compiles
+    # its own (rewrites.LEAN_FROM_VARIABLES).
+    watched = sum(len(vs) for vs in hooks.recorder.plan.grad_variables)
+    xla = bool(model.jit_compile) and jit is None
+    lean = watched >= rewrites.LEAN_FROM_VARIABLES and not xla
+    # A short first fit runs the instrumented step throughout rather than trace Keras's too
+    # (dispatch.SHARED_UP_TO_STEPS): not a large model (its step would run lean rewrites and
+    # keep a copy of its weights) nor XLA (its steps would run without it).
+    shared = (
+        freqs.freq > 1
+        and steps is not None
+        and steps <= dispatching.SHARED_UP_TO_STEPS
+        and inner is None
+        and not lean
+        and not model.jit_compile
+        and not plain_traced(plain)
+    )
     # Several steps per execution may hold unrecorded ones: only then do writes need a cond.
-    hooks.recorder.guarded = spe > 1 and freqs.freq > 1
+    hooks.recorder.guarded = (spe > 1 and freqs.freq > 1) or shared
     # The recorded step returns its buffers with its logs, sparing the host a second call,
     # where those logs are its own: one replica (Keras averages replicas' outputs), writes not
     # guarded (an execution's last step then returns every row of the execution), no probe
@@ -120,14 +148,6 @@ def _install_dispatch(
         and not model.run_eagerly
         and model.distribute_strategy.num_replicas_in_sync == 1
     )
-    # With XLA, the recorded step (a fraction 1/freq of steps) runs as a TF graph rather than
-    # paying a second XLA compile per fit; with freq=1 it is the only step, compiled as asked.
-    jit = None if freqs.freq == 1 else False
-    inner = plain if isinstance(plain, StepDispatch) else None
-    # A large model's recorded step gets the Grappler rewrites that pay for it; XLA compiles
-    # its own (rewrites.LEAN_FROM_VARIABLES).
-    watched = sum(len(vs) for vs in hooks.recorder.plan.grad_variables)
-    xla = bool(model.jit_compile) and jit is None
     dispatch = StepDispatch(
         inner.plain if inner is not None else plain,
         lambda: build_step_function(model, jit_compile=jit),
@@ -136,8 +156,9 @@ def _install_dispatch(
         steps_per_execution=spe,
         exact=exact,
         recorder=hooks.recorder,
-        lean=watched >= rewrites.LEAN_FROM_VARIABLES and not xla,
+        lean=lean,
         prepare=lambda iterator: build_compile_state(model, iterator),
+        shared=shared,
     )
     if inner is not None:
         # Each one's hooks write in the other's recorded steps: the beat is checked in-graph.
@@ -155,6 +176,7 @@ def attach(
     probe_inputs: Any,
     previous: Recorder | None = None,
     groups: Sequence[OptimizerGroup] | None = None,
+    steps: int | None = None,
 ) -> Attachment:
     """Hooks a model for one fit and retraces its train step.
 
@@ -167,6 +189,7 @@ def attach(
         groups: None for a built model trained by ``model.optimizer`` alone (hooked before its
             first step); otherwise the optimizers its (first, watched) train step applied,
             an empty list when it applied none.
+        steps: the steps this fit plans (epochs x steps per epoch); None: unknown.
 
     Returns:
         The :class:`Attachment`.
@@ -177,7 +200,7 @@ def attach(
         ('dense', 'dense_1')
     """
     if groups is None:
-        return _attach_compiled(model, layers, freqs, probe_inputs, previous)
+        return _attach_compiled(model, layers, freqs, probe_inputs, previous, steps)
     plain = _plain_function(model)
     plan = plan_watch(model, layers, groups=[(g.name, g.variables) for g in groups])
     recorder = _recorder(plan, freqs, model, previous)
@@ -210,7 +233,7 @@ def attach(
     if probe_inputs is not None:
         probe_fn = make_probe(model, hooks)
     dispatch = _install_dispatch(
-        model, hooks, plain, counter, freqs, exact=False, probe=probe_fn is not None
+        model, hooks, plain, counter, freqs, exact=False, probe=probe_fn is not None, steps=steps
     )
     described = model.optimizer if base_optimizer(model.optimizer) is primary.optimizer else None
     meta = optimizer_description(described or primary.optimizer)
@@ -234,6 +257,7 @@ def _attach_compiled(
     freqs: Frequencies,
     probe_inputs: Any,
     previous: Recorder | None,
+    steps: int | None,
 ) -> Attachment:
     optimizer = base_optimizer(model.optimizer)
     if not optimizer.built:
@@ -254,7 +278,7 @@ def _attach_compiled(
         hooks.install_layers()
     probe_fn = make_probe(model, hooks) if probe_inputs is not None else None
     dispatch = _install_dispatch(
-        model, hooks, plain, iterations, freqs, exact, probe=probe_fn is not None
+        model, hooks, plain, iterations, freqs, exact, probe=probe_fn is not None, steps=steps
     )
     meta = optimizer_description(model.optimizer)
     att = Attachment(plan, recorder, hooks, iterations, probe_fn, meta, dispatch=dispatch)

@@ -15,12 +15,7 @@ from rich.console import Console
 
 from gradscope.collect.attach import Attachment, abandon_fit, attach, first_step_notes
 from gradscope.collect.custom_step import OptimizerGroup, StepWatcher, find_optimizers
-from gradscope.collect.diagnose import (
-    STOPPING_KINDS,
-    diagnose,
-    print_findings,
-    warn_new_findings,
-)
+from gradscope.collect.diagnose import STOPPING_KINDS, diagnose, print_findings, warn_new_findings
 from gradscope.collect.engine import Recorder
 from gradscope.collect.hooks import Patches
 from gradscope.collect.options import check_options, validate_frequencies
@@ -163,7 +158,10 @@ class GradScope(keras.callbacks.Callback):
         model.make_train_function(force=True)  # a step cached by an earlier fit would skip it
 
     def _install(self, groups: list[OptimizerGroup] | None) -> None:
-        att = attach(self.model, self.layers, self.freqs, self.probe_inputs, self._recorder, groups)
+        steps = expected_records(self.params, 1)  # this fit's steps: a short one traces one step
+        att = attach(
+            self.model, self.layers, self.freqs, self.probe_inputs, self._recorder, groups, steps
+        )
         self._att = att
         self._recorder = att.recorder
         self._installed.append(att.hooks)

@@ -11,6 +11,10 @@ Which executions hold a recorded step is counted on the host: the clock (the opt
 callback advances the count by the steps Keras reports. Where the clock may not move once per
 step (a ``LossScaleOptimizer`` skips the update of a non-finite step), it is read before every
 execution instead; a count found off at a recorded step switches to that exact mode too.
+
+A short first fit (at most :data:`SHARED_UP_TO_STEPS` steps, Keras's function not yet traced) runs
+every execution through the instrumented function instead, its writes checking the beat in-graph:
+tracing Keras's function too would cost more than those steps' checks.
 """
 
 from __future__ import annotations
@@ -25,6 +29,37 @@ import tensorflow as tf
 from gradscope.collect.engine import Recorder
 from gradscope.collect.readout import CARRY_KEY
 from gradscope.collect.rewrites import lean_graph_rewrites
+
+#: A first fit of at most this many steps runs one function, the instrumented one, for every
+#: step (:attr:`StepDispatch.shared`). Measured on the zoo's models and the benchmark MLP
+#: (reports/benchmarks.md, session 9): tracing Keras's function as well costs 0.2-0.7 s, and an
+#: unrecorded step through the instrumented function 0.3-1.0 ms more than Keras's, so sharing
+#: wins below about 200 steps on the cheapest trace measured.
+SHARED_UP_TO_STEPS = 128
+
+
+def plain_traced(function: Any) -> bool:
+    """Whether Keras's train function has been traced (an earlier fit ran it).
+
+    Read from the ``tf.function`` objects its closure holds (Keras's ``_make_function``); a
+    function of another shape counts as traced, so nothing is assumed saved.
+
+    Args:
+        function: the function ``model.make_train_function`` returned.
+
+    Returns:
+        True unless every ``tf.function`` it closes over has never been traced.
+
+    Example:
+        >>> plain_traced(model.make_train_function())  # doctest: +SKIP
+        False
+    """
+    counts = [
+        cell.cell_contents.experimental_get_tracing_count()
+        for cell in getattr(function, "__closure__", None) or ()
+        if hasattr(cell.cell_contents, "experimental_get_tracing_count")
+    ]
+    return not counts or any(counts)
 
 
 def build_step_function(model: keras.Model, jit_compile: bool | None = None) -> Any:
@@ -102,11 +137,14 @@ class StepDispatch:
             call's optimisation costs seconds the full set of rewrites does not pay back).
         prepare: called with the iterator before the first execution
             (:func:`build_compile_state`).
+        shared: run every execution through the instrumented function, never Keras's (a short
+            first fit; the recorder must check the beat in-graph). A refit runs Keras's again.
 
     Attributes:
         next_step: the clock before the next execution, counted on the host; None: read it.
         recorded: whether the last execution ran the instrumented function.
-        calls: executions run, ``{"plain": n, "recorded": n}``.
+        calls: executions run, ``{"plain": n, "recorded": n, "shared": n}`` (``shared``: those
+            without a recorded step that ran the instrumented function).
 
     Example:
         >>> dispatch = StepDispatch(model.train_function, build, clock, freq=10)  # doctest: +SKIP
@@ -124,8 +162,10 @@ class StepDispatch:
         recorder: Recorder | None = None,
         lean: bool = False,
         prepare: Callable[[Any], None] | None = None,
+        shared: bool = False,
     ) -> None:
         self.plain = plain
+        self.shared = shared
         self.lean = lean
         self._prepare = prepare
         self._make = make_instrumented
@@ -139,7 +179,7 @@ class StepDispatch:
         # Steps left in the epoch when known: the last execution of an epoch may run fewer.
         self.remaining: int | None = None
         self.recorded = False
-        self.calls = {"plain": 0, "recorded": 0}
+        self.calls = {"plain": 0, "recorded": 0, "shared": 0}
         self._clock_value: tf.Tensor | None = None
         # Another GradScope's dispatch on the same model in the same fit: its hooks are traced
         # into this instrumented function too, so it runs when either one records.
@@ -181,8 +221,11 @@ class StepDispatch:
         self.next_step = None
         self.remaining = None
         self.recorded = False
-        self.calls = {"plain": 0, "recorded": 0}
+        self.calls = {"plain": 0, "recorded": 0, "shared": 0}
         self.inner = None
+        # Keras's function is traced once by then, at most: paying it once beats every later
+        # short fit's checks.
+        self.shared = False
 
     def guard(self) -> None:
         """Makes this dispatch's recorder (and chained ones) check the beat in-graph."""
@@ -209,9 +252,9 @@ class StepDispatch:
             prepare, self._prepare = self._prepare, None
             prepare(iterator)
         record = self.decide()
-        self.calls["recorded" if record else "plain"] += 1
+        self.calls["recorded" if record else "shared" if self.shared else "plain"] += 1
         if not record:
-            return self.plain(iterator)
+            return self.instrumented(iterator) if self.shared else self.plain(iterator)
         self._clock_value = None
         if self.recorder is not None:
             # A failed execution carries nothing: the host then reads the buffers.

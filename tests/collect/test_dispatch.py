@@ -1,59 +1,27 @@
-"""Plain steps run Keras's own function; recorded steps record exactly what a tape computes."""
+"""Plain steps run Keras's own function; recorded steps record exactly what a tape computes.
+
+These are the fits too long to share one function (dispatch.SHARED_UP_TO_STEPS set to 0); a
+short first fit's one function is tested in test_shared_step.py.
+"""
 
 from __future__ import annotations
 
 import keras
 import numpy as np
 import pytest
-import tensorflow as tf
+from dispatch_fits import BATCH, LR, counted_fit, mlp, tape_norms
 from helpers import toy_data
 
 from gradscope import GradScope, load_run
 from gradscope.collect.dispatch import StepDispatch
-from gradscope.collect.layers import iter_units
-
-LR = 0.05
-BATCH = 8
 
 
-def _mlp(seed: int = 3) -> keras.Model:
-    keras.utils.set_random_seed(seed)
-    return keras.Sequential(
-        [
-            keras.Input((8,)),
-            keras.layers.Dense(16, activation="relu"),
-            keras.layers.Dense(12, activation="tanh"),
-            keras.layers.Dense(3, activation="softmax"),
-        ]
-    )
+@pytest.fixture(autouse=True)
+def as_in_long_fits(monkeypatch) -> None:
+    """Every fit here runs Keras's function on its unrecorded steps, however short."""
+    from gradscope.collect import dispatch
 
-
-def _reference(model: keras.Model, x: np.ndarray, y: np.ndarray, steps: int) -> list[dict]:
-    """Per-step layer gradient norms of plain SGD on unshuffled batches, by tf.GradientTape."""
-    clone = keras.models.clone_model(model)
-    clone.set_weights(model.get_weights())
-    loss_fn = keras.losses.SparseCategoricalCrossentropy()
-    units = list(iter_units(clone))
-    out = []
-    for step in range(steps):
-        xb = x[step * BATCH : (step + 1) * BATCH]
-        yb = y[step * BATCH : (step + 1) * BATCH]
-        with tf.GradientTape() as tape:
-            loss = loss_fn(yb, clone(xb, training=True))
-        variables = clone.trainable_variables
-        grads = tape.gradient(loss, variables)
-        by_id = {id(v): g for v, g in zip(variables, grads, strict=True)}
-        out.append(
-            {
-                path: float(
-                    np.sqrt(sum(float(tf.reduce_sum(by_id[id(v)] ** 2)) for v in layer.weights))
-                )
-                for path, layer in units
-            }
-        )
-        for v, g in zip(variables, grads, strict=True):
-            v.assign_sub(LR * g)
-    return out
+    monkeypatch.setattr(dispatch, "SHARED_UP_TO_STEPS", 0)
 
 
 @pytest.fixture
@@ -74,9 +42,9 @@ def decisions(monkeypatch) -> list[bool]:
 @pytest.mark.parametrize("jit", [False, True])
 def test_recorded_steps_match_the_tape_and_others_run_plain(jit, decisions, tmp_path) -> None:
     x, y = toy_data(7 * BATCH)
-    model = _mlp()
+    model = mlp()
     model.compile(keras.optimizers.SGD(LR), "sparse_categorical_crossentropy", jit_compile=jit)
-    reference = _reference(model, x, y, steps=7)
+    reference = tape_norms(model, x, y, steps=7)
     callback = GradScope(tmp_path / "run", freq=3, verbose=0, tensorboard=False)
     model.fit(x, y, batch_size=BATCH, epochs=1, shuffle=False, verbose=0, callbacks=[callback])
     # Steps 0, 3 and 6 run the instrumented function; the four others Keras's own.
@@ -102,9 +70,9 @@ def test_a_new_callback_on_the_same_model_reuses_the_traced_step(monkeypatch, tm
 
     monkeypatch.setattr(attach_module, "build_step_function", build)
     x, y = toy_data(7 * BATCH)
-    model = _mlp()
+    model = mlp()
     model.compile(keras.optimizers.SGD(LR), "sparse_categorical_crossentropy")
-    reference = _reference(model, np.concatenate([x, x]), np.concatenate([y, y]), steps=14)
+    reference = tape_norms(model, np.concatenate([x, x]), np.concatenate([y, y]), steps=14)
     runs = []
     for fit in range(2):
         callback = GradScope(tmp_path / f"run{fit}", freq=3, verbose=0, tensorboard=False)
@@ -122,7 +90,7 @@ def test_a_new_callback_on_the_same_model_reuses_the_traced_step(monkeypatch, tm
 
 def test_refit_keeps_keras_function_and_steps_per_execution(decisions, tmp_path) -> None:
     x, y = toy_data(8 * BATCH)
-    model = _mlp()
+    model = mlp()
     model.compile("sgd", "sparse_categorical_crossentropy", steps_per_execution=3)
     model.fit(x, y, batch_size=BATCH, epochs=1, verbose=0)
     plain = model.train_function
@@ -141,7 +109,7 @@ def test_refit_keeps_keras_function_and_steps_per_execution(decisions, tmp_path)
 def test_loss_scale_optimizer_reads_the_clock_every_execution(tmp_path) -> None:
     x, y = toy_data(6 * BATCH)
     x[BATCH : 2 * BATCH] = np.nan  # step 1's gradients are NaN: the update is skipped
-    model = _mlp()
+    model = mlp()
     optimizer = keras.optimizers.LossScaleOptimizer(keras.optimizers.SGD(LR))
     model.compile(optimizer, "sparse_categorical_crossentropy")
     callback = GradScope(tmp_path / "run", freq=2, verbose=0, tensorboard=False)
@@ -179,7 +147,7 @@ def test_recorded_steps_carry_the_buffers_out_with_their_logs(monkeypatch, tmp_p
     monkeypatch.setattr(StepDispatch, "__call__", call)
     monkeypatch.setattr(StepDispatch, "check", check)
     x, y = toy_data(7 * BATCH)
-    model = _mlp()
+    model = mlp()
     model.compile(keras.optimizers.SGD(LR), "sparse_categorical_crossentropy")
     callback = GradScope(tmp_path / "run", freq=3, verbose=0, tensorboard=False)
     model.fit(x, y, batch_size=BATCH, epochs=1, shuffle=False, verbose=0, callbacks=[callback])
@@ -201,7 +169,7 @@ def test_recorded_steps_carry_the_buffers_out_with_their_logs(monkeypatch, tmp_p
 @pytest.mark.parametrize("case", ["steps_per_execution", "run_eagerly", "probe_data"])
 def test_the_host_reads_the_buffers_where_the_logs_cannot_carry_them(case, tmp_path) -> None:
     x, y = toy_data(6 * BATCH)
-    model = _mlp()
+    model = mlp()
     model.compile(
         keras.optimizers.SGD(LR),
         "sparse_categorical_crossentropy",
@@ -219,11 +187,11 @@ def test_an_execution_of_several_recorded_steps_carries_all_their_rows(tmp_path)
     # freq=1 with 3 steps per execution: every step records, the writes need no guard, and the
     # last step of each execution (the last one short) returns the rows of the whole execution.
     x, y = toy_data(7 * BATCH)
-    model = _mlp()
+    model = mlp()
     model.compile(
         keras.optimizers.SGD(LR), "sparse_categorical_crossentropy", steps_per_execution=3
     )
-    reference = _reference(model, x, y, steps=7)
+    reference = tape_norms(model, x, y, steps=7)
     callback = GradScope(tmp_path / "run", freq=1, verbose=0, tensorboard=False)
     model.fit(x, y, batch_size=BATCH, epochs=1, shuffle=False, verbose=0, callbacks=[callback])
     assert callback._recorder.carry is True
@@ -258,9 +226,9 @@ def test_a_large_models_recorded_step_gets_the_lean_rewrites(bound, monkeypatch,
     monkeypatch.setattr(StepDispatch, "instrumented", property(instrumented))
     options = context.context().function_call_options.config_proto_serialized
     x, y = toy_data(7 * BATCH)
-    model = _mlp()
+    model = mlp()
     model.compile(keras.optimizers.SGD(LR), "sparse_categorical_crossentropy")
-    reference = _reference(model, x, y, steps=7)
+    reference = tape_norms(model, x, y, steps=7)
     callback = GradScope(tmp_path / "run", freq=3, verbose=0, tensorboard=False)
     model.fit(x, y, batch_size=BATCH, epochs=1, shuffle=False, verbose=0, callbacks=[callback])
     # Each recorded execution ran with other options exactly when the model is over the bound,
@@ -281,36 +249,14 @@ def test_a_large_models_recorded_step_gets_the_lean_rewrites(bound, monkeypatch,
             assert record.layers[layer]["grad_norm"] == pytest.approx(ref, rel=1e-4), layer
 
 
-def _counted_fit(tmp_path, scope: bool) -> tuple[int, dict]:
-    """Fits a fresh MLP compiled with a metric; returns its train step's traces and history."""
-    model = _mlp()
-    model.compile(
-        keras.optimizers.Adam(1e-2), "sparse_categorical_crossentropy", metrics=["accuracy"]
-    )
-    traces = []
-    original = model.train_step
-
-    def train_step(data):
-        traces.append(1)  # Python runs when a function traces the step, not when it runs
-        return original(data)
-
-    model.train_step = train_step
-    x, y = toy_data(n=96)
-    callbacks = [GradScope(tmp_path, freq=4, tensorboard=False, verbose=0)] if scope else []
-    history = model.fit(
-        x, y, batch_size=BATCH, epochs=2, shuffle=False, verbose=0, callbacks=callbacks
-    )
-    return len(traces), history.history
-
-
 def test_a_first_fit_traces_each_train_function_once(tmp_path) -> None:
     # Keras alone: its optimizer and metrics are built inside the first trace, and a
     # tf.function whose first trace creates variables traces again.
-    plain_traces, plain = _counted_fit(tmp_path / "plain", scope=False)
+    plain_traces, plain = counted_fit(tmp_path / "plain", scope=False)
     assert plain_traces == 2
     # GradScope builds both first: the instrumented step and Keras's, once each (the
     # accuracy metric's variables made it three before).
-    traces, recorded = _counted_fit(tmp_path / "scoped", scope=True)
+    traces, recorded = counted_fit(tmp_path / "scoped", scope=True)
     assert traces == 2
     # The metric built ahead of the trace counts as Keras's own does, epoch by epoch.
     assert recorded["accuracy"] == pytest.approx(plain["accuracy"], abs=1e-6)
