@@ -78,6 +78,10 @@ EXPECTED: dict[str, tuple[set[str], tuple[str, ...]]] = {
         {"scenario:regression_high_lr"},
         ("made worse 0", "repaired "),
     ),
+    "first_fit.py": (
+        {"tabular_mlp"},
+        ("SHARED_UP_TO_STEPS = ", "load during the run"),
+    ),
     "zoo.py": (
         {"healthy", "sick", "cnn_dropout", "negative_bias_mlp"},
         ("fit overhead of `GradScope()`", "load during the run", "expected kinds"),
