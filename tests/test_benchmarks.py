@@ -78,6 +78,10 @@ EXPECTED: dict[str, tuple[set[str], tuple[str, ...]]] = {
         {"scenario:regression_high_lr"},
         ("made worse 0", "repaired "),
     ),
+    "in_fit.py": (
+        {"recorded execution", "in the graph: recorded - unrecorded", "host, recorded"},
+        ("load during mlp", "per step, implied"),
+    ),
     "first_fit.py": (
         {"tabular_mlp"},
         ("SHARED_UP_TO_STEPS = ", "load during the run"),
