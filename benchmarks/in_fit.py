@@ -19,6 +19,10 @@ GradScope, in alternating order:
 
 CPU time of this process (all threads), medians over rounds.
 
+Last, ``pauses``: the plain fit again with a callback that keeps the main thread busy for 1 or
+3 ms after every tenth step, as a recorded step's host work does; the process's CPU per step
+grows by more than the pauses, because TensorFlow's idle worker threads spin before they sleep.
+
 Run ``python benchmarks/in_fit.py`` (about 3 minutes on 2 cores), ``--quick`` for a 3-layer MLP
 and one round (a sanity check, not a result).
 """
@@ -155,6 +159,47 @@ def _cell(p: dict[str, float], key: str) -> str:
     return f"{1000 * p[key]:.2f}" if key in p else "—"
 
 
+def pauses(build: Callable[[], Any], x: np.ndarray, y: np.ndarray, epochs: int, rounds: int) -> str:
+    """CPU per step of plain fits with a main-thread pause after every tenth step."""
+    import keras
+
+    class Pause(keras.callbacks.Callback):
+        def __init__(self, ms: float) -> None:
+            super().__init__()
+            self.ms = ms
+
+        def on_train_batch_end(self, batch: int, logs: Any = None) -> None:
+            if self.ms and batch % 10 == 0:
+                start = time.thread_time()  # busy on this thread, as host work is
+                while time.thread_time() - start < self.ms / 1000:
+                    pass
+
+    model = build()
+    model.fit(x, y, batch_size=32, epochs=1, verbose=0)
+    steps = -(-len(x) // 32) * epochs
+    cpu: dict[float, list[float]] = defaultdict(list)
+    for _ in range(rounds):
+        for ms in (0.0, 1.0, 3.0):
+            start = time.process_time()
+            model.fit(x, y, batch_size=32, epochs=epochs, verbose=0, callbacks=[Pause(ms)])
+            cpu[ms].append((time.process_time() - start) / steps)
+    base = statistics.median(cpu[0.0])
+    rows = []
+    for ms, values in cpu.items():
+        step = statistics.median(values)
+        extra = 10 * (step - base) * 1000 - ms  # CPU beyond the pause itself, per pause
+        rows.append(
+            [
+                f"pause {ms:g} ms every 10th step",
+                f"{1000 * step:.2f}",
+                fmt_ratio(step, base),
+                f"{extra:+.2f}" if ms else "—",
+            ]
+        )
+    headers = ["plain fit", "CPU ms a step", "CPU ratio", "CPU beyond the pause, ms a pause"]
+    return markdown_table(headers, rows)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="3-layer MLP, 1 round, 2 epochs")
@@ -189,6 +234,7 @@ def main(argv: list[str] | None = None) -> int:
         assert meter.window is not None
         print(f"\n## {name}: {title}\n\nload during {name}: {meter.window.describe()}\n")
         print(table(parts), flush=True)
+        print(f"\n{pauses(build, xs, y, epochs, rounds)}", flush=True)
     return 0
 
 
