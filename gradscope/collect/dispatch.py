@@ -31,10 +31,11 @@ from gradscope.collect.readout import CARRY_KEY
 from gradscope.collect.rewrites import lean_graph_rewrites
 
 #: A first fit of at most this many steps runs one function, the instrumented one, for every
-#: step (:attr:`StepDispatch.shared`). Measured on the zoo's models and the benchmark MLP
-#: (reports/benchmarks.md, session 9): tracing Keras's function as well costs 0.2-0.7 s, and an
-#: unrecorded step through the instrumented function 0.3-1.0 ms more than Keras's, so sharing
-#: wins below about 200 steps on the cheapest trace measured.
+#: step (:attr:`StepDispatch.shared`). Measured by benchmarks/first_fit.py on the benchmark's
+#: MLP and CNN and five zoo models (reports/benchmarks.md, session 9): tracing Keras's function
+#: as well costs 0.18-0.98 s, an unrecorded step through the instrumented function up to 1 ms
+#: more than Keras's, so one function is the cheaper up to 260 steps or more on every model
+#: measured; the bound is half that.
 SHARED_UP_TO_STEPS = 128
 
 
@@ -142,7 +143,8 @@ class StepDispatch:
 
     Attributes:
         next_step: the clock before the next execution, counted on the host; None: read it.
-        recorded: whether the last execution ran the instrumented function.
+        recorded: whether the last execution held a recorded step (it ran the instrumented
+            function; with ``shared`` every execution does).
         calls: executions run, ``{"plain": n, "recorded": n, "shared": n}`` (``shared``: those
             without a recorded step that ran the instrumented function).
 

@@ -94,3 +94,16 @@ def test_keras_function_runs_the_unrecorded_steps_otherwise(case, monkeypatch, t
     for record in records:
         for layer, ref in reference[record.step].items():
             assert record.layers[layer]["grad_norm"] == pytest.approx(ref, rel=1e-4), layer
+
+
+def test_a_train_function_of_another_shape_counts_as_traced() -> None:
+    # Nothing to read a tracing count from (a user's own train_function, run_eagerly): the rule
+    # assumes no trace is saved, so such a fit keeps Keras's function for its plain steps.
+    assert plain_traced(lambda iterator: None)
+    model = mlp()
+    model.compile("sgd", "sparse_categorical_crossentropy")
+    model.make_train_function()
+    assert not plain_traced(model.train_function)  # Keras's own, not yet called
+    x, y = toy_data(2 * BATCH)
+    model.fit(x, y, batch_size=BATCH, epochs=1, verbose=0)
+    assert plain_traced(model.train_function)
