@@ -107,3 +107,20 @@ def test_a_train_function_of_another_shape_counts_as_traced() -> None:
     x, y = toy_data(2 * BATCH)
     model.fit(x, y, batch_size=BATCH, epochs=1, verbose=0)
     assert plain_traced(model.train_function)
+
+
+def test_a_short_first_fit_under_a_loss_scale_optimizer_keeps_the_optimizer_steps(
+    tmp_path,
+) -> None:
+    # The in-graph beat reads the same clock as the host: a skipped (non-finite) update moves
+    # neither, so the records keep the optimizer's step numbers.
+    x, y = toy_data(6 * BATCH)
+    x[BATCH : 2 * BATCH] = np.nan  # step 1's gradients are NaN: the update is skipped
+    model = mlp()
+    optimizer = keras.optimizers.LossScaleOptimizer(keras.optimizers.SGD(LR))
+    model.compile(optimizer, "sparse_categorical_crossentropy")
+    callback = GradScope(tmp_path / "run", freq=2, verbose=0, tensorboard=False)
+    model.fit(x, y, batch_size=BATCH, epochs=1, shuffle=False, verbose=0, callbacks=[callback])
+    assert not plain_traced(model.train_function)  # the fit shared one function
+    assert int(model.optimizer.iterations.numpy()) == 5
+    assert [r.step for r in load_run(callback.run_dir).records] == [0, 2, 4]
