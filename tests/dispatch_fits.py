@@ -74,3 +74,12 @@ def counted_fit(tmp_path, scope: bool) -> tuple[int, dict]:
         x, y, batch_size=BATCH, epochs=2, shuffle=False, verbose=0, callbacks=callbacks
     )
     return len(traces), history.history
+
+
+def assert_match_tape(records: list, reference: list[dict]) -> None:
+    """Every record's per-layer gradient norm equals the tape's at its step (rel 1e-4)."""
+    import pytest
+
+    for record in records:
+        for layer, ref in reference[record.step].items():
+            assert record.layers[layer]["grad_norm"] == pytest.approx(ref, rel=1e-4), layer
