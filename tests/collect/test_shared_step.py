@@ -105,11 +105,14 @@ def test_a_train_function_of_another_shape_counts_as_traced() -> None:
     assert plain_traced(model.train_function)
 
 
-def test_a_short_first_fit_under_a_loss_scale_optimizer_keeps_the_optimizer_steps(
-    tmp_path,
+@pytest.mark.parametrize("shared", [True, False])
+def test_a_loss_scale_optimizers_skipped_step_keeps_the_optimizer_steps(
+    shared, monkeypatch, tmp_path
 ) -> None:
-    # The in-graph beat reads the same clock as the host: a skipped (non-finite) update moves
-    # neither, so the records keep the optimizer's step numbers.
+    # The host reads the clock before every execution under a LossScaleOptimizer, and a shared
+    # fit's in-graph beat reads the same clock: a skipped (non-finite) update moves neither.
+    if not shared:
+        monkeypatch.setattr(dispatch, "SHARED_UP_TO_STEPS", 0)
     x, y = toy_data(6 * BATCH)
     x[BATCH : 2 * BATCH] = np.nan  # step 1's gradients are NaN: the update is skipped
     model = mlp()
@@ -117,6 +120,9 @@ def test_a_short_first_fit_under_a_loss_scale_optimizer_keeps_the_optimizer_step
     model.compile(optimizer, "sparse_categorical_crossentropy")
     callback = GradScope(tmp_path / "run", freq=2, verbose=0, tensorboard=False)
     model.fit(x, y, batch_size=BATCH, epochs=1, shuffle=False, verbose=0, callbacks=[callback])
-    assert not plain_traced(model.train_function)  # the fit shared one function
+    assert plain_traced(model.train_function) is not shared
+    # Six batches, five updates: the optimizer's clock did not count the skipped one.
     assert int(model.optimizer.iterations.numpy()) == 5
+    # Every even optimizer step is recorded; counting batches instead would have run the
+    # instrumented step at clock 1 (batch 2) and missed clock 4 (batch 5).
     assert [r.step for r in load_run(callback.run_dir).records] == [0, 2, 4]
