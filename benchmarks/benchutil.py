@@ -177,6 +177,37 @@ def wait_for_quiet(max_wait: float, threshold: float = 0.25) -> float | None:
     return busy
 
 
+class EpochClock:
+    """Remembers when a fit's epochs end, in wall and CPU seconds (this process, all threads).
+
+    Keras is imported when one is made, so this module stays light for parents that only
+    orchestrate child processes. Place :attr:`callback` after every other callback, so an epoch's
+    mark includes their epoch-end work.
+
+    Attributes:
+        marks: ``(perf_counter, process_time)`` at the end of each epoch.
+        callback: the Keras callback that records them.
+
+    Example:
+        >>> clock = EpochClock()  # doctest: +SKIP
+        >>> model.fit(x, y, epochs=3, callbacks=[clock.callback])  # doctest: +SKIP
+        >>> len(clock.marks)  # doctest: +SKIP
+        3
+    """
+
+    def __init__(self) -> None:
+        import keras
+
+        marks: list[tuple[float, float]] = []
+
+        class Clock(keras.callbacks.Callback):
+            def on_epoch_end(self, epoch: int, logs: dict[str, object] | None = None) -> None:
+                marks.append((time.perf_counter(), time.process_time()))
+
+        self.marks = marks
+        self.callback = Clock()
+
+
 def fmt_ratio(value: float, base: float) -> str:
     """``value / base`` as '1.23x' ('nan' when the base is zero or either is not finite)."""
     if not (math.isfinite(value) and math.isfinite(base)) or base == 0:

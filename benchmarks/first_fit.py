@@ -34,7 +34,7 @@ from typing import Any
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import numpy as np
-from benchutil import LoadMeter, fmt_ratio, header, markdown_table, publish
+from benchutil import EpochClock, LoadMeter, fmt_ratio, header, markdown_table, publish
 from overhead_variants import build_cnn, build_mlp, load_data
 
 #: Zoo models measured besides the overhead benchmark's MLP and CNN.
@@ -103,27 +103,20 @@ def models(quick: bool) -> list[Model]:
 
 def timed_fit(model: Model, kind: str, epochs: int, root: Path) -> tuple[float, float, float]:
     """Fits a fresh model once; returns CPU seconds of the fit, of epoch 1, per later step."""
-    import keras
-
     from gradscope import GradScope
     from gradscope.collect import dispatch
 
     dispatch.SHARED_UP_TO_STEPS = 10**9 if kind == "shared" else 0
-    marks: list[float] = []
-
-    class Marks(keras.callbacks.Callback):
-        def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
-            marks.append(time.process_time())
-
+    clock = EpochClock()
     net = model.build()
-    callbacks: list[Any] = [Marks()]
+    callbacks: list[Any] = [clock.callback]
     if kind != "plain":
         callbacks.insert(0, GradScope(tempfile.mkdtemp(dir=root), tensorboard=False, verbose=0))
     start = time.process_time()
     net.fit(model.x, model.y, batch_size=model.batch, epochs=epochs, verbose=0, callbacks=callbacks)
     end = time.process_time()
-    later = (marks[-1] - marks[0]) / (model.steps * (epochs - 1))
-    return end - start, marks[0] - start, later
+    first, last = clock.marks[0][1], clock.marks[-1][1]
+    return end - start, first - start, (last - first) / (model.steps * (epochs - 1))
 
 
 def measure(model: Model, rounds: int, epochs: int, root: Path) -> Timing:

@@ -45,7 +45,7 @@ from typing import Any
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import numpy as np
-from benchutil import LoadMeter, fmt_ratio, header, markdown_table
+from benchutil import EpochClock, LoadMeter, fmt_ratio, header, markdown_table
 
 RESULT_PREFIX = "RESULT "
 TARGET = 1.05
@@ -165,11 +165,7 @@ def train(model_name: str, variant: str, steps: int, log_dir: str, quick: bool) 
     else:
         x = rng.normal(size=(n, *shape)).astype("float32")
     y = rng.integers(0, 10, size=n).astype("int32")
-    marks: list[tuple[float, float]] = []
-
-    class Clock(keras.callbacks.Callback):
-        def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
-            marks.append((time.perf_counter(), time.process_time()))
+    clock = EpochClock()
 
     class Retrace(keras.callbacks.Callback):
         done = False
@@ -189,9 +185,9 @@ def train(model_name: str, variant: str, steps: int, log_dir: str, quick: bool) 
     rss_before = peak_rss_mb()
     start = (time.perf_counter(), time.process_time())
     model.fit(x, y, batch_size=batch, epochs=2, shuffle=False, verbose=0,
-              callbacks=[*callbacks, Clock()])  # fmt: skip
+              callbacks=[*callbacks, clock.callback])  # fmt: skip
     end = time.perf_counter()
-    (wall_1, cpu_1), (wall_2, cpu_2) = marks
+    (wall_1, cpu_1), (wall_2, cpu_2) = clock.marks
     step = (wall_2 - wall_1) / steps
     return {
         "step": step,

@@ -53,7 +53,15 @@ from typing import Any
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import numpy as np
-from benchutil import LoadMeter, LoadWindow, fmt_ratio, header, markdown_table, wait_for_quiet
+from benchutil import (
+    EpochClock,
+    LoadMeter,
+    LoadWindow,
+    fmt_ratio,
+    header,
+    markdown_table,
+    wait_for_quiet,
+)
 from overhead_variants import ACTIVATION_TRIPLES, MODELS, Variant, build_mlp, load_data, variants
 
 BATCH_SIZE = 32
@@ -105,27 +113,11 @@ class Timing:
     cpu: list[float] = field(default_factory=list)
 
 
-class _EpochClock:
-    """Remembers when epochs end, wall and CPU (placed after every other callback)."""
-
-    def __init__(self) -> None:
-        import keras
-
-        outer = self
-
-        class Clock(keras.callbacks.Callback):
-            def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
-                outer.marks.append((time.perf_counter(), time.process_time()))
-
-        self.marks: list[tuple[float, float]] = []
-        self.callback = Clock()
-
-
 def timed_fit(
     model: Any, x: np.ndarray, y: np.ndarray, callbacks: list[Any], epochs: int
 ) -> tuple[float, float, float]:
     """Fits once; returns whole-fit wall, epochs 2..E wall and epochs 2..E CPU seconds."""
-    clock = _EpochClock()
+    clock = EpochClock()
     start = time.perf_counter()
     model.fit(
         x,
