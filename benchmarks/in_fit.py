@@ -59,14 +59,18 @@ def _timed(fn: Callable[..., Any], into: list[float]) -> Callable[..., Any]:
     return call
 
 
-def timed_fit(model: Any, x: np.ndarray, y: np.ndarray, freq: int | None, epochs: int) -> dict:
+def timed_fit(
+    model: Any, x: np.ndarray, y: np.ndarray, freq: int | None, epochs: int, root: str
+) -> dict:
     """One fit of ``model`` (plain when ``freq`` is None); CPU seconds per call, by kind."""
     from gradscope import GradScope
     from gradscope.collect.callback import GradScope as Callback
     from gradscope.collect.dispatch import StepDispatch
 
     seen: dict[str, list[float]] = defaultdict(list)
-    callbacks = [] if freq is None else [GradScope(tempfile.mkdtemp(), freq=freq, verbose=0)]
+    callbacks: list[Any] = []
+    if freq is not None:
+        callbacks.append(GradScope(tempfile.mkdtemp(dir=root), freq=freq, verbose=0))
     dispatch_call, batch_end = StepDispatch.__call__, Callback.on_train_batch_end
     recorded = [False]
 
@@ -100,7 +104,12 @@ def timed_fit(model: Any, x: np.ndarray, y: np.ndarray, freq: int | None, epochs
 
 
 def one_round(
-    build: Callable[[], Any], x: np.ndarray, y: np.ndarray, epochs: int, reverse: bool
+    build: Callable[[], Any],
+    x: np.ndarray,
+    y: np.ndarray,
+    epochs: int,
+    reverse: bool,
+    root: str,
 ) -> dict[int | None, dict[str, list[float]]]:
     """One fresh model; for each ``freq`` a warm-up fit, then a timed plain fit and a timed one.
 
@@ -115,10 +124,10 @@ def one_round(
     for freq in FREQS:
         # Traces the instrumented step; the timed fit right after reuses it (a model keeps the
         # last GradScope's attachment only, so each freq is warmed up just before its fit).
-        callback = GradScope(tempfile.mkdtemp(), freq=freq, verbose=0)
+        callback = GradScope(tempfile.mkdtemp(dir=root), freq=freq, verbose=0)
         model.fit(x, y, batch_size=32, epochs=1, verbose=0, callbacks=[callback])
         for kind in (freq, None)[:: -1 if reverse else 1]:
-            for key, values in timed_fit(model, x, y, kind, epochs).items():
+            for key, values in timed_fit(model, x, y, kind, epochs, root).items():
                 out.setdefault(kind, defaultdict(list))[key].extend(values)
     return out
 
@@ -222,10 +231,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     for name, (title, build, shape) in models.items():
         xs = x.reshape(-1, *shape)
-        with LoadMeter() as meter:
+        with tempfile.TemporaryDirectory(prefix="gradscope-in-fit-") as root, LoadMeter() as meter:
             merged: dict[int | None, dict[str, list[float]]] = {}
             for i in range(rounds):
-                for freq, seen in one_round(build, xs, y, epochs, reverse=i % 2 == 1).items():
+                for freq, seen in one_round(build, xs, y, epochs, i % 2 == 1, root).items():
                     for key, values in seen.items():
                         merged.setdefault(freq, defaultdict(list))[key].append(
                             statistics.median(values)
