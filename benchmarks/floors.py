@@ -322,10 +322,10 @@ def bench_model(
     ]
     skeleton = timings.get("in-step: instrumented - plain, statistics as zeros")
     if skeleton is not None:
-        in_step = timings["in-step: instrumented - plain, every statistic"] - skeleton
+        statistics_ms = timings["in-step: instrumented - plain, every statistic"] - skeleton
         lines.append(
             f"{name}: in the step, the skeleton {skeleton:.2f} ms and the statistics "
-            f"{in_step:.2f} ms, against {floor_graph:.2f} ms for their reductions and the "
+            f"{statistics_ms:.2f} ms, against {floor_graph:.2f} ms for their reductions and the "
             "weights' copy alone"
         )
     return "\n".join(lines), lines[-2:]
