@@ -74,6 +74,7 @@ SPLIT: dict[str, str] = {
 SHARED_FITS: tuple[str, ...] = (
     "tests/detect/test_unstable_loss.py",
     "tests/detect/test_slow_convergence.py",
+    "tests/render/test_step_size_evidence.py",
 )
 
 

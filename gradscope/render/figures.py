@@ -113,6 +113,8 @@ def depth_profile(
     ylabel: str = "gradient L2 norm",
     highlight: Sequence[str] = (),
     colours: Sequence[str] | None = None,
+    band: tuple[float, float] | None = None,
+    target: float | None = None,
 ) -> Plot:
     """One value per layer along the depth, one line per moment (or per run), log scale.
 
@@ -126,6 +128,8 @@ def depth_profile(
         highlight: layers to mark (e.g. those named by a finding).
         colours: one colour per profile (compared runs: :func:`palette.run_colours`); default
             viridis, for moments of one run.
+        band: optional ``(low, high)`` range shaded as the healthy band (as :func:`layer_lines`).
+        target: optional value drawn as a dashed line.
 
     Returns:
         The plot; fact ``colours`` (of the drawn lines, in order).
@@ -137,6 +141,10 @@ def depth_profile(
     x = np.arange(len(layers))
     for i in (i for i, name in enumerate(layers) if name in set(highlight)):
         ax.axvspan(i - 0.5, i + 0.5, color="#e4572e", alpha=0.12, lw=0)
+    if band is not None:
+        ax.axhspan(band[0], band[1], color=palette.HEALTHY, alpha=0.12, lw=0, label="healthy band")
+    if target is not None:
+        ax.axhline(target, color=palette.HEALTHY, ls="--", lw=1, label=f"{target:g}")
     runs = colours is not None
     lines = []
     for k, (label, values) in enumerate(profiles):

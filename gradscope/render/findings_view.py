@@ -10,6 +10,9 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
+import numpy as np
+
+from gradscope.detect.step_size import UPDATE_RATIO_KEY
 from gradscope.findings import Finding, kind_title
 from gradscope.remedies import CATALOG
 from gradscope.render import figures
@@ -91,12 +94,41 @@ def _nonfinite_evidence(data: RunData, finding: Finding) -> FigureView | None:
     return figure_view("Loss", caption, plot, "evidence")
 
 
+def _step_size_evidence(data: RunData, finding: Finding) -> FigureView | None:
+    del data  # drawn from the finding's own per-layer ratios: the numbers it judged
+    ratios = finding.evidence.get("update_ratio")
+    if not isinstance(ratios, Mapping) or not ratios:
+        return None
+    layers = list(ratios)
+    values = np.array([float(ratios[x]) for x in layers])
+    # Shading every layer would only tint the band: shade the named ones when they are a few.
+    named = tuple(finding.layers) if set(finding.layers) < set(layers) else ()
+    plot = figures.depth_profile(
+        layers,
+        [("median update ratio (summary window)", values)],
+        ylabel="update ratio ‖Δw‖/‖w‖",
+        highlight=named,
+        band=figures.UPDATE_RATIO_BAND,
+        target=figures.UPDATE_RATIO_TARGET,
+    )
+    median = _format_evidence(finding.evidence.get(UPDATE_RATIO_KEY))
+    caption = (
+        "Median update ratio per weight layer, input on the left; the dashed line is "
+        f"{figures.UPDATE_RATIO_TARGET:g} (CS231n's rule of thumb), the band one order of "
+        f"magnitude either side. The finding judges their median, {median}"
+        + ("; shaded: the layers it names." if named else ".")
+    )
+    return figure_view("Update ratio by depth", caption, plot, "evidence")
+
+
 _EVIDENCE: Mapping[str, Callable[[RunData, Finding], FigureView | None]] = {
     "vanishing_gradients": _depth_evidence,
     "exploding_gradients": _depth_evidence,
     "dying_relu": _lines_evidence("dead_frac", "Fraction of dead units"),
     "saturation": _lines_evidence("sat_frac", "Fraction of saturated units"),
     "nonfinite": _nonfinite_evidence,
+    "unstable_loss": _step_size_evidence,
+    "slow_convergence": _step_size_evidence,
 }
 
 
