@@ -157,6 +157,26 @@ def test_an_epoch_loss_that_oscillates_counts_even_when_it_fell(tmp_path):
     assert detect(run, kinds=[KIND]) == []
 
 
+def test_a_loss_thrown_up_by_the_first_step_that_ends_above_its_start(tmp_path):
+    # The zoo's LSTM at Adam(1.0) in the audit's 8-step probe: the first step throws the loss
+    # from 0.69 to 2.53 and it falls back only part of the way. The window medians "fall" and
+    # the trend falls (the progress gate says learning), yet it ends above where it started.
+    thrown = [0.69, *np.linspace(2.53, 1.14, 15)]
+    run = make_run(tmp_path, LAYERS, _stats(steps=16), steps=16, loss=lambda s: thrown[s])
+    (finding,) = detect(run, kinds=[KIND])
+    progress = finding.evidence["progress"]
+    assert progress["loss_drop"] >= 0.1  # the window medians fell: that rule alone is quiet
+    assert progress["learning"]  # and the progress gate alone would have made it info
+    assert finding.severity is Severity.WARNING
+    assert finding.evidence["loss_first"] == pytest.approx(0.69)
+    assert finding.evidence["loss_ended_above_start"] is True
+    assert "ended above its first value, 0.69," in finding.message
+    # Falling back below where it started is learning: quiet.
+    back = [0.69, 2.53, 1.5, 0.9, *[0.5] * 12]
+    run = make_run(tmp_path / "back", LAYERS, _stats(steps=16), steps=16, loss=lambda s: back[s])
+    assert detect(run, kinds=[KIND]) == []
+
+
 def test_thresholds_override(tmp_path):
     run = make_run(tmp_path, LAYERS, _stats(update=5e-3), loss=lambda s: 2.0)
     assert detect(run, kinds=[KIND]) == []
