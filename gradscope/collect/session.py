@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import math
+import tempfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -119,9 +120,11 @@ def check_writable(log_dir: Path) -> None:
     """
     try:
         log_dir.mkdir(parents=True, exist_ok=True)
-        probe = log_dir / ".gradscope-write-test"
-        probe.write_bytes(b"ok")
-        probe.unlink()
+        # A probe of its own: processes started together into one log_dir must not remove
+        # each other's (a shared name made one of them fail, now and then).
+        with tempfile.TemporaryFile(dir=log_dir, prefix=".gradscope-write-test-") as probe:
+            probe.write(b"ok")
+            probe.flush()
     except OSError as err:
         raise type(err)(
             f"GradScope cannot write its run to log_dir '{log_dir}' ({err.strerror or err}). "

@@ -12,6 +12,7 @@ import tensorflow as tf
 from helpers import fit_one_batch_recorded, reference_layer_grad_norms, toy_data
 
 from gradscope import GradScope, load_run
+from gradscope.collect.session import check_writable
 
 LR = 0.05
 
@@ -481,3 +482,15 @@ def test_unwritable_log_dir_fails_at_train_begin(tmp_path) -> None:
     with pytest.raises(OSError, match="cannot write its run to log_dir"):
         model.fit(x, y, verbose=0, callbacks=[GradScope(blocker / "run")])
     assert "train_step" not in model.__dict__  # nothing was hooked
+
+
+def test_the_write_check_leaves_another_process_probe_alone(tmp_path) -> None:
+    # Two fits started at once into one log_dir both check it; with one shared probe name, one
+    # process removed the other's probe and that fit failed at train begin (seen in the suite).
+    log_dir = tmp_path / "runs"
+    log_dir.mkdir()
+    other = log_dir / ".gradscope-write-test"  # the name every process's probe had
+    other.write_bytes(b"another process's probe")
+    check_writable(log_dir)
+    assert other.read_bytes() == b"another process's probe"
+    assert [p.name for p in log_dir.iterdir()] == [other.name]  # its own probe is gone
