@@ -297,12 +297,13 @@ def _why(v: Verification, kept: bool) -> str:
     numbers = f"{learning}; {ratio_change(v)}"
     if kept:
         gone = ", ".join(v.resolved) or "no targeted finding left"
-        return f"verified: {gone} resolved, learns better ({numbers})"
+        # "in its trial": these are the short trial's numbers, not a later full run's.
+        return f"verified: {gone} resolved, learns better in its trial ({numbers})"
     if v.remaining:
-        return f"not verified: {', '.join(v.remaining)} still present ({numbers})"
+        return f"not verified: {', '.join(v.remaining)} still present in its trial ({numbers})"
     if v.learns_better is False and v.loss_ok:
-        return f"not verified: does not learn measurably better ({numbers})"
-    return f"not verified: learns worse ({numbers})"
+        return f"not verified: does not learn measurably better in its trial ({numbers})"
+    return f"not verified: learns worse in its trial ({numbers})"
 
 
 def _fmt(value: float | None) -> str:
