@@ -155,6 +155,7 @@ class GradScope(keras.callbacks.Callback):
         self._watcher = StepWatcher(model, optimizers)
         self._watcher.install()
         self._installed.append(self._watcher)
+        model.make_train_function(force=True)  # a step cached by an earlier fit would skip it
 
     def _install(self, groups: list[OptimizerGroup] | None) -> None:
         steps = expected_records(self.params, 1)  # this fit's steps: a short one traces one step

@@ -81,25 +81,11 @@ def find_optimizers(model: keras.Model) -> list[tuple[str, keras.optimizers.Opti
     return found
 
 
-def _eager_train_function(model: keras.Model) -> Callable[..., Any]:
-    # Keras's own train function as run_eagerly=True builds it (its steps_per_execution loop and
-    # distribution strategy included); the model's function and flag are left as they were.
-    function, eager = model.train_function, model.run_eagerly
-    model.run_eagerly = True
-    try:
-        model.make_train_function(force=True)
-        built = model.train_function
-    finally:
-        model.run_eagerly, model.train_function = eager, function
-    return lambda iterator: built(iterator)
-
-
 class StepWatcher(Patches):
-    """Notes, while the first train step runs, which optimizers it applies to which variables.
+    """Notes, while Keras traces a train step, which optimizers it applies to which variables.
 
-    Python-side only: the wrappers count ``apply`` calls and add nothing to the step. The
-    watched step runs eagerly (Keras's ``run_eagerly`` function), so no function is traced for
-    it; :meth:`remove` restores the model exactly, Keras's function included.
+    Python-side only: the wrappers count ``apply`` calls at trace time and add nothing to the
+    graph, so the first step runs at full speed and :meth:`remove` restores the model exactly.
 
     Args:
         model: the model being trained.
@@ -147,11 +133,6 @@ class StepWatcher(Patches):
         self._patch(self.model, "train_step", train_step)
         for i, (_, optimizer) in enumerate(self.optimizers):
             self._patch(optimizer, "apply", self._wrap_apply(i, optimizer))
-        # The watched step runs eagerly, as Keras runs every step with run_eagerly=True: one
-        # eager step costs less than a trace, and Keras's own function stays untraced until
-        # remove() gives it back, so a short first fit traces one function, the instrumented
-        # one (dispatch.SHARED_UP_TO_STEPS), instead of Keras's and then the instrumented one.
-        self._patch(self.model, "train_function", _eager_train_function(self.model))
 
     def _wrap_apply(self, index: int, optimizer: keras.optimizers.Optimizer) -> Callable[..., Any]:
         original = optimizer.apply

@@ -262,35 +262,6 @@ def test_gan_records_each_optimizer_under_its_own_name(tmp_path) -> None:
     assert not any(f.kind == "nonfinite" for f in scope.findings)  # a missing loss is not NaN
 
 
-def test_a_short_first_fit_of_a_gan_traces_one_function(tmp_path) -> None:
-    # The watched first step (which optimizer updates what shows only when the step runs) runs
-    # eagerly, as Keras's run_eagerly runs it; Keras's own function is then never traced, and
-    # the fit traces the instrumented step alone (a plain first fit traces Keras's twice).
-    keras.utils.set_random_seed(2)
-    gan = GAN(
-        d_steps=1,
-        d_capture=tf.Variable(tf.fill([64, 4], math.nan)),
-        g_capture=tf.Variable(tf.fill([64, 4], math.nan)),
-    )
-    gan.compile(keras.optimizers.Adam(1e-3), keras.optimizers.Adam(2e-3))
-    calls: list[bool] = []
-    original = gan.train_step
-
-    def train_step(data):
-        calls.append(tf.executing_eagerly())  # Python runs per eager step, or per trace
-        return original(data)
-
-    gan.train_step = train_step
-    x = np.random.default_rng(1).normal(size=(64, 8)).astype("float32")
-    scope = GradScope(tmp_path / "gan", freq=2, tensorboard=False, verbose=0)
-    gan.fit(x, epochs=1, batch_size=BATCH, shuffle=False, verbose=0, callbacks=[scope])
-    assert calls.count(True) == 1  # the watched step
-    assert calls.count(False) == 1  # one trace, the instrumented step's
-    assert int(gan.g_optimizer.iterations) == 64 // BATCH  # every step trained
-    assert [r.step for r in load_run(scope.run_dir).records] == [2]  # step 0 only watched
-    assert not hasattr(gan.train_function, "_gradscope_patch")  # Keras's own function back
-
-
 class AlternatingGAN(GAN):
     """The generator's optimizer applies only on even train steps (inside a ``tf.cond``)."""
 
