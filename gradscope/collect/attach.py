@@ -112,6 +112,7 @@ def _install_dispatch(
     exact: bool,
     probe: bool = False,
     steps: int | None = None,
+    counted: bool = False,
 ) -> StepDispatch:
     spe = max(1, int(getattr(model, "steps_per_execution", 1) or 1))
     # With XLA, the recorded step (a fraction 1/freq of steps) runs as a TF graph rather than
@@ -159,6 +160,7 @@ def _install_dispatch(
         lean=lean,
         prepare=lambda iterator: build_compile_state(model, iterator),
         shared=shared,
+        counted=counted,
     )
     if inner is not None:
         # Each one's hooks write in the other's recorded steps: the beat is checked in-graph.
@@ -233,7 +235,15 @@ def attach(
     if probe_inputs is not None:
         probe_fn = make_probe(model, hooks)
     dispatch = _install_dispatch(
-        model, hooks, plain, counter, freqs, exact=False, probe=probe_fn is not None, steps=steps
+        model,
+        hooks,
+        plain,
+        counter,
+        freqs,
+        exact=False,
+        probe=probe_fn is not None,
+        steps=steps,
+        counted=True,  # only the instrumented step advances the counter
     )
     described = model.optimizer if base_optimizer(model.optimizer) is primary.optimizer else None
     meta = optimizer_description(described or primary.optimizer)

@@ -233,8 +233,7 @@ class GradScope(keras.callbacks.Callback):
         self._epoch_seen = 0
         dispatch = self._att.dispatch if self._att is not None else None
         if dispatch is not None:
-            dispatch.remaining = (self.params or {}).get("steps")
-            dispatch.next_step = None  # one clock read an epoch: its last execution may be short
+            dispatch.new_epoch((self.params or {}).get("steps"))
 
     def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
         """Reads the ring buffer when a recorded step happened since the last read."""

@@ -140,6 +140,9 @@ class StepDispatch:
             (:func:`build_compile_state`).
         shared: run every execution through the instrumented function, never Keras's (a short
             first fit; the recorder must check the beat in-graph). A refit runs Keras's again.
+        counted: the clock is GradScope's own step counter (a custom ``train_step``), which
+            only the instrumented function advances: the host counts the steps Keras's function
+            runs and sets the counter before the next instrumented execution.
 
     Attributes:
         next_step: the clock before the next execution, counted on the host; None: read it.
@@ -165,9 +168,12 @@ class StepDispatch:
         lean: bool = False,
         prepare: Callable[[Any], None] | None = None,
         shared: bool = False,
+        counted: bool = False,
     ) -> None:
         self.plain = plain
         self.shared = shared
+        self.counted = counted
+        self._behind = False  # Keras's function ran steps the counter has not counted
         self.lean = lean
         self._prepare = prepare
         self._make = make_instrumented
@@ -213,6 +219,19 @@ class StepDispatch:
             span = min(span, self.remaining)
         return -(-step // self.freq) * self.freq < step + span
 
+    def new_epoch(self, steps: int | None) -> None:
+        """Starts an epoch of ``steps`` steps (None: unknown).
+
+        The clock is read again at its first execution (the last execution of an epoch may run
+        fewer steps than ``steps_per_execution``), unless the host keeps the count (``counted``).
+
+        Args:
+            steps: the epoch's steps, from Keras's callback ``params``.
+        """
+        self.remaining = steps
+        if not self.counted:
+            self.next_step = None
+
     def reset(self, exact: bool) -> None:
         """Forgets the previous fit's count, keeping the built functions (a refit reuses them).
 
@@ -256,7 +275,15 @@ class StepDispatch:
         record = self.decide()
         self.calls["recorded" if record else "shared" if self.shared else "plain"] += 1
         if not record:
-            return self.instrumented(iterator) if self.shared else self.plain(iterator)
+            if self.shared:
+                return self.instrumented(iterator)
+            self._behind = self.counted
+            return self.plain(iterator)
+        if self._behind:
+            # The recorded step numbers itself from the counter: give it the steps Keras's
+            # function ran since the last instrumented execution.
+            self._behind = False
+            self.clock.assign(self.next_step)
         self._clock_value = None
         if self.recorder is not None:
             # A failed execution carries nothing: the host then reads the buffers.

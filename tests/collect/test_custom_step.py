@@ -262,6 +262,34 @@ def test_gan_records_each_optimizer_under_its_own_name(tmp_path) -> None:
     assert not any(f.kind == "nonfinite" for f in scope.findings)  # a missing loss is not NaN
 
 
+def test_gan_records_every_beat_when_keras_runs_the_steps_between(monkeypatch, tmp_path) -> None:
+    # A long fit: Keras's own function runs the unrecorded steps, and it does not advance the
+    # step counter a custom train_step is numbered by. Records once stopped after the first.
+    from gradscope.collect import dispatch
+
+    monkeypatch.setattr(dispatch, "SHARED_UP_TO_STEPS", 0)  # as in a fit over 128 steps
+    keras.utils.set_random_seed(2)
+    d_capture = tf.Variable(tf.fill([40, 4], math.nan))
+    g_capture = tf.Variable(tf.fill([20, 4], math.nan))
+    gan = GAN(d_steps=2, d_capture=d_capture, g_capture=g_capture)
+    gan.compile(keras.optimizers.Adam(1e-3), keras.optimizers.Adam(2e-3))
+    x = np.random.default_rng(1).normal(size=(160, 8)).astype("float32")
+    scope = GradScope(tmp_path / "gan", freq=3, tensorboard=False, verbose=0)
+    with warnings.catch_warnings(record=True):
+        warnings.simplefilter("always")
+        gan.fit(x, epochs=2, batch_size=BATCH, shuffle=False, verbose=0, callbacks=[scope])
+    assert int(gan.g_optimizer.iterations) == 20
+    run = load_run(scope.run_dir)
+    assert [r.step for r in run.records] == [3, 6, 9, 12, 15, 18]  # step 0 is watched
+    d_keys = _var_keys(gan.discriminator, "d_optimizer/")
+    g_keys = _var_keys(gan.generator, "g_optimizer/")
+    for record in run.records:  # each record holds its own step's gradients (the captures)
+        got_d = [record.variables[k]["grad_norm"] for k in d_keys]
+        got_g = [record.variables[k]["grad_norm"] for k in g_keys]
+        np.testing.assert_allclose(got_d, d_capture.numpy()[2 * record.step + 1], rtol=1e-5)
+        np.testing.assert_allclose(got_g, g_capture.numpy()[record.step], rtol=1e-5)
+
+
 class AlternatingGAN(GAN):
     """The generator's optimizer applies only on even train steps (inside a ``tf.cond``)."""
 

@@ -238,3 +238,43 @@ def test_a_first_fit_traces_each_train_function_once(tmp_path) -> None:
     # The metric built ahead of the trace counts as Keras's own does, epoch by epoch.
     assert recorded["accuracy"] == pytest.approx(plain["accuracy"], abs=1e-6)
     assert recorded["loss"] == pytest.approx(plain["loss"], rel=1e-5)
+
+
+class LazyNet(keras.Model):
+    """A subclassed model built by its first call: its first step is watched, then hooked."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.hidden = keras.layers.Dense(16, activation="relu")
+        self.out = keras.layers.Dense(3, activation="softmax")
+
+    def call(self, x):
+        return self.out(self.hidden(x))
+
+
+@pytest.mark.parametrize("spe", [1, 3])
+def test_a_lazily_built_model_records_every_beat(spe, decisions, tmp_path) -> None:
+    # Its steps are numbered by GradScope's own counter, which Keras's function (the steps in
+    # between) does not advance: records once stopped after the first, mislabelled as step 1.
+    x, y = toy_data(8 * BATCH)
+    histories = []
+    for scope in (False, True):
+        keras.utils.set_random_seed(5)
+        model = LazyNet()
+        model.compile(keras.optimizers.SGD(LR), "sparse_categorical_crossentropy")
+        model.steps_per_execution = spe
+        callbacks = [GradScope(tmp_path / "run", freq=4, verbose=0, tensorboard=False)]
+        history = model.fit(
+            x,
+            y,
+            batch_size=BATCH,
+            epochs=2,
+            shuffle=False,
+            verbose=0,
+            callbacks=callbacks if scope else [],
+        )
+        histories.append(history.history["loss"])
+    assert histories[0] == pytest.approx(histories[1], rel=1e-5)  # training as without it
+    run = load_run(callbacks[0].run_dir)
+    assert [r.step for r in run.records] == [4, 8, 12]  # 16 steps; step 0 is watched
+    assert all(r.layers[run.layer_names[0]]["grad_norm"] > 0 for r in run.records)
