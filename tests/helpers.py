@@ -11,6 +11,22 @@ from gradscope.collect.layers import iter_units
 from gradscope.data.store import Run
 
 
+class LazyNet(keras.Model):
+    """A subclassed model built by its first call: GradScope watches its first step, then hooks.
+
+    Args:
+        units: the hidden layer's width.
+    """
+
+    def __init__(self, units: int = 16) -> None:
+        super().__init__()
+        self.hidden = keras.layers.Dense(units, activation="relu")
+        self.out = keras.layers.Dense(3, activation="softmax")
+
+    def call(self, x):
+        return self.out(self.hidden(x))
+
+
 def toy_data(
     n: int = 64, d: int = 8, classes: int = 3, seed: int = 0
 ) -> tuple[np.ndarray, np.ndarray]:

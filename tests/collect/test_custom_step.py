@@ -211,13 +211,19 @@ class GAN(keras.Model):
         return {"d_loss": d_loss, "g_loss": g_loss}
 
 
-def test_gan_records_each_optimizer_under_its_own_name(tmp_path) -> None:
+def _captured_gan(examples: int, steps: int) -> tuple[GAN, tf.Variable, tf.Variable, np.ndarray]:
+    """A GAN (two critic updates a step) capturing the norms of up to ``steps`` steps; data."""
     keras.utils.set_random_seed(2)
-    d_capture = tf.Variable(tf.fill([64, 4], math.nan))
-    g_capture = tf.Variable(tf.fill([32, 4], math.nan))
+    d_capture = tf.Variable(tf.fill([2 * steps, 4], math.nan))
+    g_capture = tf.Variable(tf.fill([steps, 4], math.nan))
     gan = GAN(d_steps=2, d_capture=d_capture, g_capture=g_capture)
     gan.compile(keras.optimizers.Adam(1e-3), keras.optimizers.Adam(2e-3))
-    x = np.random.default_rng(1).normal(size=(64, 8)).astype("float32")
+    x = np.random.default_rng(1).normal(size=(examples, 8)).astype("float32")
+    return gan, d_capture, g_capture, x
+
+
+def test_gan_records_each_optimizer_under_its_own_name(tmp_path) -> None:
+    gan, d_capture, g_capture, x = _captured_gan(64, steps=32)
     scope = GradScope(tmp_path / "gan", freq=1, verbose=0)
     with warnings.catch_warnings(record=True):
         warnings.simplefilter("always")
@@ -268,12 +274,7 @@ def test_gan_records_every_beat_when_keras_runs_the_steps_between(monkeypatch, t
     from gradscope.collect import dispatch
 
     monkeypatch.setattr(dispatch, "SHARED_UP_TO_STEPS", 0)  # as in a fit over 128 steps
-    keras.utils.set_random_seed(2)
-    d_capture = tf.Variable(tf.fill([40, 4], math.nan))
-    g_capture = tf.Variable(tf.fill([20, 4], math.nan))
-    gan = GAN(d_steps=2, d_capture=d_capture, g_capture=g_capture)
-    gan.compile(keras.optimizers.Adam(1e-3), keras.optimizers.Adam(2e-3))
-    x = np.random.default_rng(1).normal(size=(160, 8)).astype("float32")
+    gan, d_capture, g_capture, x = _captured_gan(160, steps=20)
     scope = GradScope(tmp_path / "gan", freq=3, tensorboard=False, verbose=0)
     with warnings.catch_warnings(record=True):
         warnings.simplefilter("always")

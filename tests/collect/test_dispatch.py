@@ -10,7 +10,7 @@ import keras
 import numpy as np
 import pytest
 from dispatch_fits import BATCH, LR, assert_match_tape, counted_fit, mlp, tape_norms
-from helpers import toy_data
+from helpers import LazyNet, toy_data
 
 from gradscope import GradScope, load_run
 from gradscope.collect.dispatch import StepDispatch
@@ -238,18 +238,6 @@ def test_a_first_fit_traces_each_train_function_once(tmp_path) -> None:
     # The metric built ahead of the trace counts as Keras's own does, epoch by epoch.
     assert recorded["accuracy"] == pytest.approx(plain["accuracy"], abs=1e-6)
     assert recorded["loss"] == pytest.approx(plain["loss"], rel=1e-5)
-
-
-class LazyNet(keras.Model):
-    """A subclassed model built by its first call: its first step is watched, then hooked."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.hidden = keras.layers.Dense(16, activation="relu")
-        self.out = keras.layers.Dense(3, activation="softmax")
-
-    def call(self, x):
-        return self.out(self.hidden(x))
 
 
 @pytest.mark.parametrize("spe", [1, 3])

@@ -12,7 +12,7 @@ import math
 
 import keras
 import pytest
-from helpers import toy_data
+from helpers import LazyNet, toy_data
 
 from gradscope import GradScope, load_run
 from gradscope.data.store import STATS_FILE
@@ -203,17 +203,8 @@ def test_two_fits_into_one_log_dir_get_a_run_each(tmp_path) -> None:
 
 def test_lazily_built_models_get_a_run_each_too(tmp_path) -> None:
     # Subclassed models attach their hooks after the first step; the runs are still apart.
-    class Net(keras.Model):
-        def __init__(self) -> None:
-            super().__init__()
-            self.hidden = keras.layers.Dense(8, activation="relu")
-            self.out = keras.layers.Dense(3, activation="softmax")
-
-        def call(self, x):
-            return self.out(self.hidden(x))
-
     x, y = toy_data(64)
-    model = Net()
+    model = LazyNet(units=8)
     model.compile("sgd", "sparse_categorical_crossentropy")
     callbacks = [GradScope(tmp_path / "run", freq=1, verbose=0) for _ in range(2)]
     model.fit(x, y, batch_size=16, epochs=1, verbose=0, callbacks=callbacks)
