@@ -106,6 +106,16 @@ def grad_heatmap(
     return to_plot(fig, facts | {"xlabel": ax.get_xlabel(), "xticks": ticks})
 
 
+def _reference(
+    ax: matplotlib.axes.Axes, band: tuple[float, float] | None, target: float | None
+) -> None:
+    # The healthy band (shaded) and the target (dashed) a figure's values are read against.
+    if band is not None:
+        ax.axhspan(band[0], band[1], color=palette.HEALTHY, alpha=0.12, lw=0, label="healthy band")
+    if target is not None:
+        ax.axhline(target, color=palette.HEALTHY, ls="--", lw=1, label=f"{target:g}")
+
+
 @styled
 def depth_profile(
     layers: Sequence[str],
@@ -141,10 +151,7 @@ def depth_profile(
     x = np.arange(len(layers))
     for i in (i for i, name in enumerate(layers) if name in set(highlight)):
         ax.axvspan(i - 0.5, i + 0.5, color="#e4572e", alpha=0.12, lw=0)
-    if band is not None:
-        ax.axhspan(band[0], band[1], color=palette.HEALTHY, alpha=0.12, lw=0, label="healthy band")
-    if target is not None:
-        ax.axhline(target, color=palette.HEALTHY, ls="--", lw=1, label=f"{target:g}")
+    _reference(ax, band, target)
     runs = colours is not None
     lines = []
     for k, (label, values) in enumerate(profiles):
@@ -196,10 +203,7 @@ def layer_lines(
     cols = thin_indices(matrix.values.shape[1], max_columns)
     steps = matrix.steps[cols]
     fig, ax = new_figure(3.6)
-    if band is not None:
-        ax.axhspan(band[0], band[1], color=palette.HEALTHY, alpha=0.12, lw=0, label="healthy band")
-    if target is not None:
-        ax.axhline(target, color=palette.HEALTHY, ls="--", lw=1, label=f"{target:g}")
+    _reference(ax, band, target)
     colors = depth_colors(len(matrix.layers))
     for i, name in enumerate(matrix.layers):
         values = matrix.values[i, cols]
